@@ -1,0 +1,346 @@
+//! The command line: argument parsing, logging setup, subcommands and exit codes. The
+//! composition root: the only module that wires config, store, runner and output together.
+
+mod demo;
+pub mod demo_data;
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::model::SystemClock;
+use crate::runner::{CycleOptions, RunError, Runner, Shutdown, scheduler};
+use crate::store::{Store, StoreError};
+
+/// Exit codes (DESIGN.md): 0 ok, 1 object errors, 2 config/usage, 3 directory unreachable.
+pub mod exit {
+    /// Everything worked.
+    pub const OK: u8 = 0;
+    /// The run finished, but some objects failed.
+    pub const OBJECT_ERRORS: u8 = 1;
+    /// Bad config or usage (also: state file in use, not ours, too new).
+    pub const CONFIG: u8 = 2;
+    /// A directory could not be reached or read.
+    pub const UNREACHABLE: u8 = 3;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bridgehead",
+    version,
+    about = "Identity sync between directories"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Daemon: cycles on the configured schedule until SIGTERM (what systemd starts).
+    Run {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Run one cycle, print a summary, exit.
+    Cycle {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Full import and full sync instead of delta.
+        #[arg(long)]
+        full: bool,
+        /// Only this connector's import and export.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Print the run as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the config and test each connection.
+    Check {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Find metaverse and connector-space objects by name, DN, mail or anchor; print lineage.
+    Search {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Text to look for (case-insensitive substring).
+        query: String,
+        /// Print at most this many metaverse objects.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Self-contained demo: bundled company data synced into an LDIF directory.
+    Demo {
+        /// Folder for the demo files.
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+        /// Run one cycle and exit instead of staying on the schedule.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+/// Parses arguments, runs the command, returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run { config } => cmd_run(&config),
+        Command::Cycle {
+            config,
+            full,
+            connector,
+            json,
+        } => cmd_cycle(&config, full, connector, json),
+        Command::Check { config } => cmd_check(&config),
+        Command::Search {
+            config,
+            query,
+            limit,
+        } => cmd_search(&config, &query, limit),
+        Command::Demo { dir, once } => demo::run(&dir, once),
+    };
+    ExitCode::from(code)
+}
+
+/// Logs go to stderr; in `run` mode also to daily files in `log_dir`.
+fn init_logging(log_dir: Option<&Path>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BRIDGEHEAD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let (file_layer, guard) = match log_dir.map(|d| (d, std::fs::create_dir_all(d))) {
+        Some((dir, Ok(()))) => {
+            let appender = tracing_appender::rolling::daily(dir, "bridgehead.log");
+            let (w, guard) = tracing_appender::non_blocking(appender);
+            (
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_writer(w),
+                ),
+                Some(guard),
+            )
+        }
+        Some((dir, Err(e))) => {
+            eprintln!(
+                "warning: cannot create log folder {}: {e}; logging to stderr only",
+                dir.display()
+            );
+            (None, None)
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file_layer)
+        .try_init();
+    guard
+}
+
+fn load_config(path: &Path) -> Result<Config, u8> {
+    Config::load(path).map_err(|e: ConfigError| {
+        eprintln!("{e}");
+        exit::CONFIG
+    })
+}
+
+fn open_store(config: &Config) -> Result<Store, u8> {
+    Store::open(&config.state_file).map_err(|e: StoreError| {
+        eprintln!("error: {e}");
+        match e {
+            StoreError::Db { .. } | StoreError::Record { .. } => exit::OBJECT_ERRORS,
+            _ => exit::CONFIG,
+        }
+    })
+}
+
+fn runner_for(config: Config, shutdown: Shutdown) -> Result<Runner, u8> {
+    let store = open_store(&config)?;
+    Ok(Runner::new(config, store, Arc::new(SystemClock), shutdown))
+}
+
+fn report_failure(e: &RunError) -> u8 {
+    eprintln!("error: {e}");
+    e.exit_code()
+}
+
+/// Installs SIGTERM/SIGINT handlers that request a shutdown after the current batch.
+fn shutdown_on_signals(rt: &tokio::runtime::Runtime, shutdown: &Shutdown) {
+    let s = shutdown.clone();
+    rt.spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: stopping after the current batch"),
+                _ = int.recv() => tracing::info!("SIGINT: stopping after the current batch"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        s.request();
+    });
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            exit::OBJECT_ERRORS
+        })
+}
+
+/// Runs the scheduler until a signal; shared by `run` and `demo`.
+fn serve(config: Config) -> u8 {
+    let Ok(rt) = runtime() else {
+        return exit::OBJECT_ERRORS;
+    };
+    let shutdown = Shutdown::default();
+    let interval = config.schedule.interval;
+    let state = config.state_file.clone();
+    let runner = match runner_for(config, shutdown.clone()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    tracing::info!(state_file = %state.display(), ?interval, "bridgehead running");
+    shutdown_on_signals(&rt, &shutdown);
+    rt.block_on(scheduler::run(
+        Arc::new(Mutex::new(runner)),
+        interval,
+        shutdown,
+    ));
+    tracing::info!("stopped");
+    exit::OK
+}
+
+fn cmd_run(path: &Path) -> u8 {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let _guard = init_logging(config.log_dir.as_deref());
+    serve(config)
+}
+
+fn cmd_cycle(path: &Path, full: bool, only: Option<String>, json: bool) -> u8 {
+    let _guard = init_logging(None);
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Ok(rt) = runtime() else {
+        return exit::OBJECT_ERRORS;
+    };
+    let shutdown = Shutdown::default();
+    shutdown_on_signals(&rt, &shutdown);
+    let mut runner = match runner_for(config, shutdown) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let opts = CycleOptions {
+        full,
+        only,
+        trigger: "cli".into(),
+        progress: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    match runner.cycle(&opts) {
+        Ok(record) => {
+            if json {
+                output::print_json(&record);
+            } else {
+                output::print_summary(&record);
+            }
+            if record.connectors.iter().any(|c| c.errors > 0) {
+                exit::OBJECT_ERRORS
+            } else {
+                exit::OK
+            }
+        }
+        Err(e) => report_failure(&e),
+    }
+}
+
+fn cmd_check(path: &Path) -> u8 {
+    let _guard = init_logging(None);
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!(
+        "config {}: {} connectors, {} inbound and {} outbound rules",
+        path.display(),
+        config.connectors.len(),
+        config.rules.inbound.len(),
+        config.rules.outbound.len()
+    );
+    let store = Store::open(&config.state_file);
+    match &store {
+        Ok(_) => println!("state file {}: ok", config.state_file.display()),
+        Err(e) => println!("state file: {e}"),
+    }
+    let mut connectors: Vec<_> = config
+        .connectors
+        .iter()
+        .map(crate::connector::build)
+        .collect();
+    let mut code = if store.is_err() {
+        exit::CONFIG
+    } else {
+        exit::OK
+    };
+    for c in connectors.iter_mut() {
+        match c.check() {
+            Ok(()) => println!("connector {}: ok", c.name()),
+            Err(e) => {
+                println!("connector {}: {}", c.name(), e.message);
+                code = exit::UNREACHABLE;
+            }
+        }
+    }
+    code
+}
+
+fn cmd_search(path: &Path, query: &str, limit: usize) -> u8 {
+    let _guard = init_logging(None);
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match output::search(&store, query, limit) {
+        Ok(0) => {
+            println!("nothing matches {query:?}");
+            exit::OBJECT_ERRORS
+        }
+        Ok(_) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::OBJECT_ERRORS
+        }
+    }
+}

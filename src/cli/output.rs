@@ -1,0 +1,147 @@
+//! What the CLI prints: cycle summaries (table or JSON) and search results with lineage.
+
+use std::collections::BTreeSet;
+
+use crate::model::{CsId, MvId};
+use crate::store::{ChangeCounts, CsRecord, MvRecord, RunRecord, Store, StoreError};
+
+fn counts(c: &ChangeCounts) -> String {
+    format!(
+        "{:>6} {:>6} {:>6} {:>6}",
+        c.adds, c.updates, c.deletes, c.renames
+    )
+}
+
+/// A table: one line per connector with import and export counts.
+pub fn print_summary(run: &RunRecord) {
+    println!(
+        "{:<16} {:^27} | {:^27} | {:>6}",
+        "connector", "import add/upd/del/ren", "export add/upd/del/ren", "errors"
+    );
+    for c in &run.connectors {
+        println!(
+            "{:<16} {} | {} | {:>6}",
+            c.connector,
+            counts(&c.import),
+            counts(&c.export),
+            c.errors
+        );
+    }
+    println!(
+        "{} cycle finished in {:.2} s",
+        run.mode,
+        (run.finished_ms - run.started_ms) as f64 / 1000.0
+    );
+}
+
+/// The run record as one JSON object on stdout.
+pub fn print_json(run: &RunRecord) {
+    match serde_json::to_string(run) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot encode the run as JSON: {e}"),
+    }
+}
+
+fn cs_matches(rec: &CsRecord, q: &str) -> bool {
+    rec.dn.to_lowercase().contains(q)
+        || rec.anchor.as_ref().is_some_and(|a| {
+            crate::model::Anchor::new(a.clone())
+                .to_string()
+                .to_lowercase()
+                .contains(q)
+        })
+}
+
+fn mv_matches(rec: &MvRecord, q: &str) -> bool {
+    rec.attrs
+        .iter()
+        .flat_map(|(_, vs)| vs.iter())
+        .any(|v| v.to_text().to_lowercase().contains(q))
+}
+
+/// Finds MV objects (by any attribute value) and CS objects (by DN or anchor) and prints
+/// each MV object's lineage. Returns how many MV objects were printed.
+pub fn search(store: &Store, query: &str, limit: usize) -> Result<usize, StoreError> {
+    let q = query.to_lowercase();
+    let tx = store.read()?;
+    let mut hits: BTreeSet<MvId> = BTreeSet::new();
+    let mut loose: Vec<(CsId, CsRecord)> = Vec::new();
+    tx.for_each_mv(&mut |id, rec| {
+        if hits.len() < limit && mv_matches(&rec, &q) {
+            hits.insert(id);
+        }
+        Ok(())
+    })?;
+    tx.for_each_cs(None, &mut |id, rec| {
+        if cs_matches(&rec, &q) {
+            match tx.link_of(id)? {
+                Some(mv) if hits.len() < limit => {
+                    hits.insert(mv);
+                }
+                Some(_) => {}
+                None if loose.len() < limit => loose.push((id, rec)),
+                None => {}
+            }
+        }
+        Ok(())
+    })?;
+    for id in &hits {
+        let Some(mv) = tx.mv(*id)? else { continue };
+        println!(
+            "{id} {}{}",
+            mv.object_type,
+            if mv.deleted { " (deleted)" } else { "" }
+        );
+        for (name, values) in mv.attrs.iter() {
+            let from = mv
+                .contributors
+                .iter()
+                .find(|(a, _)| name.is(a))
+                .map(|(_, c)| format!("  [{} / {}]", c.connector, c.rule))
+                .unwrap_or_default();
+            let vals: Vec<String> = values.iter().map(|v| v.to_text()).collect();
+            println!("    {name}: {}{from}", vals.join("; "));
+        }
+        if let Some(e) = &mv.error {
+            println!("    error: {} ({} times)", e.message, e.attempts);
+        }
+        for cs in tx.links_of(*id)? {
+            if let Some(rec) = tx.cs(cs)? {
+                print_cs(cs, &rec, "  ↔ ");
+            }
+        }
+    }
+    for (id, rec) in &loose {
+        print_cs(*id, rec, "disconnector ");
+    }
+    Ok(hits.len() + loose.len())
+}
+
+fn print_cs(id: CsId, rec: &CsRecord, prefix: &str) {
+    let anchor = rec
+        .anchor
+        .as_ref()
+        .map(|a| crate::model::Anchor::new(a.clone()).to_string())
+        .unwrap_or_else(|| "(not exported yet)".into());
+    println!(
+        "{prefix}{id} [{}] {} anchor={anchor}",
+        rec.connector, rec.dn
+    );
+    if let Some(e) = &rec.export {
+        println!(
+            "      pending {:?}: {} changes{}",
+            e.kind,
+            e.changes.len(),
+            e.new_dn
+                .as_ref()
+                .map(|d| format!(", rename to {d}"))
+                .unwrap_or_default()
+        );
+    }
+    for (attr, dn) in &rec.unresolved {
+        println!("      waiting: {attr} → {dn} (not in the metaverse yet)");
+    }
+    if let Some(e) = &rec.error {
+        println!("      error: {} ({} times)", e.message, e.attempts);
+    }
+}

@@ -1,0 +1,86 @@
+//! Connectors: one protocol each. They turn directory data into model changes on import
+//! and apply pending exports on export; they know nothing of rules and never open the
+//! store (the runner hands them what they need).
+
+pub mod ldif;
+
+use crate::config::{ConnectorConfig, ConnectorKind};
+use crate::model::{ConnectorName, CsObject, ExportItem, ExportOutcome, ImportChange, Watermark};
+
+/// Why a connector could not do its job as a whole (per-object export failures are
+/// [`ExportOutcome::Failed`] instead).
+#[derive(Debug, thiserror::Error)]
+#[error("connector {connector}: {message}")]
+pub struct ConnectorError {
+    /// The connector.
+    pub connector: ConnectorName,
+    /// Unreachable directory, bad data, or refused operation.
+    pub kind: ConnectorErrorKind,
+    /// What happened, naming the object and the directory's own words.
+    pub message: String,
+}
+
+/// The class of a connector failure (it decides the exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorErrorKind {
+    /// The directory (or file) could not be reached or read.
+    Unreachable,
+    /// The directory sent something that cannot be taken (names the object or line).
+    BadData,
+    /// The operation is not possible with this connector's configuration.
+    Unsupported,
+}
+
+/// Where an import delivers changes; the runner commits them in batches.
+pub trait ImportSink {
+    /// Takes one change. An error stops the import (the store failed).
+    fn push(&mut self, change: ImportChange) -> Result<(), String>;
+}
+
+/// How an import ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportEnd {
+    /// The new watermark, to be committed with the last batch.
+    pub watermark: Option<Watermark>,
+    /// The changes were a complete snapshot: objects not delivered are gone.
+    pub complete: bool,
+}
+
+/// A read view of the connector's space as it stands after an export's outcomes were
+/// applied; whole-file writers render from it.
+pub trait SpaceView {
+    /// Calls `f` for every object that exists in the directory (has an anchor).
+    fn for_each(&self, f: &mut dyn FnMut(&CsObject)) -> Result<(), String>;
+}
+
+/// One configured connector.
+pub trait Connector: Send {
+    /// Its name.
+    fn name(&self) -> &ConnectorName;
+
+    /// Checks that the directory can be reached and read.
+    fn check(&mut self) -> Result<(), ConnectorError>;
+
+    /// Imports changes since `watermark` (everything when `full` or there is none).
+    fn import(
+        &mut self,
+        watermark: Option<&Watermark>,
+        full: bool,
+        sink: &mut dyn ImportSink,
+    ) -> Result<ImportEnd, ConnectorError>;
+
+    /// Applies exports; one outcome per item, in order.
+    fn export(&mut self, items: &[ExportItem]) -> Result<Vec<ExportOutcome>, ConnectorError>;
+
+    /// Called once after all export batches were applied to the space; returns the new
+    /// watermark if the export itself moved it (a rewritten file has a new digest).
+    fn finish_export(&mut self, space: &dyn SpaceView)
+    -> Result<Option<Watermark>, ConnectorError>;
+}
+
+/// Builds the connector for a config entry.
+pub fn build(cfg: &ConnectorConfig) -> Box<dyn Connector> {
+    match &cfg.kind {
+        ConnectorKind::Ldif(l) => Box::new(ldif::LdifConnector::new(cfg.name.clone(), l.clone())),
+    }
+}

@@ -1,0 +1,114 @@
+//! Changes crossing the connector seam: what imports deliver and what exports carry.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Anchor, AttrName, Attributes, CsId, Dn, ValueSet};
+
+/// An object as a connector read it from its directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportedObject {
+    /// The directory's immutable id.
+    pub anchor: Anchor,
+    /// Its DN.
+    pub dn: Dn,
+    /// The structural object class.
+    pub object_class: String,
+    /// Its attributes; reference-syntax attributes carry [`super::RefTarget::Dn`] values.
+    pub attrs: Attributes,
+}
+
+/// One change from an import.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImportChange {
+    /// The object exists with this state (an add, an update or a move: the anchor decides).
+    Upsert(ImportedObject),
+    /// The object with this anchor is gone.
+    Delete(Anchor),
+}
+
+/// A connector's delta position: DirSync cookie, syncrepl cookie, file digest. Opaque bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark(pub Vec<u8>);
+
+/// What to do to one attribute.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeOp {
+    /// Add these values.
+    Add(ValueSet),
+    /// Remove these values.
+    Remove(ValueSet),
+    /// Replace all values (an empty set clears the attribute).
+    Replace(ValueSet),
+}
+
+/// One attribute's change in an export.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttrChange {
+    /// The attribute.
+    pub attr: AttrName,
+    /// The operation.
+    pub op: ChangeOp,
+}
+
+/// The kind of a pending export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExportKind {
+    /// Create the object.
+    Add,
+    /// Change attributes and/or rename.
+    Update,
+    /// Delete the object.
+    Delete,
+}
+
+/// A pending export as handed to a connector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportItem {
+    /// The CS object it belongs to.
+    pub cs_id: CsId,
+    /// Add, update or delete.
+    pub kind: ExportKind,
+    /// The anchor, once the directory has assigned one.
+    pub anchor: Option<Anchor>,
+    /// The DN the directory knows the object by now (for an add: the DN to create).
+    pub dn: Dn,
+    /// A new DN when the object must be renamed or moved.
+    pub new_dn: Option<Dn>,
+    /// The structural object class.
+    pub object_class: String,
+    /// Attribute changes; for an add, every attribute as a Replace.
+    pub changes: Vec<AttrChange>,
+}
+
+/// What a connector did with one export.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExportOutcome {
+    /// The directory took it; an add reports the anchor the directory assigned.
+    Applied {
+        /// The new object's anchor (adds only).
+        anchor: Option<Anchor>,
+        /// Attributes the directory set by itself (generated ids, object classes), so the
+        /// hologram matches what a later import will read.
+        server_attrs: Attributes,
+    },
+    /// The directory refused it, in its own words.
+    Failed {
+        /// The directory's message.
+        message: String,
+        /// Whether trying again later may succeed (busy, unavailable) or not (constraint).
+        retryable: bool,
+    },
+}
+
+impl ExportItem {
+    /// The attributes of an add, built from its Replace changes.
+    pub fn add_attributes(&self) -> Attributes {
+        self.changes
+            .iter()
+            .filter_map(|c| match &c.op {
+                ChangeOp::Replace(v) | ChangeOp::Add(v) => Some((c.attr.clone(), v.clone())),
+                ChangeOp::Remove(_) => None,
+            })
+            .collect()
+    }
+}

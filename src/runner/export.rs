@@ -1,0 +1,207 @@
+//! Export: pending exports to the directory in batches, outcomes applied to the
+//! connector space. Adds go first (members before the groups that list them), then
+//! updates, then deletes. Failures stay pending with the directory's message.
+
+use super::{RunError, Shutdown};
+use crate::connector::{Connector, SpaceView};
+use crate::model::{
+    Anchor, ConnectorName, CsObject, Dn, ExportItem, ExportKind, ExportOutcome, ObjectType,
+};
+use crate::store::{ChangeCounts, CsRecord, Store, StoreError, WriteTx};
+use crate::sync::{apply_changes, record_error};
+
+const BATCH: usize = 1000;
+
+/// Counts of one export.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExportStats {
+    /// Applied changes.
+    pub counts: ChangeCounts,
+    /// Objects the directory refused.
+    pub errors: u64,
+}
+
+struct TxView<'a> {
+    tx: &'a WriteTx,
+    conn: &'a ConnectorName,
+}
+
+impl SpaceView for TxView<'_> {
+    fn for_each(&self, f: &mut dyn FnMut(&CsObject)) -> Result<(), String> {
+        self.tx
+            .for_each_cs(self.conn, &mut |id, rec| {
+                if let Some(obj) = to_object(id, rec) {
+                    f(&obj);
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn to_object(id: crate::model::CsId, rec: &CsRecord) -> Option<CsObject> {
+    Some(CsObject {
+        id,
+        connector: ConnectorName::new(&rec.connector).ok()?,
+        anchor: rec.anchor.clone().map(Anchor::new),
+        dn: Dn::parse(&rec.dn).ok()?,
+        object_class: rec.object_class.clone(),
+        attrs: rec.attrs.clone(),
+    })
+}
+
+fn rank(rec: &CsRecord) -> (u8, u8) {
+    let kind = match rec.export.as_ref().map(|e| e.kind) {
+        Some(ExportKind::Add) => 0,
+        Some(ExportKind::Update) => 1,
+        _ => 2,
+    };
+    let ty = rec
+        .object_type
+        .and_then(|t| ObjectType::ALL.iter().position(|x| *x == t))
+        .unwrap_or(0) as u8;
+    (kind, ty)
+}
+
+/// Exports everything pending for one connector.
+pub fn run(
+    store: &Store,
+    connector: &mut dyn Connector,
+    now_ms: i64,
+    shutdown: &Shutdown,
+) -> Result<ExportStats, RunError> {
+    let conn = connector.name().clone();
+    let mut stats = ExportStats::default();
+    let mut ids: Vec<(u8, u8, crate::model::CsId)> = {
+        let tx = store.write()?;
+        let mut v = Vec::new();
+        for id in tx.pending_exports(&conn)? {
+            if let Some(rec) = tx.cs(id)? {
+                let (k, t) = rank(&rec);
+                v.push((k, t, id));
+            }
+        }
+        v
+    };
+    if ids.is_empty() {
+        return Ok(stats);
+    }
+    ids.sort();
+    let previous = store.read()?.watermark(&conn)?;
+    let mut first = true;
+    for chunk in ids.chunks(BATCH) {
+        shutdown.check()?;
+        let tx = store.write()?;
+        if first {
+            // Until the export finishes, the directory may differ from our watermark's
+            // picture of it; a crash in between then forces a full confirming import.
+            tx.clear_watermark(&conn)?;
+            first = false;
+        }
+        let mut items = Vec::with_capacity(chunk.len());
+        for (_, _, id) in chunk {
+            let Some(rec) = tx.cs(*id)? else { continue };
+            let Some(export) = &rec.export else { continue };
+            let (Ok(dn), new_dn) = (
+                Dn::parse(&rec.dn),
+                export.new_dn.as_deref().and_then(|d| Dn::parse(d).ok()),
+            ) else {
+                continue;
+            };
+            items.push(ExportItem {
+                cs_id: *id,
+                kind: export.kind,
+                anchor: rec.anchor.clone().map(Anchor::new),
+                dn,
+                new_dn,
+                object_class: rec.object_class.clone(),
+                changes: export.changes.clone(),
+            });
+        }
+        let outcomes = connector.export(&items)?;
+        for (item, outcome) in items.iter().zip(outcomes) {
+            apply_outcome(&tx, item, outcome, now_ms, &mut stats)?;
+        }
+        tx.commit()?;
+    }
+    let tx = store.write()?;
+    let mark = connector.finish_export(&TxView {
+        tx: &tx,
+        conn: &conn,
+    })?;
+    match mark.map(|m| m.0).or(previous) {
+        Some(m) => tx.set_watermark(&conn, &m)?,
+        None => tx.clear_watermark(&conn)?,
+    }
+    tx.commit()?;
+    Ok(stats)
+}
+
+fn apply_outcome(
+    tx: &WriteTx,
+    item: &ExportItem,
+    outcome: ExportOutcome,
+    now_ms: i64,
+    stats: &mut ExportStats,
+) -> Result<(), StoreError> {
+    let Some(mut rec) = tx.cs(item.cs_id)? else {
+        return Ok(());
+    };
+    match outcome {
+        ExportOutcome::Applied {
+            anchor,
+            server_attrs,
+        } => match item.kind {
+            ExportKind::Delete => {
+                tx.delete_cs(item.cs_id)?;
+                stats.counts.deletes += 1;
+            }
+            ExportKind::Add => {
+                let Some(anchor) = anchor.or(item.anchor.clone()) else {
+                    rec.error = Some(record_error(
+                        rec.error.take(),
+                        format!("{}: the directory returned no anchor for the add", item.dn),
+                        now_ms,
+                    ));
+                    tx.put_cs(item.cs_id, &rec)?;
+                    stats.errors += 1;
+                    return Ok(());
+                };
+                rec.anchor = Some(anchor.as_bytes().to_vec());
+                rec.attrs = item.add_attributes();
+                for (name, values) in server_attrs.iter() {
+                    rec.attrs.set(name.clone(), values.clone());
+                }
+                rec.export = None;
+                rec.error = None;
+                rec.unconfirmed = true;
+                tx.put_cs(item.cs_id, &rec)?;
+                stats.counts.adds += 1;
+            }
+            ExportKind::Update => {
+                apply_changes(&mut rec.attrs, &item.changes);
+                if let Some(new_dn) = &item.new_dn {
+                    rec.dn = new_dn.to_string();
+                    stats.counts.renames += 1;
+                } else {
+                    stats.counts.updates += 1;
+                }
+                rec.export = None;
+                rec.error = None;
+                rec.unconfirmed = true;
+                tx.put_cs(item.cs_id, &rec)?;
+            }
+        },
+        ExportOutcome::Failed { message, .. } => {
+            let dn = item.new_dn.as_ref().unwrap_or(&item.dn);
+            rec.error = Some(record_error(
+                rec.error.take(),
+                format!("{dn}: {message}"),
+                now_ms,
+            ));
+            tx.put_cs(item.cs_id, &rec)?;
+            stats.errors += 1;
+        }
+    }
+    Ok(())
+}

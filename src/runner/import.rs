@@ -1,0 +1,243 @@
+//! Import: changes from a connector into its connector space, in batched write
+//! transactions, with add / update / delete / move detection by anchor. The watermark is
+//! committed in the same transaction as the last changes it covers.
+
+use std::collections::HashSet;
+
+use super::{RunError, Shutdown};
+use crate::connector::{Connector, ImportSink};
+use crate::model::{
+    ConnectorName, CsId, Dn, ImportChange, ImportedObject, RefTarget, Value, Watermark,
+};
+use crate::store::{ChangeCounts, CsRecord, Store, StoreError, WriteTx};
+
+const BATCH: usize = 1000;
+
+struct Sink<'a> {
+    store: &'a Store,
+    conn: &'a ConnectorName,
+    buf: Vec<ImportChange>,
+    seen: HashSet<u64>,
+    counts: ChangeCounts,
+    total: u64,
+    error: Option<StoreError>,
+    progress: Option<&'a indicatif::ProgressBar>,
+}
+
+impl Sink<'_> {
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let tx = self.store.write()?;
+        for change in self.buf.drain(..) {
+            apply(&tx, self.conn, change, &mut self.counts, &mut self.seen)?;
+        }
+        tx.commit()
+    }
+}
+
+impl ImportSink for Sink<'_> {
+    fn push(&mut self, change: ImportChange) -> Result<(), String> {
+        self.buf.push(change);
+        self.total += 1;
+        if let Some(p) = self.progress {
+            if self.total % 1000 == 0 {
+                p.set_message(format!("{}: imported {}", self.conn, self.total));
+            }
+        }
+        if self.buf.len() >= BATCH {
+            if let Err(e) = self.flush() {
+                let m = e.to_string();
+                self.error = Some(e);
+                return Err(m);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs one import of `connector` and returns its counts.
+pub fn run(
+    store: &Store,
+    connector: &mut dyn Connector,
+    full: bool,
+    shutdown: &Shutdown,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<ChangeCounts, RunError> {
+    let conn = connector.name().clone();
+    let watermark = store.read()?.watermark(&conn)?.map(Watermark);
+    let mut sink = Sink {
+        store,
+        conn: &conn,
+        buf: Vec::with_capacity(BATCH),
+        seen: HashSet::new(),
+        counts: ChangeCounts::default(),
+        total: 0,
+        error: None,
+        progress,
+    };
+    let end = connector.import(watermark.as_ref(), full, &mut sink);
+    if let Some(e) = sink.error.take() {
+        return Err(e.into());
+    }
+    let end = end?;
+    shutdown.check()?;
+    let tx = store.write()?;
+    for change in sink.buf.drain(..) {
+        apply(&tx, &conn, change, &mut sink.counts, &mut sink.seen)?;
+    }
+    if end.complete {
+        // A snapshot: whatever it did not deliver is gone from the directory. Objects not
+        // yet exported (no anchor) are not in the anchor index and are left alone.
+        for id in tx.anchored_cs_ids(&conn)? {
+            if !sink.seen.contains(&id.0) {
+                if let Some(mut rec) = tx.cs(id)? {
+                    if !rec.deleted {
+                        rec.deleted = true;
+                        tx.put_cs(id, &rec)?;
+                        tx.mark_inbound(conn.as_str(), id)?;
+                        sink.counts.deletes += 1;
+                    }
+                }
+            }
+        }
+    }
+    match &end.watermark {
+        Some(w) => tx.set_watermark(&conn, &w.0)?,
+        None => tx.clear_watermark(&conn)?,
+    }
+    tx.commit()?;
+    Ok(sink.counts)
+}
+
+fn apply(
+    tx: &WriteTx,
+    conn: &ConnectorName,
+    change: ImportChange,
+    counts: &mut ChangeCounts,
+    seen: &mut HashSet<u64>,
+) -> Result<(), StoreError> {
+    match change {
+        ImportChange::Upsert(obj) => {
+            let id = upsert(tx, conn, obj, counts)?;
+            seen.insert(id.0);
+        }
+        ImportChange::Delete(anchor) => {
+            if let Some(id) = tx.cs_by_anchor(conn, &anchor)? {
+                if let Some(mut rec) = tx.cs(id)? {
+                    if !rec.deleted {
+                        rec.deleted = true;
+                        tx.put_cs(id, &rec)?;
+                        tx.mark_inbound(conn.as_str(), id)?;
+                        counts.deletes += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn upsert(
+    tx: &WriteTx,
+    conn: &ConnectorName,
+    obj: ImportedObject,
+    counts: &mut ChangeCounts,
+) -> Result<CsId, StoreError> {
+    let found = match tx.cs_by_anchor(conn, &obj.anchor)? {
+        Some(id) => Some(id),
+        // The confirming import of an add: the provisioned object waiting at this DN
+        // becomes the directory's object.
+        None => match tx.cs_by_dn(conn, &obj.dn)? {
+            Some(id) if tx.cs(id)?.is_some_and(|r| r.anchor.is_none()) => Some(id),
+            _ => None,
+        },
+    };
+    let Some(id) = found else {
+        let id = tx.new_cs_id()?;
+        let rec = CsRecord {
+            connector: conn.as_str().to_string(),
+            anchor: Some(obj.anchor.as_bytes().to_vec()),
+            dn: obj.dn.to_string(),
+            object_class: obj.object_class,
+            attrs: obj.attrs,
+            deleted: false,
+            object_type: None,
+            export: None,
+            error: None,
+            unresolved: Vec::new(),
+            unconfirmed: false,
+        };
+        tx.put_cs(id, &rec)?;
+        tx.mark_inbound(conn.as_str(), id)?;
+        counts.adds += 1;
+        return Ok(id);
+    };
+    let Some(mut rec) = tx.cs(id)? else {
+        return Ok(id);
+    };
+    let old_dn = Dn::parse(&rec.dn).ok();
+    let adopted = rec.anchor.is_none();
+    let moved = !adopted && old_dn.as_ref() != Some(&obj.dn);
+    let changed = moved
+        || adopted
+        || rec.deleted
+        || rec.attrs != obj.attrs
+        || rec.object_class != obj.object_class
+        || rec.dn != obj.dn.as_str();
+    if !changed {
+        if rec.unconfirmed {
+            rec.unconfirmed = false;
+            tx.put_cs(id, &rec)?;
+        }
+        return Ok(id);
+    }
+    if moved {
+        counts.renames += 1;
+        if let Some(old) = &old_dn {
+            repoint(tx, conn, old, &obj.dn, id)?;
+        }
+    } else if !adopted {
+        counts.updates += 1;
+    }
+    rec.anchor = Some(obj.anchor.as_bytes().to_vec());
+    rec.dn = obj.dn.to_string();
+    rec.object_class = obj.object_class;
+    rec.attrs = obj.attrs;
+    rec.deleted = false;
+    rec.unconfirmed = false;
+    tx.put_cs(id, &rec)?;
+    tx.mark_inbound(conn.as_str(), id)?;
+    Ok(id)
+}
+
+/// A moved object keeps its references: holograms that named the old DN now name the new
+/// one, as AD does for linked attributes (DirSync reports no change on the referrers).
+fn repoint(
+    tx: &WriteTx,
+    conn: &ConnectorName,
+    old: &Dn,
+    new: &Dn,
+    moved: CsId,
+) -> Result<(), StoreError> {
+    for r in tx.dn_referrers(conn.as_str(), old.norm())? {
+        if r == moved {
+            continue;
+        }
+        let Some(mut rec) = tx.cs(r)? else { continue };
+        let old_ref = Value::Reference(RefTarget::Dn(old.clone()));
+        let new_ref = Value::Reference(RefTarget::Dn(new.clone()));
+        let mut touched = false;
+        for vs in rec.attrs.values_mut() {
+            if vs.remove(&old_ref) {
+                vs.insert(new_ref.clone());
+                touched = true;
+            }
+        }
+        if touched {
+            tx.put_cs(r, &rec)?;
+        }
+    }
+    Ok(())
+}

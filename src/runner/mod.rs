@@ -1,0 +1,282 @@
+//! The runner: run profiles, the cycle and the scheduler — the only place where
+//! connectors meet the store.
+//!
+//! A cycle is delta import → delta sync → export → confirming import, over the connectors
+//! in config order. Every step commits in batches; a shutdown request is honoured only
+//! between committed batches, and a crash at any point leaves a state from which the next
+//! cycle finishes the work.
+
+mod export;
+mod import;
+pub mod scheduler;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::Config;
+use crate::connector::{self, Connector, ConnectorError, ConnectorErrorKind};
+use crate::model::{Clock, ConnectorName, Dn};
+use crate::store::{ConnectorRunStats, RunRecord, Store, StoreError};
+use crate::sync::{self, SyncContext, SyncStats};
+
+const SYNC_BATCH: usize = 500;
+
+/// Why a cycle stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The state file failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A connector failed as a whole.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    /// A shutdown was requested; everything committed so far stands.
+    #[error("stopped by a shutdown request after the last committed batch")]
+    Interrupted,
+    /// A connector named on the command line does not exist.
+    #[error("no connector named {0:?} in the config")]
+    UnknownConnector(String),
+}
+
+impl RunError {
+    /// The exit code DESIGN.md assigns: 3 for an unreachable directory, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Connector(e) if e.kind == ConnectorErrorKind::Unreachable => 3,
+            RunError::Connector(e) if e.kind == ConnectorErrorKind::BadData => 3,
+            RunError::UnknownConnector(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A shutdown flag shared by the signal handler, the scheduler and running cycles.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    /// Asks everything to stop after its current batch.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was requested.
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Err(Interrupted) once a stop was requested.
+    pub fn check(&self) -> Result<(), RunError> {
+        if self.requested() {
+            Err(RunError::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What a cycle should do.
+#[derive(Clone, Debug, Default)]
+pub struct CycleOptions {
+    /// Full import and full sync instead of delta.
+    pub full: bool,
+    /// Only this connector's import and export (sync covers everything queued).
+    pub only: Option<String>,
+    /// Who asked (history).
+    pub trigger: String,
+    /// Show progress on the terminal.
+    pub progress: bool,
+}
+
+/// Owns the store, the connectors and the config; runs cycles.
+pub struct Runner {
+    config: Config,
+    store: Store,
+    connectors: Vec<Box<dyn Connector>>,
+    clock: Arc<dyn Clock>,
+    shutdown: Shutdown,
+    partitions: HashMap<ConnectorName, Vec<Dn>>,
+}
+
+impl Runner {
+    /// A runner over an open store.
+    pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, shutdown: Shutdown) -> Runner {
+        let connectors = config.connectors.iter().map(connector::build).collect();
+        let partitions = config
+            .connectors
+            .iter()
+            .map(|c| {
+                let parts = match &c.kind {
+                    crate::config::ConnectorKind::Ldif(l) => l.partitions.clone(),
+                };
+                (c.name.clone(), parts)
+            })
+            .collect();
+        Runner {
+            config,
+            store,
+            connectors,
+            clock,
+            shutdown,
+            partitions,
+        }
+    }
+
+    /// The store (read access for the CLI and status page).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Checks every connector's directory.
+    pub fn check_connectors(&mut self) -> Vec<ConnectorError> {
+        self.connectors
+            .iter_mut()
+            .filter_map(|c| c.check().err())
+            .collect()
+    }
+
+    /// Runs one cycle and records it in the run history.
+    pub fn cycle(&mut self, opts: &CycleOptions) -> Result<RunRecord, RunError> {
+        let started_ms = self.clock.now_ms();
+        let mut record = RunRecord {
+            started_ms,
+            finished_ms: started_ms,
+            mode: if opts.full { "full" } else { "delta" }.to_string(),
+            trigger: opts.trigger.clone(),
+            connectors: self
+                .config
+                .connectors
+                .iter()
+                .map(|c| ConnectorRunStats {
+                    connector: c.name.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            failure: None,
+        };
+        let result = self.cycle_inner(opts, &mut record);
+        record.finished_ms = self.clock.now_ms();
+        if let Err(e) = &result {
+            record.failure = Some(e.to_string());
+        }
+        // History is best effort when the store itself failed.
+        if let Ok(tx) = self.store.write() {
+            if tx.add_run(&record).is_ok() {
+                let _ = tx.commit();
+            }
+        }
+        result.map(|()| record)
+    }
+
+    fn selected(&self, opts: &CycleOptions) -> Result<Vec<usize>, RunError> {
+        match &opts.only {
+            None => Ok((0..self.connectors.len()).collect()),
+            Some(name) => self
+                .connectors
+                .iter()
+                .position(|c| c.name().as_str() == name)
+                .map(|i| vec![i])
+                .ok_or_else(|| RunError::UnknownConnector(name.clone())),
+        }
+    }
+
+    fn cycle_inner(&mut self, opts: &CycleOptions, record: &mut RunRecord) -> Result<(), RunError> {
+        let selected = self.selected(opts)?;
+        {
+            let mut tx = self.store.write()?;
+            if tx.ensure_join_index(&self.config.rules.join_attributes())? {
+                tracing::info!("join index rebuilt for the configured join rules");
+            }
+            tx.commit()?;
+        }
+        let progress = opts.progress.then(|| {
+            let p = indicatif::ProgressBar::new_spinner();
+            p.enable_steady_tick(std::time::Duration::from_millis(200));
+            p
+        });
+        for &i in &selected {
+            self.shutdown.check()?;
+            let c = self.connectors[i].as_mut();
+            tracing::info!(connector = %c.name(), full = opts.full, "import");
+            let counts = import::run(&self.store, c, opts.full, &self.shutdown, progress.as_ref())?;
+            record.connectors[i].import = counts;
+        }
+        let stats = self.sync(opts.full, progress.as_ref())?;
+        tracing::info!(?stats, "sync done");
+        let now = self.clock.now_ms();
+        let mut exported = Vec::new();
+        for &i in &selected {
+            self.shutdown.check()?;
+            let c = self.connectors[i].as_mut();
+            let s = export::run(&self.store, c, now, &self.shutdown)?;
+            if s.counts.total() > 0 || s.errors > 0 {
+                tracing::info!(connector = %c.name(), ?s, "export");
+                exported.push(i);
+            }
+            record.connectors[i].export = s.counts;
+            record.connectors[i].errors += s.errors;
+        }
+        for i in exported {
+            self.shutdown.check()?;
+            let c = self.connectors[i].as_mut();
+            let counts = import::run(&self.store, c, false, &self.shutdown, None)?;
+            if counts.total() > 0 {
+                tracing::info!(connector = %c.name(), ?counts, "confirming import saw changes");
+            }
+        }
+        if let Some(p) = progress {
+            p.finish_and_clear();
+        }
+        Ok(())
+    }
+
+    /// Drains the inbound then the outbound queue (a full sync queues everything first).
+    fn sync(
+        &self,
+        full: bool,
+        progress: Option<&indicatif::ProgressBar>,
+    ) -> Result<SyncStats, RunError> {
+        let ctx = SyncContext {
+            rules: &self.config.rules,
+            partitions: &self.partitions,
+            now_ms: self.clock.now_ms(),
+        };
+        let mut stats = SyncStats::default();
+        if full {
+            let tx = self.store.write()?;
+            tx.mark_all_inbound()?;
+            tx.commit()?;
+        }
+        loop {
+            self.shutdown.check()?;
+            let tx = self.store.write()?;
+            let n = sync::inbound_batch(&tx, &ctx, SYNC_BATCH, &mut stats)?;
+            tx.commit()?;
+            if n == 0 {
+                break;
+            }
+            if let Some(p) = progress {
+                p.set_message(format!("inbound sync: {} objects", stats.inbound));
+            }
+        }
+        loop {
+            self.shutdown.check()?;
+            let tx = self.store.write()?;
+            let n = sync::outbound_batch(&tx, &ctx, SYNC_BATCH, &mut stats)?;
+            tx.commit()?;
+            if n == 0 {
+                break;
+            }
+            if let Some(p) = progress {
+                p.set_message(format!("outbound sync: {} objects", stats.outbound));
+            }
+        }
+        Ok(stats)
+    }
+}

@@ -1,0 +1,350 @@
+//! The state file: the only code that touches redb.
+//!
+//! Typed tables ([`tables`]), versioned records ([`records`]), and two transaction types:
+//! [`WriteTx`] keeps every index in step with the records it writes (anchor, DN, links,
+//! join index, reference indexes), so callers never maintain an index by hand; [`ReadTx`] is
+//! an MVCC snapshot that never blocks the writer. Nothing here knows rules or protocols.
+
+mod backup;
+pub mod records;
+mod tables;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use crate::model::{ConnectorName, CsId, Dn, MvId};
+pub use records::{
+    ChangeCounts, ConnectorRunStats, CsRecord, ErrorRecord, MvRecord, PendingExportRecord,
+    RunRecord,
+};
+use records::{CodecError, FORMAT_VERSION, decode};
+use tables::*;
+pub use write::WriteTx;
+
+const MAGIC: &[u8] = b"bridgehead-state";
+
+/// What went wrong with the state file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the file.
+    #[error(
+        "state file {0} is in use by another bridgehead process (stop it, or use its status page)"
+    )]
+    InUse(PathBuf),
+    /// The file is not a Bridgehead state file.
+    #[error("{0} is not a Bridgehead state file: {1}")]
+    NotOurs(PathBuf, String),
+    /// Written by a newer version.
+    #[error(
+        "state file {path} has format {found}, newer than this build's {supported}; run the newer bridgehead or restore a backup"
+    )]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its format.
+        found: u8,
+        /// Ours.
+        supported: u8,
+    },
+    /// A record could not be decoded.
+    #[error("state file {path}: {table} record {key}: {source}")]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// The table.
+        table: &'static str,
+        /// The key, printed.
+        key: String,
+        /// Why.
+        source: CodecError,
+    },
+    /// redb reported an error (IO, corruption, full disk).
+    #[error("state file {path}: {message}")]
+    Db {
+        /// The file.
+        path: PathBuf,
+        /// redb's words.
+        message: String,
+    },
+}
+
+/// Converts any redb error into a [`StoreError`] naming the file.
+pub(crate) trait DbContext<T> {
+    fn ctx(self, path: &Path) -> Result<T, StoreError>;
+}
+
+impl<T, E: std::fmt::Display> DbContext<T> for Result<T, E> {
+    fn ctx(self, path: &Path) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::Db {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// An open state file.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.path.display())
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the state file, refusing a file in use, not ours, or too new.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let existed = path.exists();
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::InUse(path.to_path_buf()));
+            }
+            Err(e) if existed => {
+                return Err(StoreError::NotOurs(path.to_path_buf(), e.to_string()));
+            }
+            Err(e) => return Err(e).ctx(path),
+        };
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+        };
+        store.check_format(existed)?;
+        Ok(store)
+    }
+
+    fn check_format(&self, existed: bool) -> Result<(), StoreError> {
+        let path = &self.path;
+        let tx = self.db.begin_write().ctx(path)?;
+        {
+            let mut meta = tx.open_table(META).ctx(path)?;
+            let magic = meta.get("magic").ctx(path)?.map(|g| g.value().to_vec());
+            match magic {
+                Some(m) if m == MAGIC => {
+                    let found = meta
+                        .get("format")
+                        .ctx(path)?
+                        .and_then(|g| g.value().first().copied())
+                        .unwrap_or(0);
+                    if found > FORMAT_VERSION {
+                        return Err(StoreError::TooNew {
+                            path: path.clone(),
+                            found,
+                            supported: FORMAT_VERSION,
+                        });
+                    }
+                }
+                Some(_) => {
+                    return Err(StoreError::NotOurs(path.clone(), "wrong magic".into()));
+                }
+                None if existed && meta.len().ctx(path)? > 0 => {
+                    return Err(StoreError::NotOurs(path.clone(), "no magic".into()));
+                }
+                None => {
+                    if existed && tx.list_tables().ctx(path)?.count() > 1 {
+                        return Err(StoreError::NotOurs(
+                            path.clone(),
+                            "a redb file with other tables".into(),
+                        ));
+                    }
+                    meta.insert("magic", MAGIC).ctx(path)?;
+                    meta.insert("format", &[FORMAT_VERSION][..]).ctx(path)?;
+                }
+            }
+        }
+        // Readers open tables that writers may not have created yet; create them all once.
+        tx.open_table(CS).ctx(path)?;
+        tx.open_table(CS_ANCHOR).ctx(path)?;
+        tx.open_table(CS_DN).ctx(path)?;
+        tx.open_table(CS_MV).ctx(path)?;
+        tx.open_table(MV).ctx(path)?;
+        tx.open_table(DIRTY_IN).ctx(path)?;
+        tx.open_table(DIRTY_OUT).ctx(path)?;
+        tx.open_table(PENDING).ctx(path)?;
+        tx.open_table(WATERMARK).ctx(path)?;
+        tx.open_table(RUNS).ctx(path)?;
+        tx.open_multimap_table(MV_CS).ctx(path)?;
+        tx.open_multimap_table(JOIN).ctx(path)?;
+        tx.open_multimap_table(DN_REFS).ctx(path)?;
+        tx.open_multimap_table(MV_REFS).ctx(path)?;
+        tx.commit().ctx(path)?;
+        Ok(())
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts the (single) write transaction; blocks while another one is open.
+    pub fn write(&self) -> Result<WriteTx, StoreError> {
+        WriteTx::begin(&self.db, &self.path)
+    }
+
+    /// A consistent read snapshot.
+    pub fn read(&self) -> Result<ReadTx, StoreError> {
+        Ok(ReadTx {
+            tx: self.db.begin_read().ctx(&self.path)?,
+            path: self.path.clone(),
+        })
+    }
+
+    /// Copies every table into a new file from one snapshot; see [`backup`].
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        backup::copy(&self.db, &self.path, dest)
+    }
+}
+
+/// Decodes a record and names the table and key when it fails.
+pub(crate) fn decode_at<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    table: &'static str,
+    key: impl std::fmt::Display,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    decode(bytes).map_err(|source| match source {
+        CodecError::TooNew { found, supported } => StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        },
+        source => StoreError::Record {
+            path: path.to_path_buf(),
+            table,
+            key: key.to_string(),
+            source,
+        },
+    })
+}
+
+/// A read snapshot.
+pub struct ReadTx {
+    tx: redb::ReadTransaction,
+    path: PathBuf,
+}
+
+impl ReadTx {
+    /// One CS object.
+    pub fn cs(&self, id: CsId) -> Result<Option<CsRecord>, StoreError> {
+        let t = self.tx.open_table(CS).ctx(&self.path)?;
+        match t.get(id.0).ctx(&self.path)? {
+            Some(g) => decode_at(&self.path, "cs_objects", id, g.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// One MV object.
+    pub fn mv(&self, id: MvId) -> Result<Option<MvRecord>, StoreError> {
+        let t = self.tx.open_table(MV).ctx(&self.path)?;
+        match t.get(id.0).ctx(&self.path)? {
+            Some(g) => decode_at(&self.path, "mv_objects", id, g.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The MV object a CS object is linked to.
+    pub fn link_of(&self, id: CsId) -> Result<Option<MvId>, StoreError> {
+        let t = self.tx.open_table(CS_MV).ctx(&self.path)?;
+        Ok(t.get(id.0).ctx(&self.path)?.map(|g| MvId(g.value().0)))
+    }
+
+    /// The CS objects linked to an MV object.
+    pub fn links_of(&self, id: MvId) -> Result<Vec<CsId>, StoreError> {
+        let t = self.tx.open_multimap_table(MV_CS).ctx(&self.path)?;
+        let mut out = Vec::new();
+        for v in t.get(id.0).ctx(&self.path)? {
+            out.push(CsId(v.ctx(&self.path)?.value()));
+        }
+        Ok(out)
+    }
+
+    /// The CS object at a DN in a connector space.
+    pub fn cs_by_dn(&self, connector: &ConnectorName, dn: &Dn) -> Result<Option<CsId>, StoreError> {
+        let t = self.tx.open_table(CS_DN).ctx(&self.path)?;
+        Ok(t.get((connector.as_str(), dn.norm()))
+            .ctx(&self.path)?
+            .map(|g| CsId(g.value())))
+    }
+
+    /// Calls `f` for every CS object of a connector, in id order, streaming.
+    pub fn for_each_cs(
+        &self,
+        connector: Option<&ConnectorName>,
+        f: &mut dyn FnMut(CsId, CsRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let t = self.tx.open_table(CS).ctx(&self.path)?;
+        for row in t.iter().ctx(&self.path)? {
+            let (k, v) = row.ctx(&self.path)?;
+            let id = CsId(k.value());
+            let rec: CsRecord = decode_at(&self.path, "cs_objects", id, v.value())?;
+            if connector.is_none_or(|c| c.as_str() == rec.connector) {
+                f(id, rec)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` for every MV object.
+    pub fn for_each_mv(
+        &self,
+        f: &mut dyn FnMut(MvId, MvRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let t = self.tx.open_table(MV).ctx(&self.path)?;
+        for row in t.iter().ctx(&self.path)? {
+            let (k, v) = row.ctx(&self.path)?;
+            let id = MvId(k.value());
+            f(id, decode_at(&self.path, "mv_objects", id, v.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// A connector's watermark.
+    pub fn watermark(&self, connector: &ConnectorName) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.tx.open_table(WATERMARK).ctx(&self.path)?;
+        Ok(t.get(connector.as_str())
+            .ctx(&self.path)?
+            .map(|g| g.value().to_vec()))
+    }
+
+    /// Counts: (CS objects, MV objects, pending exports).
+    pub fn counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        let cs = self
+            .tx
+            .open_table(CS)
+            .ctx(&self.path)?
+            .len()
+            .ctx(&self.path)?;
+        let mv = self
+            .tx
+            .open_table(MV)
+            .ctx(&self.path)?
+            .len()
+            .ctx(&self.path)?;
+        let pe = self
+            .tx
+            .open_table(PENDING)
+            .ctx(&self.path)?
+            .len()
+            .ctx(&self.path)?;
+        Ok((cs, mv, pe))
+    }
+
+    /// The most recent runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<(u64, RunRecord)>, StoreError> {
+        let t = self.tx.open_table(RUNS).ctx(&self.path)?;
+        let mut out = Vec::new();
+        for row in t.iter().ctx(&self.path)?.rev().take(limit) {
+            let (k, v) = row.ctx(&self.path)?;
+            out.push((
+                k.value(),
+                decode_at(&self.path, "run_history", k.value(), v.value())?,
+            ));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,174 @@
+//! On-disk record types and their codec: one format-version byte, then postcard.
+//!
+//! postcard is not self-describing, so a field added to a record is a new format version
+//! with an explicit migration; [`FORMAT_VERSION`] names the version this build writes.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::model::{AttrChange, Attributes, Contribution, ExportKind, ObjectType};
+
+/// The record format this build reads and writes.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// A connector-space object as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CsRecord {
+    /// Owning connector.
+    pub connector: String,
+    /// Directory anchor; None while a provisioned add waits for export.
+    pub anchor: Option<Vec<u8>>,
+    /// Current DN in the directory (or the DN an add will create).
+    pub dn: String,
+    /// Structural object class.
+    pub object_class: String,
+    /// The hologram.
+    pub attrs: Attributes,
+    /// Set by an import that saw the object go; inbound sync finishes the delete.
+    pub deleted: bool,
+    /// The MV type this object was provisioned or projected as, for export ordering.
+    pub object_type: Option<ObjectType>,
+    /// The export still to be applied, recomputed by outbound sync.
+    pub export: Option<PendingExportRecord>,
+    /// The last export failure, kept until an export succeeds.
+    pub error: Option<ErrorRecord>,
+    /// References that name an object not (yet) in the metaverse: (attribute, DN).
+    pub unresolved: Vec<(String, String)>,
+    /// The hologram holds exported values not yet seen by a confirming import.
+    pub unconfirmed: bool,
+}
+
+/// A pending export as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingExportRecord {
+    /// Add, update or delete.
+    pub kind: ExportKind,
+    /// Rename target, if any.
+    pub new_dn: Option<String>,
+    /// Attribute changes.
+    pub changes: Vec<AttrChange>,
+    /// The outbound rule that computed it.
+    pub rule: String,
+}
+
+/// An error kept on an object, with the directory's own words.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// The message.
+    pub message: String,
+    /// Unix ms of the first occurrence.
+    pub first_seen_ms: i64,
+    /// Unix ms of the latest occurrence.
+    pub last_seen_ms: i64,
+    /// How many attempts failed.
+    pub attempts: u32,
+}
+
+/// A metaverse object as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MvRecord {
+    /// person, group, contact, device.
+    pub object_type: ObjectType,
+    /// Joined attributes.
+    pub attrs: Attributes,
+    /// Lineage per attribute.
+    pub contributors: Vec<(String, Contribution)>,
+    /// Set when no connector contributes any more; outbound sync deprovisions, then removes.
+    pub deleted: bool,
+    /// A sync error on the object (ambiguous join, DN template, conflict).
+    pub error: Option<ErrorRecord>,
+}
+
+/// One run of one profile on one connector, for history and the cycle summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Unix ms start.
+    pub started_ms: i64,
+    /// Unix ms end.
+    pub finished_ms: i64,
+    /// "full" or "delta".
+    pub mode: String,
+    /// Who asked: "scheduler", "cli", ...
+    pub trigger: String,
+    /// Per-connector counts.
+    pub connectors: Vec<ConnectorRunStats>,
+    /// Fatal error that stopped the cycle, if any.
+    pub failure: Option<String>,
+}
+
+/// Counts for one connector in one cycle.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorRunStats {
+    /// The connector.
+    pub connector: String,
+    /// Import counts.
+    pub import: ChangeCounts,
+    /// Export counts.
+    pub export: ChangeCounts,
+    /// Objects whose export or sync failed.
+    pub errors: u64,
+}
+
+/// Adds, updates, deletes, renames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCounts {
+    /// Objects added.
+    pub adds: u64,
+    /// Objects changed (attributes).
+    pub updates: u64,
+    /// Objects deleted.
+    pub deletes: u64,
+    /// Objects renamed or moved.
+    pub renames: u64,
+}
+
+impl ChangeCounts {
+    /// Sum of all counts.
+    pub fn total(&self) -> u64 {
+        self.adds + self.updates + self.deletes + self.renames
+    }
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// Written by a newer Bridgehead.
+    #[error("record format {found} is newer than this build's {supported}")]
+    TooNew {
+        /// Version in the record.
+        found: u8,
+        /// Version this build writes.
+        supported: u8,
+    },
+    /// Not decodable.
+    #[error("record is damaged: {0}")]
+    Damaged(String),
+}
+
+/// Encodes a record with its version byte.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let out = vec![FORMAT_VERSION];
+    // postcard only fails on types serde cannot express (none of ours) or a full buffer
+    // (a Vec grows), so an error here is a programming bug; keep it visible but harmless.
+    match postcard::to_extend(value, out) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!("record encoding failed: {e}");
+            vec![FORMAT_VERSION]
+        }
+    }
+}
+
+/// Decodes a record, refusing newer versions.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    match bytes.split_first() {
+        Some((&v, rest)) if v == FORMAT_VERSION => {
+            postcard::from_bytes(rest).map_err(|e| CodecError::Damaged(e.to_string()))
+        }
+        Some((&v, _)) if v > FORMAT_VERSION => Err(CodecError::TooNew {
+            found: v,
+            supported: FORMAT_VERSION,
+        }),
+        Some((&v, _)) => Err(CodecError::Damaged(format!("unknown record format {v}"))),
+        None => Err(CodecError::Damaged("empty record".into())),
+    }
+}

@@ -1,0 +1,36 @@
+//! Every redb table, in one place. Keys are built for the engine's queries.
+
+use redb::{MultimapTableDefinition, TableDefinition};
+
+/// Format version, magic, id counters, join-index attribute list.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// CS object by id.
+pub const CS: TableDefinition<u64, &[u8]> = TableDefinition::new("cs_objects");
+/// (connector, anchor) → CS id.
+pub const CS_ANCHOR: TableDefinition<(&str, &[u8]), u64> = TableDefinition::new("cs_by_anchor");
+/// (connector, normalised DN) → CS id.
+pub const CS_DN: TableDefinition<(&str, &str), u64> = TableDefinition::new("cs_by_dn");
+/// CS id → (MV id, link kind: 0 joined/projected, 1 provisioned).
+pub const CS_MV: TableDefinition<u64, (u64, u8)> = TableDefinition::new("link_cs_mv");
+/// MV id → CS ids linked to it.
+pub const MV_CS: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("link_mv_cs");
+/// MV object by id.
+pub const MV: TableDefinition<u64, &[u8]> = TableDefinition::new("mv_objects");
+/// (type, attribute, normalised value) → MV ids, for join rules.
+pub const JOIN: MultimapTableDefinition<(&str, &str, &str), u64> =
+    MultimapTableDefinition::new("mv_join_index");
+/// (connector, normalised DN) → CS ids whose hologram references that DN.
+pub const DN_REFS: MultimapTableDefinition<(&str, &str), u64> =
+    MultimapTableDefinition::new("cs_dn_referrers");
+/// MV id → MV ids that reference it.
+pub const MV_REFS: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("mv_referrers");
+/// (connector, CS id) → 1: CS objects waiting for inbound sync (pending import).
+pub const DIRTY_IN: TableDefinition<(&str, u64), u8> = TableDefinition::new("dirty_inbound");
+/// MV id → 1: MV objects waiting for outbound sync.
+pub const DIRTY_OUT: TableDefinition<u64, u8> = TableDefinition::new("dirty_outbound");
+/// (connector, CS id) → 1: CS objects with a pending export.
+pub const PENDING: TableDefinition<(&str, u64), u8> = TableDefinition::new("pending_exports");
+/// connector → watermark bytes.
+pub const WATERMARK: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");
+/// run id → RunRecord.
+pub const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("run_history");

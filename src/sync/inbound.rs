@@ -1,0 +1,246 @@
+//! Inbound sync: scope, join, projection, disconnection and precedence-aware attribute
+//! flow from connector spaces into the metaverse.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::flows;
+use super::{SyncContext, SyncStats, record_error};
+use crate::model::{AttrName, Attributes, ConnectorName, Contribution, CsId, Dn, MvId, ValueSet};
+use crate::rules::{InboundRule, in_scope};
+use crate::store::write::LinkKind;
+use crate::store::{CsRecord, MvRecord, StoreError, WriteTx};
+
+/// The first inbound rule whose scope holds for this CS object.
+fn rule_for<'a>(
+    ctx: &SyncContext<'a>,
+    rec: &CsRecord,
+    conn: &ConnectorName,
+) -> Option<&'a InboundRule> {
+    ctx.rules
+        .inbound_for(conn, &rec.object_class)
+        .find(|r| in_scope(&r.scope, &rec.attrs, &rec.dn))
+}
+
+/// Queues every CS object that references `dn`: a link appeared or went away, so their
+/// references resolve differently now.
+fn requeue_referrers(tx: &WriteTx, conn: &str, dn: &str) -> Result<(), StoreError> {
+    let norm = Dn::parse(dn)
+        .map(|d| d.norm().to_string())
+        .unwrap_or_default();
+    for r in tx.dn_referrers(conn, &norm)? {
+        tx.mark_inbound(conn, r)?;
+    }
+    Ok(())
+}
+
+/// Syncs one CS object into the metaverse.
+pub fn sync_cs(
+    tx: &WriteTx,
+    ctx: &SyncContext<'_>,
+    id: CsId,
+    stats: &mut SyncStats,
+) -> Result<(), StoreError> {
+    let Some(mut rec) = tx.cs(id)? else {
+        return Ok(());
+    };
+    stats.inbound += 1;
+    let Ok(conn) = ConnectorName::new(&rec.connector) else {
+        return Ok(());
+    };
+    let link = tx.link_of(id)?;
+    if rec.deleted {
+        if let Some((mv, _)) = link {
+            tx.unlink(id)?;
+            stats.disconnected += 1;
+            recompute(tx, ctx, mv, stats)?;
+        }
+        requeue_referrers(tx, &rec.connector, &rec.dn)?;
+        tx.delete_cs(id)?;
+        return Ok(());
+    }
+    let rule = rule_for(ctx, &rec, &conn);
+    match (link, rule) {
+        (Some((mv, LinkKind::Provisioned)), _) => {
+            // A target object changed in its directory: outbound recomputes its export
+            // against the new hologram; a rule reading it back may contribute too.
+            tx.mark_outbound(mv)?;
+            if rule.is_some() {
+                recompute(tx, ctx, mv, stats)?;
+            }
+        }
+        (Some((mv, LinkKind::Inbound)), Some(_)) => recompute(tx, ctx, mv, stats)?,
+        (Some((mv, LinkKind::Inbound)), None) => {
+            tx.unlink(id)?;
+            stats.disconnected += 1;
+            recompute(tx, ctx, mv, stats)?;
+            requeue_referrers(tx, &rec.connector, &rec.dn)?;
+        }
+        (None, Some(rule)) => {
+            let mv = match join(tx, rule, &rec, &conn)? {
+                Ok(Some(mv)) => {
+                    stats.joined += 1;
+                    mv
+                }
+                Ok(None) if rule.project => {
+                    let mv = tx.new_mv_id()?;
+                    tx.put_mv(
+                        mv,
+                        &MvRecord {
+                            object_type: rule.object_type,
+                            attrs: Attributes::new(),
+                            contributors: Vec::new(),
+                            deleted: false,
+                            error: None,
+                        },
+                    )?;
+                    stats.projected += 1;
+                    mv
+                }
+                Ok(None) => return Ok(()),
+                Err(message) => {
+                    rec.error = Some(record_error(rec.error.take(), message, ctx.now_ms));
+                    tx.put_cs(id, &rec)?;
+                    stats.errors += 1;
+                    return Ok(());
+                }
+            };
+            tx.link(id, mv, LinkKind::Inbound)?;
+            recompute(tx, ctx, mv, stats)?;
+            requeue_referrers(tx, &rec.connector, &rec.dn)?;
+        }
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// Tries the rule's join rules in order. Ok(None) = no match; Err = ambiguous.
+fn join(
+    tx: &WriteTx,
+    rule: &InboundRule,
+    rec: &CsRecord,
+    conn: &ConnectorName,
+) -> Result<Result<Option<MvId>, String>, StoreError> {
+    for (i, jr) in rule.join.iter().enumerate() {
+        let mut candidates: Option<BTreeSet<MvId>> = None;
+        for cond in &jr.conditions {
+            let mut found = BTreeSet::new();
+            for v in rec.attrs.get(cond.cs.key()).into_iter().flatten() {
+                found.extend(tx.join_candidates(rule.object_type, &cond.mv, v)?);
+            }
+            candidates = Some(match candidates {
+                None => found,
+                Some(prev) => prev.intersection(&found).copied().collect(),
+            });
+        }
+        let mut matches = Vec::new();
+        for mv in candidates.unwrap_or_default() {
+            // One MV object holds at most one object of each connector space.
+            let mut taken = false;
+            for cs in tx.links_of(mv)? {
+                if tx.cs(cs)?.is_some_and(|r| r.connector == conn.as_str()) {
+                    taken = true;
+                    break;
+                }
+            }
+            if !taken && tx.mv(mv)?.is_some_and(|m| !m.deleted) {
+                matches.push(mv);
+            }
+        }
+        match matches.len() {
+            0 => continue,
+            1 => return Ok(Ok(Some(matches[0]))),
+            _ => {
+                let list: Vec<String> = matches.iter().map(|m| m.to_string()).collect();
+                return Ok(Err(format!(
+                    "ambiguous join: rule {:?} join #{} matches {} metaverse objects ({})",
+                    rule.name,
+                    i + 1,
+                    matches.len(),
+                    list.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(Ok(None))
+}
+
+/// Recomputes an MV object's attributes from every CS object linked to it, applying
+/// precedence; deletes it (via outbound) when no inbound link is left.
+pub fn recompute(
+    tx: &WriteTx,
+    ctx: &SyncContext<'_>,
+    mv: MvId,
+    stats: &mut SyncStats,
+) -> Result<(), StoreError> {
+    let Some(mut mvrec) = tx.mv(mv)? else {
+        return Ok(());
+    };
+    let mut alive = false;
+    // attribute → (precedence, order, values, contribution)
+    let mut winners: BTreeMap<AttrName, (u32, usize, ValueSet, Contribution)> = BTreeMap::new();
+    let mut order = 0usize;
+    for cs in tx.links_of(mv)? {
+        let Some(mut rec) = tx.cs(cs)? else { continue };
+        if rec.deleted {
+            continue;
+        }
+        let kind = tx.link_of(cs)?.map(|(_, k)| k);
+        let Ok(conn) = ConnectorName::new(&rec.connector) else {
+            continue;
+        };
+        let Some(rule) = rule_for(ctx, &rec, &conn) else {
+            continue;
+        };
+        if kind == Some(LinkKind::Inbound) {
+            alive = true;
+        }
+        let Ok(dn) = Dn::parse(&rec.dn) else { continue };
+        let parts = ctx.partitions.get(&conn).map(Vec::as_slice).unwrap_or(&[]);
+        let values = flows::inbound(tx, &rec, &dn, &rule.flows, parts)?;
+        if values.unresolved != rec.unresolved {
+            rec.unresolved = values.unresolved;
+            tx.put_cs(cs, &rec)?;
+        }
+        for (attr, vs) in values.values {
+            order += 1;
+            if vs.is_empty() {
+                continue;
+            }
+            let better = match winners.get(&attr) {
+                None => true,
+                Some((p, o, _, _)) => (rule.precedence, order) < (*p, *o),
+            };
+            if better {
+                let contribution = Contribution {
+                    connector: conn.clone(),
+                    rule: rule.name.clone(),
+                    precedence: rule.precedence,
+                };
+                winners.insert(attr, (rule.precedence, order, vs, contribution));
+            }
+        }
+    }
+    if !alive {
+        if !mvrec.deleted {
+            mvrec.deleted = true;
+            tx.put_mv(mv, &mvrec)?;
+            stats.mv_deleted += 1;
+        }
+        tx.mark_outbound(mv)?;
+        return Ok(());
+    }
+    let mut attrs = Attributes::new();
+    let mut contributors = Vec::with_capacity(winners.len());
+    for (attr, (_, _, vs, c)) in winners {
+        contributors.push((attr.as_str().to_string(), c));
+        attrs.set(attr, vs);
+    }
+    if attrs != mvrec.attrs || contributors != mvrec.contributors || mvrec.deleted {
+        mvrec.attrs = attrs;
+        mvrec.contributors = contributors;
+        mvrec.deleted = false;
+        tx.put_mv(mv, &mvrec)?;
+        tx.mark_outbound(mv)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! Outbound sync: provisioning, DN templates, attribute flows, deprovisioning and the
+//! computation of pending exports as the difference between the desired state and the
+//! hologram. Recomputing from the hologram (never accumulating) makes exports idempotent.
+
+use std::collections::HashMap;
+
+use super::flows;
+use super::{SyncContext, SyncStats, record_error};
+use crate::model::{
+    AttrChange, AttrName, Attributes, ChangeOp, ConnectorName, CsId, Dn, ExportKind, MvId, ValueSet,
+};
+use crate::rules::{Deprovision, OutboundRule, in_scope};
+use crate::store::write::LinkKind;
+use crate::store::{CsRecord, MvRecord, PendingExportRecord, StoreError, WriteTx};
+
+/// Syncs one MV object out to every target connector.
+pub fn sync_mv(
+    tx: &WriteTx,
+    ctx: &SyncContext<'_>,
+    mv: MvId,
+    stats: &mut SyncStats,
+) -> Result<(), StoreError> {
+    let Some(mut mvrec) = tx.mv(mv)? else {
+        return Ok(());
+    };
+    stats.outbound += 1;
+    let mut targets: Vec<&ConnectorName> = Vec::new();
+    for r in ctx
+        .rules
+        .outbound
+        .iter()
+        .filter(|r| r.object_type == mvrec.object_type)
+    {
+        if !targets.contains(&&r.connector) {
+            targets.push(&r.connector);
+        }
+    }
+    let links = tx.links_of(mv)?;
+    let mut mv_error: Option<String> = None;
+    for conn in targets {
+        let mut existing: Option<(CsId, CsRecord)> = None;
+        for cs in &links {
+            if let Some(rec) = tx.cs(*cs)? {
+                if rec.connector == conn.as_str() {
+                    existing = Some((*cs, rec));
+                    break;
+                }
+            }
+        }
+        let rules: Vec<&OutboundRule> = ctx
+            .rules
+            .outbound
+            .iter()
+            .filter(|r| &r.connector == conn && r.object_type == mvrec.object_type)
+            .collect();
+        let in_scope_rule = if mvrec.deleted {
+            None
+        } else {
+            rules
+                .iter()
+                .copied()
+                .find(|r| in_scope(&r.scope, &mvrec.attrs, ""))
+        };
+        let result = match (existing, in_scope_rule) {
+            (None, Some(rule)) if rule.provision => provision(tx, ctx, mv, &mvrec, rule, stats)?,
+            (None, _) => Ok(()),
+            (Some((cs, rec)), Some(rule)) => update(tx, mv, &mvrec, cs, rec, rule)?,
+            (Some((cs, rec)), None) => {
+                let action = rules.first().map(|r| (&r.deprovision, r.name.as_str()));
+                deprovision(tx, mv, cs, rec, action)?;
+                stats.deprovisioned += 1;
+                Ok(())
+            }
+        };
+        if let Err(message) = result {
+            mv_error = Some(message);
+        }
+    }
+    if mvrec.deleted {
+        if tx.links_of(mv)?.is_empty() {
+            tx.delete_mv(mv)?;
+        }
+        return Ok(());
+    }
+    let new_error = match mv_error {
+        Some(m) => {
+            stats.errors += 1;
+            Some(record_error(mvrec.error.take(), m, ctx.now_ms))
+        }
+        None => None,
+    };
+    if new_error != mvrec.error {
+        mvrec.error = new_error;
+        tx.put_mv(mv, &mvrec)?;
+    }
+    Ok(())
+}
+
+fn render_dn(rule: &OutboundRule, mvrec: &MvRecord) -> Result<Dn, String> {
+    rule.dn_template
+        .render(&|a: &AttrName| mvrec.attrs.first_text(a.key()))
+        .map_err(|e| format!("outbound rule {:?}: {e}", rule.name))
+}
+
+fn requeue_referrers(tx: &WriteTx, mv: MvId) -> Result<(), StoreError> {
+    for r in tx.mv_referrers(mv)? {
+        tx.mark_outbound(r)?;
+    }
+    Ok(())
+}
+
+fn provision(
+    tx: &WriteTx,
+    ctx: &SyncContext<'_>,
+    mv: MvId,
+    mvrec: &MvRecord,
+    rule: &OutboundRule,
+    stats: &mut SyncStats,
+) -> Result<Result<(), String>, StoreError> {
+    let dn = match render_dn(rule, mvrec) {
+        Ok(dn) => dn,
+        Err(e) => return Ok(Err(e)),
+    };
+    let (cs, rec) = match tx.cs_by_dn(&rule.connector, &dn)? {
+        Some(cs) => {
+            if let Some((owner, _)) = tx.link_of(cs)? {
+                return Ok(Err(format!(
+                    "target {} already has {dn} for {owner}; not provisioning a duplicate",
+                    rule.connector
+                )));
+            }
+            // An unlinked object already at that DN is adopted (soft match by DN) rather
+            // than duplicated.
+            match tx.cs(cs)? {
+                Some(rec) if !rec.deleted => (cs, rec),
+                _ => {
+                    return Ok(Err(format!(
+                        "target {} DN {dn} is being deleted",
+                        rule.connector
+                    )));
+                }
+            }
+        }
+        None => {
+            let cs = tx.new_cs_id()?;
+            let rec = CsRecord {
+                connector: rule.connector.as_str().to_string(),
+                anchor: None,
+                dn: dn.to_string(),
+                object_class: rule.object_class.clone(),
+                attrs: Attributes::new(),
+                deleted: false,
+                object_type: Some(mvrec.object_type),
+                export: None,
+                error: None,
+                unresolved: Vec::new(),
+                unconfirmed: false,
+            };
+            (cs, rec)
+        }
+    };
+    let _ = ctx;
+    tx.link(cs, mv, LinkKind::Provisioned)?;
+    stats.provisioned += 1;
+    let r = update(tx, mv, mvrec, cs, rec, rule)?;
+    requeue_referrers(tx, mv)?;
+    Ok(r)
+}
+
+/// Computes the pending export of a linked target object.
+fn update(
+    tx: &WriteTx,
+    mv: MvId,
+    mvrec: &MvRecord,
+    cs: CsId,
+    mut rec: CsRecord,
+    rule: &OutboundRule,
+) -> Result<Result<(), String>, StoreError> {
+    let mut cache = HashMap::new();
+    let desired = flows::outbound(tx, &mvrec.attrs, &rule.flows, &rule.connector, &mut cache)?;
+    let mut problem = None;
+    let desired_dn = match render_dn(rule, mvrec) {
+        Ok(dn) => Some(dn),
+        Err(e) => {
+            problem = Some(e);
+            None
+        }
+    };
+    let old_target_dn = rec
+        .export
+        .as_ref()
+        .and_then(|e| e.new_dn.clone())
+        .unwrap_or_else(|| rec.dn.clone());
+    let export = if rec.anchor.is_none() {
+        // Never exported yet: the add carries everything, at the current desired DN.
+        if let Some(dn) = &desired_dn {
+            rec.dn = dn.to_string();
+        }
+        let changes = desired
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(a, v)| AttrChange {
+                attr: a.clone(),
+                op: ChangeOp::Replace(v.clone()),
+            })
+            .collect();
+        Some(PendingExportRecord {
+            kind: ExportKind::Add,
+            new_dn: None,
+            changes,
+            rule: rule.name.clone(),
+        })
+    } else {
+        let changes = diff(&rec.attrs, &desired);
+        let current = Dn::parse(&rec.dn).ok();
+        let new_dn = desired_dn
+            .filter(|d| current.as_ref() != Some(d))
+            .map(|d| d.to_string());
+        if changes.is_empty() && new_dn.is_none() {
+            None
+        } else {
+            Some(PendingExportRecord {
+                kind: ExportKind::Update,
+                new_dn,
+                changes,
+                rule: rule.name.clone(),
+            })
+        }
+    };
+    let new_target_dn = export
+        .as_ref()
+        .and_then(|e| e.new_dn.clone())
+        .unwrap_or_else(|| rec.dn.clone());
+    let moved = !same_dn(&old_target_dn, &new_target_dn);
+    if export != rec.export || moved || rec.object_type.is_none() {
+        rec.export = export;
+        rec.object_type = Some(mvrec.object_type);
+        tx.put_cs(cs, &rec)?;
+    }
+    if moved {
+        // Objects that reference this one must now name its new DN.
+        requeue_referrers(tx, mv)?;
+    }
+    Ok(match problem {
+        Some(p) => Err(p),
+        None => Ok(()),
+    })
+}
+
+fn same_dn(a: &str, b: &str) -> bool {
+    match (Dn::parse(a), Dn::parse(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+fn deprovision(
+    tx: &WriteTx,
+    mv: MvId,
+    cs: CsId,
+    mut rec: CsRecord,
+    action: Option<(&Deprovision, &str)>,
+) -> Result<(), StoreError> {
+    tx.unlink(cs)?;
+    requeue_referrers(tx, mv)?;
+    let (action, rule) = match action {
+        Some((a, r)) => (a.clone(), r.to_string()),
+        None => (Deprovision::Delete, String::new()),
+    };
+    match action {
+        Deprovision::Delete if rec.anchor.is_none() => {
+            // The add never reached the directory: nothing to delete there.
+            tx.delete_cs(cs)?;
+        }
+        Deprovision::Delete => {
+            rec.export = Some(PendingExportRecord {
+                kind: ExportKind::Delete,
+                new_dn: None,
+                changes: Vec::new(),
+                rule,
+            });
+            tx.put_cs(cs, &rec)?;
+        }
+        Deprovision::Disable { attr, value } => {
+            let want = ValueSet::one(value);
+            rec.export = if rec.attrs.get(attr.key()) == Some(&want) {
+                None
+            } else {
+                Some(PendingExportRecord {
+                    kind: ExportKind::Update,
+                    new_dn: None,
+                    changes: vec![AttrChange {
+                        attr,
+                        op: ChangeOp::Replace(want),
+                    }],
+                    rule,
+                })
+            };
+            tx.put_cs(cs, &rec)?;
+        }
+        Deprovision::Keep => {
+            if rec.export.is_some() {
+                rec.export = None;
+                tx.put_cs(cs, &rec)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The changes that turn `holo` into `desired` for the flowed attributes: single values as
+/// Replace, multi-valued sets as value-level Add/Remove (a large group never rewritten whole).
+fn diff(holo: &Attributes, desired: &[(AttrName, ValueSet)]) -> Vec<AttrChange> {
+    let empty = ValueSet::new();
+    let mut out = Vec::new();
+    let mut seen: Vec<&AttrName> = Vec::new();
+    for (attr, want) in desired {
+        if seen.contains(&attr) {
+            continue;
+        }
+        seen.push(attr);
+        let have = holo.get(attr.key()).unwrap_or(&empty);
+        if have == want {
+            continue;
+        }
+        if have.len() <= 1 && want.len() <= 1 {
+            out.push(AttrChange {
+                attr: attr.clone(),
+                op: ChangeOp::Replace(want.clone()),
+            });
+            continue;
+        }
+        let adds: ValueSet = want.minus(have).cloned().collect();
+        let removes: ValueSet = have.minus(want).cloned().collect();
+        if !removes.is_empty() {
+            out.push(AttrChange {
+                attr: attr.clone(),
+                op: ChangeOp::Remove(removes),
+            });
+        }
+        if !adds.is_empty() {
+            out.push(AttrChange {
+                attr: attr.clone(),
+                op: ChangeOp::Add(adds),
+            });
+        }
+    }
+    out
+}
+
+/// Applies attribute changes to a hologram (after the directory took an export).
+pub fn apply_changes(attrs: &mut Attributes, changes: &[AttrChange]) {
+    for c in changes {
+        match &c.op {
+            ChangeOp::Replace(v) => attrs.set(c.attr.clone(), v.clone()),
+            ChangeOp::Add(v) => {
+                for x in v {
+                    attrs.add(&c.attr, x.clone());
+                }
+            }
+            ChangeOp::Remove(v) => {
+                let mut cur = attrs.get(c.attr.key()).cloned().unwrap_or_default();
+                for x in v {
+                    cur.remove(x);
+                }
+                attrs.set(c.attr.clone(), cur);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Value;
+
+    fn set(vals: &[&str]) -> ValueSet {
+        vals.iter().map(|v| Value::str(*v)).collect()
+    }
+
+    #[test]
+    fn diff_uses_value_deltas_for_multi_valued_attributes() {
+        let mut holo = Attributes::new();
+        holo.set(AttrName::new("member"), set(&["a", "b", "c"]));
+        holo.set(AttrName::new("title"), set(&["x"]));
+        let desired = vec![
+            (AttrName::new("member"), set(&["a", "c", "d"])),
+            (AttrName::new("title"), set(&["y"])),
+        ];
+        let changes = diff(&holo, &desired);
+        assert_eq!(
+            changes,
+            vec![
+                AttrChange {
+                    attr: AttrName::new("member"),
+                    op: ChangeOp::Remove(set(&["b"]))
+                },
+                AttrChange {
+                    attr: AttrName::new("member"),
+                    op: ChangeOp::Add(set(&["d"]))
+                },
+                AttrChange {
+                    attr: AttrName::new("title"),
+                    op: ChangeOp::Replace(set(&["y"]))
+                },
+            ]
+        );
+        apply_changes(&mut holo, &changes);
+        assert_eq!(holo.get("member"), Some(&set(&["a", "c", "d"])));
+        assert_eq!(holo.get("title"), Some(&set(&["y"])));
+        assert!(diff(&holo, &desired).is_empty());
+    }
+}
