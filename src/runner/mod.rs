@@ -13,14 +13,24 @@ pub mod scheduler;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::connector::{self, Connector, ConnectorError, ConnectorErrorKind};
 use crate::model::{Clock, ConnectorName, Dn};
-use crate::store::{ConnectorRunStats, RunRecord, Store, StoreError};
+use crate::store::{ConnectorRunStats, PhaseTime, RunRecord, Store, StoreError};
 use crate::sync::{self, SyncContext, SyncStats};
 
 const SYNC_BATCH: usize = 500;
+
+fn phase(name: &str, connector: Option<&ConnectorName>, objects: u64, started: Instant) -> PhaseTime {
+    PhaseTime {
+        phase: name.to_string(),
+        connector: connector.map(|c| c.to_string()),
+        objects,
+        ms: started.elapsed().as_millis() as u64,
+    }
+}
 
 /// Why a cycle stopped.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +169,7 @@ impl Runner {
                 })
                 .collect(),
             failure: None,
+            phases: Vec::new(),
         };
         let result = self.cycle_inner(opts, &mut record);
         record.finished_ms = self.clock.now_ms();
@@ -204,17 +215,23 @@ impl Runner {
             self.shutdown.check()?;
             let c = self.connectors[i].as_mut();
             tracing::info!(connector = %c.name(), full = opts.full, "import");
+            let t = Instant::now();
             let counts = import::run(&self.store, c, opts.full, &self.shutdown, progress.as_ref())?;
+            record.phases.push(phase("import", Some(c.name()), counts.total(), t));
             record.connectors[i].import = counts;
         }
+        let t = Instant::now();
         let stats = self.sync(opts.full, progress.as_ref())?;
+        record.phases.push(phase("sync", None, stats.inbound + stats.outbound, t));
         tracing::info!(?stats, "sync done");
         let now = self.clock.now_ms();
         let mut exported = Vec::new();
         for &i in &selected {
             self.shutdown.check()?;
             let c = self.connectors[i].as_mut();
+            let t = Instant::now();
             let s = export::run(&self.store, c, now, &self.shutdown)?;
+            record.phases.push(phase("export", Some(c.name()), s.counts.total() + s.errors, t));
             if s.counts.total() > 0 || s.errors > 0 {
                 tracing::info!(connector = %c.name(), ?s, "export");
                 exported.push(i);
@@ -225,7 +242,9 @@ impl Runner {
         for i in exported {
             self.shutdown.check()?;
             let c = self.connectors[i].as_mut();
+            let t = Instant::now();
             let counts = import::run(&self.store, c, false, &self.shutdown, None)?;
+            record.phases.push(phase("confirm", Some(c.name()), counts.total(), t));
             if counts.total() > 0 {
                 tracing::info!(connector = %c.name(), ?counts, "confirming import saw changes");
             }

@@ -17,7 +17,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use crate::model::{ConnectorName, CsId, Dn, MvId};
 pub use records::{
     ChangeCounts, ConnectorRunStats, CsRecord, ErrorRecord, MvRecord, PendingExportRecord,
-    RunRecord,
+    PhaseTime, RunRecord,
 };
 use records::{CodecError, FORMAT_VERSION, decode};
 use tables::*;

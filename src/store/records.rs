@@ -93,6 +93,21 @@ pub struct RunRecord {
     pub connectors: Vec<ConnectorRunStats>,
     /// Fatal error that stopped the cycle, if any.
     pub failure: Option<String>,
+    /// How long each phase took, in order.
+    pub phases: Vec<PhaseTime>,
+}
+
+/// One phase of a cycle, timed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseTime {
+    /// import, sync, export or confirm.
+    pub phase: String,
+    /// The connector, for per-connector phases.
+    pub connector: Option<String>,
+    /// Objects handled (imported changes, synced objects, exported changes).
+    pub objects: u64,
+    /// Wall time in milliseconds.
+    pub ms: u64,
 }
 
 /// Counts for one connector in one cycle.

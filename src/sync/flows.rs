@@ -68,12 +68,11 @@ pub fn inbound(
 }
 
 fn resolve(tx: &WriteTx, conn: &ConnectorName, dn: &Dn) -> Result<Option<MvId>, StoreError> {
+    // A deleted object still linked here resolves for now; its inbound sync unlinks it and
+    // queues this referrer again, so the reference drops then.
     let Some(cs) = tx.cs_by_dn(conn, dn)? else {
         return Ok(None);
     };
-    if tx.cs(cs)?.is_some_and(|r| r.deleted) {
-        return Ok(None);
-    }
     Ok(tx.link_of(cs)?.map(|(mv, _)| mv))
 }
 
