@@ -23,7 +23,12 @@ use crate::sync::{self, SyncContext, SyncStats};
 
 const SYNC_BATCH: usize = 500;
 
-fn phase(name: &str, connector: Option<&ConnectorName>, objects: u64, started: Instant) -> PhaseTime {
+fn phase(
+    name: &str,
+    connector: Option<&ConnectorName>,
+    objects: u64,
+    started: Instant,
+) -> PhaseTime {
     PhaseTime {
         phase: name.to_string(),
         connector: connector.map(|c| c.to_string()),
@@ -217,12 +222,16 @@ impl Runner {
             tracing::info!(connector = %c.name(), full = opts.full, "import");
             let t = Instant::now();
             let counts = import::run(&self.store, c, opts.full, &self.shutdown, progress.as_ref())?;
-            record.phases.push(phase("import", Some(c.name()), counts.total(), t));
+            record
+                .phases
+                .push(phase("import", Some(c.name()), counts.total(), t));
             record.connectors[i].import = counts;
         }
         let t = Instant::now();
         let stats = self.sync(opts.full, progress.as_ref())?;
-        record.phases.push(phase("sync", None, stats.inbound + stats.outbound, t));
+        record
+            .phases
+            .push(phase("sync", None, stats.inbound + stats.outbound, t));
         tracing::info!(?stats, "sync done");
         let now = self.clock.now_ms();
         let mut exported = Vec::new();
@@ -231,7 +240,12 @@ impl Runner {
             let c = self.connectors[i].as_mut();
             let t = Instant::now();
             let s = export::run(&self.store, c, now, &self.shutdown)?;
-            record.phases.push(phase("export", Some(c.name()), s.counts.total() + s.errors, t));
+            record.phases.push(phase(
+                "export",
+                Some(c.name()),
+                s.counts.total() + s.errors,
+                t,
+            ));
             if s.counts.total() > 0 || s.errors > 0 {
                 tracing::info!(connector = %c.name(), ?s, "export");
                 exported.push(i);
@@ -244,7 +258,9 @@ impl Runner {
             let c = self.connectors[i].as_mut();
             let t = Instant::now();
             let counts = import::run(&self.store, c, false, &self.shutdown, None)?;
-            record.phases.push(phase("confirm", Some(c.name()), counts.total(), t));
+            record
+                .phases
+                .push(phase("confirm", Some(c.name()), counts.total(), t));
             if counts.total() > 0 {
                 tracing::info!(connector = %c.name(), ?counts, "confirming import saw changes");
             }
@@ -299,3 +315,6 @@ impl Runner {
         Ok(stats)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,309 @@
+//! Engine scenarios driven through the runner with small LDIF files: precedence across
+//! connectors, joins, late references, moves, deprovisioning.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{CycleOptions, Runner, Shutdown};
+use crate::config::Config;
+use crate::connector::ldif::format::{LdifReader, LdifValue};
+use crate::model::{Dn, FixedClock};
+use crate::store::{RunRecord, Store};
+
+type Entries = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+
+fn target(path: &Path) -> Entries {
+    let mut out = Entries::new();
+    let Ok(f) = std::fs::File::open(path) else {
+        return out;
+    };
+    for e in LdifReader::new(std::io::BufReader::new(f)) {
+        let e = e.unwrap();
+        let mut attrs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (k, v) in e.attrs {
+            let v = match v {
+                LdifValue::Text(t) => t,
+                LdifValue::Bytes(b) => String::from_utf8(b).unwrap(),
+            };
+            attrs.entry(k.to_lowercase()).or_default().push(v);
+        }
+        for vs in attrs.values_mut() {
+            vs.sort();
+        }
+        out.insert(Dn::parse(&e.dn).unwrap().norm().to_string(), attrs);
+    }
+    out
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+    runner: Runner,
+}
+
+impl Lab {
+    fn new(config: &str, files: &[(&str, &str)]) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        std::fs::write(dir.path().join("c.toml"), config).unwrap();
+        let config = Config::load(&dir.path().join("c.toml")).unwrap();
+        let store = Store::open(&config.state_file).unwrap();
+        let runner = Runner::new(
+            config,
+            store,
+            Arc::new(FixedClock::at(1_000)),
+            Shutdown::default(),
+        );
+        Lab { dir, runner }
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path().join(name), text).unwrap();
+    }
+
+    fn cycle(&mut self) -> RunRecord {
+        self.runner
+            .cycle(&CycleOptions {
+                trigger: "test".into(),
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    fn target(&self) -> Entries {
+        target(&self.dir.path().join("out.ldif"))
+    }
+}
+
+fn key(dn: &str) -> String {
+    Dn::parse(dn).unwrap().norm().to_string()
+}
+
+const TARGET: &str = r#"
+[[connector]]
+name = "out"
+type = "ldif"
+mode = "target"
+path = "out.ldif"
+anchor = "entryUUID"
+
+[[outbound]]
+name = "out-people"
+connector = "out"
+object_type = "person"
+object_class = "inetOrgPerson"
+dn = "uid={uid},ou=people,o=t"
+deprovision = "DEPROVISION"
+disable_attribute_LINE
+flows = [ { target = "uid", source = "uid" }, { target = "title", source = "title" }, { target = "manager", source = "manager" } ]
+
+[[outbound]]
+name = "out-groups"
+connector = "out"
+object_type = "group"
+object_class = "groupOfNames"
+dn = "cn={cn},ou=groups,o=t"
+flows = [ { target = "cn", source = "cn" }, { target = "member", source = "member" } ]
+"#;
+
+fn config(sources: &str, deprovision: &str) -> String {
+    let target = TARGET.replace("DEPROVISION", deprovision).replace(
+        "disable_attribute_LINE",
+        if deprovision == "disable" {
+            "disable_attribute = \"employeeType\"\ndisable_value = \"disabled\""
+        } else {
+            ""
+        },
+    );
+    format!("state_file = \"s.redb\"\n{sources}\n{target}")
+}
+
+const AD: &str = r#"
+[[connector]]
+name = "ad"
+type = "ldif"
+mode = "source"
+path = "ad.ldif"
+anchor = "uuid"
+
+[[inbound]]
+name = "ad-users"
+connector = "ad"
+object_class = "user"
+object_type = "person"
+precedence = 20
+join = [ [ { cs = "employeeID", mv = "employeeID" } ] ]
+flows = [ { target = "uid", source = "uid" }, { target = "title", source = "title" }, { target = "employeeID", source = "employeeID" }, { target = "manager", source = "manager" } ]
+
+[[inbound]]
+name = "ad-groups"
+connector = "ad"
+object_class = "group"
+object_type = "group"
+precedence = 20
+flows = [ { target = "cn", source = "cn" }, { target = "member", source = "member" } ]
+"#;
+
+const HR: &str = r#"
+[[connector]]
+name = "hr"
+type = "ldif"
+mode = "source"
+path = "hr.ldif"
+anchor = "uuid"
+
+[[inbound]]
+name = "hr-people"
+connector = "hr"
+object_class = "worker"
+object_type = "person"
+precedence = 5
+project = false
+join = [ [ { cs = "employeeID", mv = "employeeID" } ] ]
+flows = [ { target = "title", source = "title" } ]
+"#;
+
+fn user(uuid: &str, dn: &str, uid: &str, extra: &str) -> String {
+    format!("dn: {dn}\nuuid: {uuid}\nobjectClass: user\nuid: {uid}\nemployeeID: E-{uid}\n{extra}\n")
+}
+
+#[test]
+fn precedence_picks_the_lowest_rule_with_a_value() {
+    let ad = user("1", "cn=Ann,ou=x,dc=ad", "ann", "title: Engineer\n");
+    let hr = "dn: wid=1,o=hr\nuuid: h1\nobjectClass: worker\nemployeeID: E-ann\ntitle: Principal Engineer\n\n";
+    let mut lab = Lab::new(
+        &config(&format!("{AD}{HR}"), "delete"),
+        &[("ad.ldif", &ad), ("hr.ldif", hr)],
+    );
+    lab.cycle();
+    let t = lab.target();
+    assert_eq!(
+        t[&key("uid=ann,ou=people,o=t")]["title"],
+        vec!["Principal Engineer"]
+    );
+    // HR loses its value: the AD rule supplies it again.
+    lab.write(
+        "hr.ldif",
+        "dn: wid=1,o=hr\nuuid: h1\nobjectClass: worker\nemployeeID: E-ann\n\n",
+    );
+    let run = lab.cycle();
+    assert_eq!(
+        lab.target()[&key("uid=ann,ou=people,o=t")]["title"],
+        vec!["Engineer"]
+    );
+    assert_eq!(run.connectors[2].export.updates, 1);
+    // The HR object joined; it did not project a second person.
+    assert_eq!(lab.target().len(), 1);
+}
+
+#[test]
+fn a_reference_to_an_object_that_arrives_later_resolves_then() {
+    let group = "dn: cn=g,dc=ad\nuuid: g\nobjectClass: group\ncn: g\nmember: cn=Bob,dc=ad\nmember: cn=Ann,dc=ad\n\n";
+    let ann = user("1", "cn=Ann,dc=ad", "ann", "");
+    let mut lab = Lab::new(
+        &config(AD, "delete"),
+        &[("ad.ldif", &format!("{ann}{group}"))],
+    );
+    lab.cycle();
+    assert_eq!(
+        lab.target()[&key("cn=g,ou=groups,o=t")]["member"],
+        vec!["uid=ann,ou=people,o=t"]
+    );
+    let bob = user("2", "cn=Bob,dc=ad", "bob", "manager: cn=Ann,dc=ad\n");
+    lab.write("ad.ldif", &format!("{ann}{group}{bob}"));
+    lab.cycle();
+    let t = lab.target();
+    assert_eq!(
+        t[&key("cn=g,ou=groups,o=t")]["member"],
+        vec!["uid=ann,ou=people,o=t", "uid=bob,ou=people,o=t"]
+    );
+    assert_eq!(
+        t[&key("uid=bob,ou=people,o=t")]["manager"],
+        vec!["uid=ann,ou=people,o=t"]
+    );
+}
+
+#[test]
+fn a_move_keeps_references_and_renames_nothing_the_template_does_not_use() {
+    // The import re-points the hologram of every referrer when an object moves (AD reports
+    // no change on groups then); an LDIF export that also rewrote the member agrees with it.
+    let group = "dn: cn=g,dc=ad\nuuid: g\nobjectClass: group\ncn: g\nmember: cn=Ann,ou=a,dc=ad\n\n";
+    let ann = user("1", "cn=Ann,ou=a,dc=ad", "ann", "");
+    let mut lab = Lab::new(
+        &config(AD, "delete"),
+        &[("ad.ldif", &format!("{ann}{group}"))],
+    );
+    lab.cycle();
+    let moved = user("1", "cn=Ann,ou=b,dc=ad", "ann", "");
+    let group_after =
+        "dn: cn=g,dc=ad\nuuid: g\nobjectClass: group\ncn: g\nmember: cn=Ann,ou=b,dc=ad\n\n";
+    lab.write("ad.ldif", &format!("{moved}{group_after}"));
+    let run = lab.cycle();
+    assert_eq!(run.connectors[0].import.renames, 1);
+    assert_eq!(
+        lab.target()[&key("cn=g,ou=groups,o=t")]["member"],
+        vec!["uid=ann,ou=people,o=t"]
+    );
+    // Nothing changed in the target: the DN template does not use the OU.
+    assert_eq!(run.connectors[1].export.total(), 0);
+}
+
+#[test]
+fn deprovision_actions() {
+    let ann = user("1", "cn=Ann,dc=ad", "ann", "");
+    let bob = user("2", "cn=Bob,dc=ad", "bob", "");
+    for action in ["delete", "disable", "keep"] {
+        let mut lab = Lab::new(&config(AD, action), &[("ad.ldif", &format!("{ann}{bob}"))]);
+        lab.cycle();
+        assert_eq!(lab.target().len(), 2, "{action}");
+        lab.write("ad.ldif", &ann);
+        let run = lab.cycle();
+        let t = lab.target();
+        let bob_dn = key("uid=bob,ou=people,o=t");
+        match action {
+            "delete" => {
+                assert!(!t.contains_key(&bob_dn));
+                assert_eq!(run.connectors[1].export.deletes, 1);
+            }
+            "disable" => assert_eq!(t[&bob_dn]["employeetype"], vec!["disabled"]),
+            _ => {
+                assert!(t.contains_key(&bob_dn));
+                assert!(!t[&bob_dn].contains_key("employeetype"));
+            }
+        }
+        // A second cycle has nothing left to do.
+        assert_eq!(lab.cycle().connectors[1].export.total(), 0, "{action}");
+    }
+}
+
+#[test]
+fn an_ambiguous_join_is_an_error_on_the_object_not_a_failed_run() {
+    let ad = format!(
+        "{}{}",
+        user("1", "cn=A1,dc=ad", "a1", ""),
+        user("2", "cn=A2,dc=ad", "a2", "")
+    );
+    // Both AD users get employeeID E-x: HR's worker with E-x matches two MV objects.
+    let ad = ad.replace("E-a1", "E-x").replace("E-a2", "E-x");
+    let hr = "dn: wid=1,o=hr\nuuid: h1\nobjectClass: worker\nemployeeID: E-x\ntitle: T\n\n";
+    let mut lab = Lab::new(
+        &config(&format!("{AD}{HR}"), "delete"),
+        &[("ad.ldif", &ad), ("hr.ldif", hr)],
+    );
+    lab.cycle();
+    let tx = lab.runner.store().read().unwrap();
+    let mut errors = Vec::new();
+    tx.for_each_cs(None, &mut |_, rec| {
+        if let Some(e) = rec.error {
+            errors.push(e.message);
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("ambiguous join"), "{}", errors[0]);
+}
