@@ -747,25 +747,16 @@ fn company(size: DemoSize) -> Vec<Entry> {
         };
 
         // Member indices: users, contacts, earlier groups; BTreeSet keeps file order stable.
+        // Members chosen on purpose come first; random users fill up to 5–80 members.
         let mut member_users = std::collections::BTreeSet::new();
-        if all_staff {
-            let want = users.len().min(1000);
-            while member_users.len() < want {
-                member_users.insert(rng.below(users.len()));
+        if g == 0 {
+            for (at, _, _) in SPECIAL_NAMES {
+                if *at < users.len() {
+                    member_users.insert(*at);
+                }
             }
-        } else if !users.is_empty() {
-            let want = (5 + rng.below(76)).min(users.len());
-            let same_dept: Vec<usize> = by_dept[dept].clone();
-            let mut tries = 0;
-            while member_users.len() < want && tries < want * 20 {
-                tries += 1;
-                let u = if !same_dept.is_empty() && rng.below(10) < 8 {
-                    same_dept[rng.below(same_dept.len())]
-                } else {
-                    rng.below(users.len())
-                };
-                member_users.insert(u);
-            }
+        }
+        if !all_staff {
             // Cross-domain membership on purpose: at least one user of the other domain.
             if let Some(u) = (0..users.len())
                 .map(|n| (n * 7 + g * 13) % users.len())
@@ -775,13 +766,6 @@ fn company(size: DemoSize) -> Vec<Entry> {
             }
             if g % 10 == 4 && !disabled_users.is_empty() {
                 member_users.insert(disabled_users[g % disabled_users.len()]);
-            }
-        }
-        if g == 0 {
-            for (at, _, _) in SPECIAL_NAMES {
-                if *at < users.len() {
-                    member_users.insert(*at);
-                }
             }
         }
         let mut member_contacts = std::collections::BTreeSet::new();
@@ -797,6 +781,25 @@ fn company(size: DemoSize) -> Vec<Entry> {
             for _ in 0..want {
                 member_groups.insert(rng.below(g));
             }
+        }
+        let want_users = if all_staff {
+            users.len().min(1000)
+        } else {
+            (5 + rng.below(76))
+                .saturating_sub(member_contacts.len() + member_groups.len())
+                .max(member_users.len())
+                .min(users.len())
+        };
+        let same_dept = &by_dept[dept];
+        let mut tries = 0;
+        while member_users.len() < want_users && tries < want_users * 20 {
+            tries += 1;
+            let u = if !all_staff && !same_dept.is_empty() && rng.below(10) < 8 {
+                same_dept[rng.below(same_dept.len())]
+            } else {
+                rng.below(users.len())
+            };
+            member_users.insert(u);
         }
 
         let at = referable(&cn, &["Groups"], d.root);
@@ -1029,6 +1032,11 @@ mod tests {
         let groups: Vec<&Parsed> = entries.iter().filter(|e| class(e) == "group").collect();
         let largest = groups.iter().map(|g| values(g, "member").len()).max();
         assert!(largest.unwrap_or(0) >= 1000, "{largest:?}");
+        let ordinary = groups.iter().filter(|g| values(g, "member").len() < 1000);
+        for g in ordinary {
+            let n = values(g, "member").len();
+            assert!((5..=80).contains(&n), "{} has {n} members", g.0);
+        }
         let kinds: HashMap<String, &str> = entries.iter().map(|e| (norm(&e.0), class(e))).collect();
         let member_kinds: HashSet<&str> = groups
             .iter()

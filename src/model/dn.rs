@@ -69,7 +69,6 @@ impl Dn {
     }
 
     fn from_parsed(raw_text: &str, rdns: &[Vec<Ava>]) -> Dn {
-        let mut raw_bounds = Vec::with_capacity(rdns.len());
         let mut norm_bounds = Vec::with_capacity(rdns.len());
         let mut norm = String::with_capacity(raw_text.len());
         for (i, rdn) in rdns.iter().enumerate() {
@@ -79,28 +78,11 @@ impl Dn {
             norm_bounds.push(norm.len());
             norm.push_str(&rdn_string(rdn, true));
         }
-        // Raw bounds: find the unescaped separators again in the original text.
-        let bytes = raw_text.as_bytes();
-        let mut i = 0;
-        let mut in_quotes = false;
-        if !rdns.is_empty() {
-            raw_bounds.push(0);
-        }
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\\' => i += 1,
-                b'"' => in_quotes = !in_quotes,
-                b',' | b';' if !in_quotes => {
-                    let mut start = i + 1;
-                    while start < bytes.len() && bytes[start] == b' ' {
-                        start += 1;
-                    }
-                    raw_bounds.push(start);
-                }
-                _ => {}
-            }
-            i += 1;
-        }
+        let raw_bounds = if rdns.is_empty() {
+            Vec::new()
+        } else {
+            separators(raw_text)
+        };
         Dn {
             raw: raw_text.to_string(),
             norm,
@@ -242,15 +224,55 @@ impl fmt::Debug for Dn {
     }
 }
 
+/// Start offsets of the RDNs in a DN string: after each unescaped, unquoted `,` or `;`
+/// (and the spaces that follow it).
+fn separators(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut bounds = vec![0];
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'"' => in_quotes = !in_quotes,
+            b',' | b';' if !in_quotes => {
+                let mut start = i + 1;
+                while start < bytes.len() && bytes[start] == b' ' {
+                    start += 1;
+                }
+                bounds.push(start);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    bounds
+}
+
+// Stored as (as written, normalised): decoding a record then costs no DN parsing, which
+// matters for groups with thousands of member references.
 impl Serialize for Dn {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.raw)
+        (&self.raw, &self.norm).serialize(s)
     }
 }
 impl<'de> Deserialize<'de> for Dn {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Dn::parse(&s).map_err(serde::de::Error::custom)
+        let (raw, norm) = <(String, String)>::deserialize(d)?;
+        if raw.is_empty() {
+            return Ok(Dn::root());
+        }
+        let raw_bounds = separators(&raw);
+        let norm_bounds = separators(&norm);
+        if raw_bounds.len() != norm_bounds.len() {
+            return Dn::parse(&raw).map_err(serde::de::Error::custom);
+        }
+        Ok(Dn {
+            raw,
+            norm,
+            raw_bounds,
+            norm_bounds,
+        })
     }
 }
 
@@ -572,6 +594,24 @@ mod tests {
                 "{}",
                 d.as_str()
             );
+        }
+    }
+
+    #[test]
+    fn stored_form_round_trips_without_parsing() {
+        for text in [
+            "CN=Smith\\, Ann,OU=Sales;DC=x",
+            "cn=a+sn=b, dc=y",
+            "cn=\"q,uoted\",dc=z",
+            "",
+        ] {
+            let d = dn(text);
+            let bytes = postcard::to_stdvec(&d).unwrap_or_default();
+            let back: Dn = postcard::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(back.as_str(), d.as_str());
+            assert_eq!(back.norm(), d.norm());
+            assert_eq!(back.parent().norm(), d.parent().norm());
+            assert_eq!(back.rdn(), d.rdn());
         }
     }
 

@@ -258,7 +258,7 @@ impl ReadTx {
         let t = self.tx.open_multimap_table(MV_CS).ctx(&self.path)?;
         let mut out = Vec::new();
         for v in t.get(id.0).ctx(&self.path)? {
-            out.push(CsId(v.ctx(&self.path)?.value()));
+            out.push(CsId(v.ctx(&self.path)?.value().1));
         }
         Ok(out)
     }
@@ -372,7 +372,10 @@ mod tests {
         let err = Store::open(&path).unwrap_err();
         assert!(matches!(err, StoreError::NotOurs(..)), "{err}");
         // The file is left as it was.
-        assert_eq!(std::fs::read(&path).unwrap(), b"hello, this is not a database");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"hello, this is not a database"
+        );
     }
 
     #[test]
@@ -392,7 +395,10 @@ mod tests {
         let err = Store::open(&path).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, StoreError::TooNew { .. }), "{text}");
-        assert!(text.contains(&format!("format {}", FORMAT_VERSION + 1)), "{text}");
+        assert!(
+            text.contains(&format!("format {}", FORMAT_VERSION + 1)),
+            "{text}"
+        );
     }
 
     #[test]

@@ -10,10 +10,12 @@ pub const CS: TableDefinition<u64, &[u8]> = TableDefinition::new("cs_objects");
 pub const CS_ANCHOR: TableDefinition<(&str, &[u8]), u64> = TableDefinition::new("cs_by_anchor");
 /// (connector, normalised DN) → CS id.
 pub const CS_DN: TableDefinition<(&str, &str), u64> = TableDefinition::new("cs_by_dn");
-/// CS id → (MV id, link kind: 0 joined/projected, 1 provisioned).
-pub const CS_MV: TableDefinition<u64, (u64, u8)> = TableDefinition::new("link_cs_mv");
-/// MV id → CS ids linked to it.
-pub const MV_CS: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("link_mv_cs");
+/// CS id → (MV id, link kind: 0 joined/projected, 1 provisioned, connector).
+pub const CS_MV: TableDefinition<u64, (u64, u8, &str)> = TableDefinition::new("link_cs_mv");
+/// MV id → (connector, CS id) linked to it; the connector is here so that finding an MV
+/// object's object in one connector space decodes no record.
+pub const MV_CS: MultimapTableDefinition<u64, (&str, u64)> =
+    MultimapTableDefinition::new("link_mv_cs");
 /// MV object by id.
 pub const MV: TableDefinition<u64, &[u8]> = TableDefinition::new("mv_objects");
 /// (type, attribute, normalised value) → MV ids, for join rules.

@@ -253,7 +253,7 @@ impl WriteTx {
     }
 
     /// Links a CS object to an MV object.
-    pub fn link(&self, cs: CsId, mv: MvId, kind: LinkKind) -> Result<(), StoreError> {
+    pub fn link(&self, cs: CsId, conn: &str, mv: MvId, kind: LinkKind) -> Result<(), StoreError> {
         let p = &self.path;
         self.unlink(cs)?;
         let k = match kind {
@@ -263,12 +263,12 @@ impl WriteTx {
         self.tx
             .open_table(CS_MV)
             .ctx(p)?
-            .insert(cs.0, (mv.0, k))
+            .insert(cs.0, (mv.0, k, conn))
             .ctx(p)?;
         self.tx
             .open_multimap_table(MV_CS)
             .ctx(p)?
-            .insert(mv.0, cs.0)
+            .insert(mv.0, (conn, cs.0))
             .ctx(p)?;
         Ok(())
     }
@@ -282,22 +282,25 @@ impl WriteTx {
             .ctx(p)?
             .remove(cs.0)
             .ctx(p)?
-            .map(|g| g.value().0);
-        if let Some(mv) = old {
+            .map(|g| {
+                let (mv, _, conn) = g.value();
+                (mv, conn.to_string())
+            });
+        if let Some((mv, conn)) = &old {
             self.tx
                 .open_multimap_table(MV_CS)
                 .ctx(p)?
-                .remove(mv, cs.0)
+                .remove(*mv, (conn.as_str(), cs.0))
                 .ctx(p)?;
         }
-        Ok(old.map(MvId))
+        Ok(old.map(|(mv, _)| MvId(mv)))
     }
 
     /// The MV object a CS object is linked to, and how.
     pub fn link_of(&self, cs: CsId) -> Result<Option<(MvId, LinkKind)>, StoreError> {
         let t = self.tx.open_table(CS_MV).ctx(&self.path)?;
         Ok(t.get(cs.0).ctx(&self.path)?.map(|g| {
-            let (mv, k) = g.value();
+            let (mv, k, _) = g.value();
             let kind = if k == 0 {
                 LinkKind::Inbound
             } else {
@@ -307,14 +310,25 @@ impl WriteTx {
         }))
     }
 
-    /// The CS objects linked to an MV object.
-    pub fn links_of(&self, mv: MvId) -> Result<Vec<CsId>, StoreError> {
+    /// The CS objects linked to an MV object, with their connectors.
+    pub fn links_of(&self, mv: MvId) -> Result<Vec<(String, CsId)>, StoreError> {
         let t = self.tx.open_multimap_table(MV_CS).ctx(&self.path)?;
         let mut out = Vec::new();
         for v in t.get(mv.0).ctx(&self.path)? {
-            out.push(CsId(v.ctx(&self.path)?.value()));
+            let g = v.ctx(&self.path)?;
+            let (conn, cs) = g.value();
+            out.push((conn.to_string(), CsId(cs)));
         }
         Ok(out)
+    }
+
+    /// The CS object linked to `mv` in connector `conn`, if any.
+    pub fn link_in(&self, mv: MvId, conn: &str) -> Result<Option<CsId>, StoreError> {
+        Ok(self
+            .links_of(mv)?
+            .into_iter()
+            .find(|(c, _)| c == conn)
+            .map(|(_, cs)| cs))
     }
 
     /// One MV object.

@@ -83,11 +83,10 @@ pub fn target_dn_of(
     mv: MvId,
     conn: &ConnectorName,
 ) -> Result<Option<Dn>, StoreError> {
-    for cs in tx.links_of(mv)? {
-        let Some(rec) = tx.cs(cs)? else { continue };
-        if rec.connector != conn.as_str() {
-            continue;
-        }
+    if let Some(cs) = tx.link_in(mv, conn.as_str())? {
+        let Some(rec) = tx.cs(cs)? else {
+            return Ok(None);
+        };
         let text = rec
             .export
             .as_ref()

@@ -104,7 +104,7 @@ pub fn sync_cs(
                     return Ok(());
                 }
             };
-            tx.link(id, mv, LinkKind::Inbound)?;
+            tx.link(id, conn.as_str(), mv, LinkKind::Inbound)?;
             recompute(tx, ctx, mv, stats)?;
             requeue_referrers(tx, &rec.connector, &rec.dn)?;
         }
@@ -135,13 +135,7 @@ fn join(
         let mut matches = Vec::new();
         for mv in candidates.unwrap_or_default() {
             // One MV object holds at most one object of each connector space.
-            let mut taken = false;
-            for cs in tx.links_of(mv)? {
-                if tx.cs(cs)?.is_some_and(|r| r.connector == conn.as_str()) {
-                    taken = true;
-                    break;
-                }
-            }
+            let taken = tx.link_in(mv, conn.as_str())?.is_some();
             if !taken && tx.mv(mv)?.is_some_and(|m| !m.deleted) {
                 matches.push(mv);
             }
@@ -179,7 +173,7 @@ pub fn recompute(
     // attribute → (precedence, order, values, contribution)
     let mut winners: BTreeMap<AttrName, (u32, usize, ValueSet, Contribution)> = BTreeMap::new();
     let mut order = 0usize;
-    for cs in tx.links_of(mv)? {
+    for (_, cs) in tx.links_of(mv)? {
         let Some(mut rec) = tx.cs(cs)? else { continue };
         if rec.deleted {
             continue;

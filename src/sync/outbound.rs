@@ -35,18 +35,12 @@ pub fn sync_mv(
             targets.push(&r.connector);
         }
     }
-    let links = tx.links_of(mv)?;
     let mut mv_error: Option<String> = None;
     for conn in targets {
-        let mut existing: Option<(CsId, CsRecord)> = None;
-        for cs in &links {
-            if let Some(rec) = tx.cs(*cs)? {
-                if rec.connector == conn.as_str() {
-                    existing = Some((*cs, rec));
-                    break;
-                }
-            }
-        }
+        let existing: Option<(CsId, CsRecord)> = match tx.link_in(mv, conn.as_str())? {
+            Some(cs) => tx.cs(cs)?.map(|rec| (cs, rec)),
+            None => None,
+        };
         let rules: Vec<&OutboundRule> = ctx
             .rules
             .outbound
@@ -160,7 +154,7 @@ fn provision(
         }
     };
     let _ = ctx;
-    tx.link(cs, mv, LinkKind::Provisioned)?;
+    tx.link(cs, rule.connector.as_str(), mv, LinkKind::Provisioned)?;
     stats.provisioned += 1;
     let r = update(tx, mv, mvrec, cs, rec, rule)?;
     requeue_referrers(tx, mv)?;
