@@ -43,7 +43,7 @@ pub fn print_json(run: &RunRecord) {
 }
 
 fn cs_matches(rec: &CsRecord, q: &str) -> bool {
-    rec.dn.to_lowercase().contains(q)
+    rec.dn.as_str().to_lowercase().contains(q)
         || rec.anchor.as_ref().is_some_and(|a| {
             crate::model::Anchor::new(a.clone())
                 .to_string()

@@ -5,7 +5,7 @@
 use super::{RunError, Shutdown};
 use crate::connector::{Connector, SpaceView};
 use crate::model::{
-    Anchor, ConnectorName, CsObject, Dn, ExportItem, ExportKind, ExportOutcome, ObjectType,
+    Anchor, ConnectorName, CsObject, ExportItem, ExportKind, ExportOutcome, ObjectType,
 };
 use crate::store::{ChangeCounts, CsRecord, Store, StoreError, WriteTx};
 use crate::sync::{apply_changes, record_error};
@@ -44,7 +44,7 @@ fn to_object(id: crate::model::CsId, rec: &CsRecord) -> Option<CsObject> {
         id,
         connector: ConnectorName::new(&rec.connector).ok()?,
         anchor: rec.anchor.clone().map(Anchor::new),
-        dn: Dn::parse(&rec.dn).ok()?,
+        dn: rec.dn.clone(),
         object_class: rec.object_class.clone(),
         attrs: rec.attrs.clone(),
     })
@@ -102,12 +102,7 @@ pub fn run(
         for (_, _, id) in chunk {
             let Some(rec) = tx.cs(*id)? else { continue };
             let Some(export) = &rec.export else { continue };
-            let (Ok(dn), new_dn) = (
-                Dn::parse(&rec.dn),
-                export.new_dn.as_deref().and_then(|d| Dn::parse(d).ok()),
-            ) else {
-                continue;
-            };
+            let (dn, new_dn) = (rec.dn.clone(), export.new_dn.clone());
             items.push(ExportItem {
                 cs_id: *id,
                 kind: export.kind,
@@ -181,7 +176,7 @@ fn apply_outcome(
             ExportKind::Update => {
                 apply_changes(&mut rec.attrs, &item.changes);
                 if let Some(new_dn) = &item.new_dn {
-                    rec.dn = new_dn.to_string();
+                    rec.dn = new_dn.clone();
                     stats.counts.renames += 1;
                 } else {
                     stats.counts.updates += 1;

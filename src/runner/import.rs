@@ -159,7 +159,7 @@ fn upsert(
         let rec = CsRecord {
             connector: conn.as_str().to_string(),
             anchor: Some(obj.anchor.as_bytes().to_vec()),
-            dn: obj.dn.to_string(),
+            dn: obj.dn,
             object_class: obj.object_class,
             attrs: obj.attrs,
             deleted: false,
@@ -177,15 +177,15 @@ fn upsert(
     let Some(mut rec) = tx.cs(id)? else {
         return Ok(id);
     };
-    let old_dn = Dn::parse(&rec.dn).ok();
+    let old_dn = rec.dn.clone();
     let adopted = rec.anchor.is_none();
-    let moved = !adopted && old_dn.as_ref() != Some(&obj.dn);
+    let moved = !adopted && old_dn != obj.dn;
     let changed = moved
         || adopted
         || rec.deleted
         || rec.attrs != obj.attrs
         || rec.object_class != obj.object_class
-        || rec.dn != obj.dn.as_str();
+        || rec.dn.as_str() != obj.dn.as_str();
     if !changed {
         if rec.unconfirmed {
             rec.unconfirmed = false;
@@ -195,14 +195,12 @@ fn upsert(
     }
     if moved {
         counts.renames += 1;
-        if let Some(old) = &old_dn {
-            repoint(tx, conn, old, &obj.dn, id)?;
-        }
+        repoint(tx, conn, &old_dn, &obj.dn, id)?;
     } else if !adopted {
         counts.updates += 1;
     }
     rec.anchor = Some(obj.anchor.as_bytes().to_vec());
-    rec.dn = obj.dn.to_string();
+    rec.dn = obj.dn;
     rec.object_class = obj.object_class;
     rec.attrs = obj.attrs;
     rec.deleted = false;

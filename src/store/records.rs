@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::model::{AttrChange, Attributes, Contribution, ExportKind, ObjectType};
+use crate::model::{AttrChange, Attributes, Contribution, Dn, ExportKind, ObjectType};
 
 /// The record format this build reads and writes.
 pub const FORMAT_VERSION: u8 = 1;
@@ -18,7 +18,7 @@ pub struct CsRecord {
     /// Directory anchor; None while a provisioned add waits for export.
     pub anchor: Option<Vec<u8>>,
     /// Current DN in the directory (or the DN an add will create).
-    pub dn: String,
+    pub dn: Dn,
     /// Structural object class.
     pub object_class: String,
     /// The hologram.
@@ -43,7 +43,7 @@ pub struct PendingExportRecord {
     /// Add, update or delete.
     pub kind: ExportKind,
     /// Rename target, if any.
-    pub new_dn: Option<String>,
+    pub new_dn: Option<Dn>,
     /// Attribute changes.
     pub changes: Vec<AttrChange>,
     /// The outbound rule that computed it.

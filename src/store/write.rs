@@ -46,12 +46,6 @@ fn mv_refs(attrs: &crate::model::Attributes) -> BTreeSet<u64> {
         .collect()
 }
 
-fn norm_dn(dn: &str) -> String {
-    Dn::parse(dn)
-        .map(|d| d.norm().to_string())
-        .unwrap_or_else(|_| dn.to_lowercase())
-}
-
 impl WriteTx {
     pub(super) fn begin(db: &Database, path: &Path) -> Result<WriteTx, StoreError> {
         let mut tx = db.begin_write().ctx(path)?;
@@ -125,22 +119,19 @@ impl WriteTx {
         }
         {
             let mut dns = self.tx.open_table(CS_DN).ctx(p)?;
-            let new_norm = norm_dn(&rec.dn);
+            let new_norm = rec.dn.norm();
             if let Some(o) = &old {
-                let old_norm = norm_dn(&o.dn);
+                let old_norm = o.dn.norm();
                 if old_norm != new_norm {
                     // Only drop the index entry if it still points at us (a new object may
                     // already own the DN).
-                    let ours = dns
-                        .get((conn, old_norm.as_str()))
-                        .ctx(p)?
-                        .map(|g| g.value());
+                    let ours = dns.get((conn, old_norm)).ctx(p)?.map(|g| g.value());
                     if ours == Some(id.0) {
-                        dns.remove((conn, old_norm.as_str())).ctx(p)?;
+                        dns.remove((conn, old_norm)).ctx(p)?;
                     }
                 }
             }
-            dns.insert((conn, new_norm.as_str()), id.0).ctx(p)?;
+            dns.insert((conn, new_norm), id.0).ctx(p)?;
         }
         {
             let before = old
@@ -188,10 +179,10 @@ impl WriteTx {
         }
         {
             let mut dns = self.tx.open_table(CS_DN).ctx(p)?;
-            let norm = norm_dn(&old.dn);
-            let ours = dns.get((conn, norm.as_str())).ctx(p)?.map(|g| g.value());
+            let norm = old.dn.norm();
+            let ours = dns.get((conn, norm)).ctx(p)?.map(|g| g.value());
             if ours == Some(id.0) {
-                dns.remove((conn, norm.as_str())).ctx(p)?;
+                dns.remove((conn, norm)).ctx(p)?;
             }
         }
         {

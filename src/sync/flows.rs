@@ -87,12 +87,7 @@ pub fn target_dn_of(
         let Some(rec) = tx.cs(cs)? else {
             return Ok(None);
         };
-        let text = rec
-            .export
-            .as_ref()
-            .and_then(|e| e.new_dn.clone())
-            .unwrap_or(rec.dn);
-        return Ok(Dn::parse(&text).ok());
+        return Ok(Some(rec.export.and_then(|e| e.new_dn).unwrap_or(rec.dn)));
     }
     Ok(None)
 }

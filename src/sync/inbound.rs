@@ -18,16 +18,13 @@ fn rule_for<'a>(
 ) -> Option<&'a InboundRule> {
     ctx.rules
         .inbound_for(conn, &rec.object_class)
-        .find(|r| in_scope(&r.scope, &rec.attrs, &rec.dn))
+        .find(|r| in_scope(&r.scope, &rec.attrs, rec.dn.as_str()))
 }
 
 /// Queues every CS object that references `dn`: a link appeared or went away, so their
 /// references resolve differently now.
-fn requeue_referrers(tx: &WriteTx, conn: &str, dn: &str) -> Result<(), StoreError> {
-    let norm = Dn::parse(dn)
-        .map(|d| d.norm().to_string())
-        .unwrap_or_default();
-    for r in tx.dn_referrers(conn, &norm)? {
+fn requeue_referrers(tx: &WriteTx, conn: &str, dn: &Dn) -> Result<(), StoreError> {
+    for r in tx.dn_referrers(conn, dn.norm())? {
         tx.mark_inbound(conn, r)?;
     }
     Ok(())
@@ -188,9 +185,8 @@ pub fn recompute(
         if kind == Some(LinkKind::Inbound) {
             alive = true;
         }
-        let Ok(dn) = Dn::parse(&rec.dn) else { continue };
         let parts = ctx.partitions.get(&conn).map(Vec::as_slice).unwrap_or(&[]);
-        let values = flows::inbound(tx, &rec, &dn, &rule.flows, parts)?;
+        let values = flows::inbound(tx, &rec, &rec.dn, &rule.flows, parts)?;
         if values.unresolved != rec.unresolved {
             rec.unresolved = values.unresolved;
             tx.put_cs(cs, &rec)?;

@@ -140,7 +140,7 @@ fn provision(
             let rec = CsRecord {
                 connector: rule.connector.as_str().to_string(),
                 anchor: None,
-                dn: dn.to_string(),
+                dn: dn.clone(),
                 object_class: rule.object_class.clone(),
                 attrs: Attributes::new(),
                 deleted: false,
@@ -188,7 +188,7 @@ fn update(
     let export = if rec.anchor.is_none() {
         // Never exported yet: the add carries everything, at the current desired DN.
         if let Some(dn) = &desired_dn {
-            rec.dn = dn.to_string();
+            rec.dn = dn.clone();
         }
         let changes = desired
             .iter()
@@ -206,10 +206,7 @@ fn update(
         })
     } else {
         let changes = diff(&rec.attrs, &desired);
-        let current = Dn::parse(&rec.dn).ok();
-        let new_dn = desired_dn
-            .filter(|d| current.as_ref() != Some(d))
-            .map(|d| d.to_string());
+        let new_dn = desired_dn.filter(|d| d != &rec.dn);
         if changes.is_empty() && new_dn.is_none() {
             None
         } else {
@@ -225,7 +222,7 @@ fn update(
         .as_ref()
         .and_then(|e| e.new_dn.clone())
         .unwrap_or_else(|| rec.dn.clone());
-    let moved = !same_dn(&old_target_dn, &new_target_dn);
+    let moved = old_target_dn != new_target_dn;
     if export != rec.export || moved || rec.object_type.is_none() {
         rec.export = export;
         rec.object_type = Some(mvrec.object_type);
@@ -239,13 +236,6 @@ fn update(
         Some(p) => Err(p),
         None => Ok(()),
     })
-}
-
-fn same_dn(a: &str, b: &str) -> bool {
-    match (Dn::parse(a), Dn::parse(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }
 
 fn deprovision(
