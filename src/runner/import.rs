@@ -145,7 +145,12 @@ fn upsert(
     obj: ImportedObject,
     counts: &mut ChangeCounts,
 ) -> Result<CsId, StoreError> {
+    let digest = digest(&obj);
     let found = match tx.cs_by_anchor(conn, &obj.anchor)? {
+        Some(id) if tx.import_digest(id)?.as_deref() == Some(&digest[..]) => {
+            // Unchanged since the last import, and the hologram still equals it.
+            return Ok(id);
+        }
         Some(id) => Some(id),
         // The confirming import of an add: the provisioned object waiting at this DN
         // becomes the directory's object.
@@ -170,6 +175,7 @@ fn upsert(
             unconfirmed: false,
         };
         tx.put_cs(id, &rec)?;
+        tx.set_import_digest(id, &digest)?;
         tx.mark_inbound(conn.as_str(), id)?;
         counts.adds += 1;
         return Ok(id);
@@ -191,6 +197,7 @@ fn upsert(
             rec.unconfirmed = false;
             tx.put_cs(id, &rec)?;
         }
+        tx.set_import_digest(id, &digest)?;
         return Ok(id);
     }
     if moved {
@@ -206,8 +213,25 @@ fn upsert(
     rec.deleted = false;
     rec.unconfirmed = false;
     tx.put_cs(id, &rec)?;
+    tx.set_import_digest(id, &digest)?;
     tx.mark_inbound(conn.as_str(), id)?;
     Ok(id)
+}
+
+/// What an imported object looks like, in 16 bytes: equal digests mean equal objects.
+fn digest(obj: &ImportedObject) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(obj.dn.as_str().as_bytes());
+    h.update([0]);
+    h.update(obj.object_class.as_bytes());
+    h.update([0]);
+    // postcard of the sorted attribute map is a canonical encoding.
+    h.update(postcard::to_stdvec(&obj.attrs).unwrap_or_default());
+    let full = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
 }
 
 /// A moved object keeps its references: holograms that named the old DN now name the new

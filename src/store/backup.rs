@@ -67,6 +67,7 @@ pub fn copy(db: &Database, path: &Path, dest: &Path) -> Result<(), StoreError> {
         copy_table(&from, &to, CS_ANCHOR, path)?;
         copy_table(&from, &to, CS_DN, path)?;
         copy_table(&from, &to, CS_MV, path)?;
+        copy_table(&from, &to, CS_DIGEST, path)?;
         copy_table(&from, &to, MV, path)?;
         copy_table(&from, &to, DIRTY_IN, path)?;
         copy_table(&from, &to, DIRTY_OUT, path)?;

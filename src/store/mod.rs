@@ -162,6 +162,7 @@ impl Store {
         tx.open_table(CS_ANCHOR).ctx(path)?;
         tx.open_table(CS_DN).ctx(path)?;
         tx.open_table(CS_MV).ctx(path)?;
+        tx.open_table(CS_DIGEST).ctx(path)?;
         tx.open_table(MV).ctx(path)?;
         tx.open_table(DIRTY_IN).ctx(path)?;
         tx.open_table(DIRTY_OUT).ctx(path)?;

@@ -10,6 +10,9 @@ pub const CS: TableDefinition<u64, &[u8]> = TableDefinition::new("cs_objects");
 pub const CS_ANCHOR: TableDefinition<(&str, &[u8]), u64> = TableDefinition::new("cs_by_anchor");
 /// (connector, normalised DN) → CS id.
 pub const CS_DN: TableDefinition<(&str, &str), u64> = TableDefinition::new("cs_by_dn");
+/// CS id → digest of (DN, object class, attributes) as last imported, present only while
+/// the hologram still equals that import: an unchanged object is recognised without decoding.
+pub const CS_DIGEST: TableDefinition<u64, &[u8]> = TableDefinition::new("cs_import_digest");
 /// CS id → (MV id, link kind: 0 joined/projected, 1 provisioned, connector).
 pub const CS_MV: TableDefinition<u64, (u64, u8, &str)> = TableDefinition::new("link_cs_mv");
 /// MV id → (connector, CS id) linked to it; the connector is here so that finding an MV

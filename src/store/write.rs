@@ -157,8 +157,30 @@ impl WriteTx {
                 pending.remove((conn, id.0)).ctx(p)?;
             }
         }
+        if let Some(o) = &old {
+            let hologram_changed = o.deleted != rec.deleted
+                || o.dn.as_str() != rec.dn.as_str()
+                || o.object_class != rec.object_class
+                || o.attrs != rec.attrs;
+            if hologram_changed {
+                self.tx.open_table(CS_DIGEST).ctx(p)?.remove(id.0).ctx(p)?;
+            }
+        }
         let mut t = self.tx.open_table(CS).ctx(p)?;
         t.insert(id.0, encode(rec).as_slice()).ctx(p)?;
+        Ok(())
+    }
+
+    /// The digest of the import the hologram still equals, if any.
+    pub fn import_digest(&self, id: CsId) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.tx.open_table(CS_DIGEST).ctx(&self.path)?;
+        Ok(t.get(id.0).ctx(&self.path)?.map(|g| g.value().to_vec()))
+    }
+
+    /// Records that the hologram equals an import with this digest.
+    pub fn set_import_digest(&self, id: CsId, digest: &[u8]) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(CS_DIGEST).ctx(&self.path)?;
+        t.insert(id.0, digest).ctx(&self.path)?;
         Ok(())
     }
 
@@ -201,6 +223,7 @@ impl WriteTx {
             .ctx(p)?
             .remove((conn, id.0))
             .ctx(p)?;
+        self.tx.open_table(CS_DIGEST).ctx(p)?.remove(id.0).ctx(p)?;
         self.tx.open_table(CS).ctx(p)?.remove(id.0).ctx(p)?;
         Ok(())
     }
