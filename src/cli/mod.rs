@@ -79,6 +79,22 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Consistent copy of the state file, also while `run` is active.
+    Backup {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Where to write the copy.
+        dest: PathBuf,
+    },
+    /// Replace the state file with a backup (refused while another process holds it).
+    Restore {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The backup to restore.
+        src: PathBuf,
+    },
     /// Self-contained demo: bundled company data synced into an LDIF directory.
     Demo {
         /// Folder for the demo files.
@@ -107,6 +123,8 @@ pub fn main() -> ExitCode {
             query,
             limit,
         } => cmd_search(&config, &query, limit),
+        Command::Backup { config, dest } => cmd_backup(&config, &dest),
+        Command::Restore { config, src } => cmd_restore(&config, &src),
         Command::Demo { dir, once } => demo::run(&dir, once),
     };
     ExitCode::from(code)
@@ -328,9 +346,13 @@ fn cmd_search(path: &Path, query: &str, limit: usize) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let store = match open_store(&config) {
+    // Read-only, so it works beside a running daemon.
+    let store = match Store::open_read_only(&config.state_file) {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
     };
     match output::search(&store, query, limit) {
         Ok(0) => {
@@ -343,4 +365,80 @@ fn cmd_search(path: &Path, query: &str, limit: usize) -> u8 {
             exit::OBJECT_ERRORS
         }
     }
+}
+
+fn cmd_backup(path: &Path, dest: &Path) -> u8 {
+    let _guard = init_logging(None);
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let started = std::time::Instant::now();
+    let result = Store::open_read_only(&config.state_file)
+        .and_then(|s| s.backup_to(dest))
+        .and_then(|()| Store::open_read_only(dest))
+        .and_then(|copy| copy.read()?.counts());
+    match result {
+        Ok((cs, mv, pending)) => {
+            println!(
+                "backup {} written and verified in {:.2} s: {cs} connector-space objects, {mv} metaverse objects, {pending} pending exports",
+                dest.display(),
+                started.elapsed().as_secs_f64()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: backup to {} failed: {e}", dest.display());
+            exit::OBJECT_ERRORS
+        }
+    }
+}
+
+fn cmd_restore(path: &Path, src: &Path) -> u8 {
+    let _guard = init_logging(None);
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let counts = match Store::open_read_only(src).and_then(|s| s.read()?.counts()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {} is not a usable backup: {e}", src.display());
+            return exit::CONFIG;
+        }
+    };
+    let state = &config.state_file;
+    // Holding the state file as its writer proves no daemon or cycle is using it.
+    if state.exists() {
+        match Store::open(state) {
+            Ok(_held) => {}
+            Err(e @ StoreError::InUse(_)) => {
+                eprintln!("error: {e}; stop the daemon before restoring");
+                return exit::CONFIG;
+            }
+            Err(e) => eprintln!("warning: the current state file is damaged ({e}); replacing it"),
+        }
+    }
+    let tmp = state.with_extension("restore-tmp");
+    let copied = std::fs::copy(src, &tmp)
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, state));
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&tmp);
+        eprintln!(
+            "error: cannot restore {} to {}: {e}",
+            src.display(),
+            state.display()
+        );
+        return exit::OBJECT_ERRORS;
+    }
+    println!(
+        "restored {} to {}: {} connector-space objects, {} metaverse objects, {} pending exports",
+        src.display(),
+        state.display(),
+        counts.0,
+        counts.1,
+        counts.2
+    );
+    exit::OK
 }

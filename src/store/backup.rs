@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use redb::{
-    Database, Key, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
-    TableDefinition, Value,
+    Database, Key, MultimapTableDefinition, ReadableMultimapTable, ReadableTable, TableDefinition,
+    Value,
 };
 
 use super::tables::*;
@@ -55,31 +55,34 @@ fn copy_multimap<K: Key + 'static, V: Key + 'static>(
 }
 
 /// Copies every table into `dest` (written as `dest.tmp`, fsynced, renamed).
-pub fn copy(db: &Database, path: &Path, dest: &Path) -> Result<(), StoreError> {
+pub fn copy(from: &redb::ReadTransaction, path: &Path, dest: &Path) -> Result<(), StoreError> {
     let tmp = dest.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
-    let from = db.begin_read().ctx(path)?;
     {
         let out = Database::create(&tmp).ctx(&tmp)?;
         let to = out.begin_write().ctx(&tmp)?;
-        copy_table(&from, &to, META, path)?;
-        copy_table(&from, &to, CS, path)?;
-        copy_table(&from, &to, CS_ANCHOR, path)?;
-        copy_table(&from, &to, CS_DN, path)?;
-        copy_table(&from, &to, CS_MV, path)?;
-        copy_table(&from, &to, CS_DIGEST, path)?;
-        copy_table(&from, &to, MV, path)?;
-        copy_table(&from, &to, DIRTY_IN, path)?;
-        copy_table(&from, &to, DIRTY_OUT, path)?;
-        copy_table(&from, &to, PENDING, path)?;
-        copy_table(&from, &to, WATERMARK, path)?;
-        copy_table(&from, &to, RUNS, path)?;
-        copy_multimap(&from, &to, MV_CS, path)?;
-        copy_multimap(&from, &to, JOIN, path)?;
-        copy_multimap(&from, &to, DN_REFS, path)?;
-        copy_multimap(&from, &to, MV_REFS, path)?;
+        copy_table(from, &to, META, path)?;
+        copy_table(from, &to, CS, path)?;
+        copy_table(from, &to, CS_ANCHOR, path)?;
+        copy_table(from, &to, CS_DN, path)?;
+        copy_table(from, &to, CS_MV, path)?;
+        copy_table(from, &to, CS_DIGEST, path)?;
+        copy_table(from, &to, MV, path)?;
+        copy_table(from, &to, DIRTY_IN, path)?;
+        copy_table(from, &to, DIRTY_OUT, path)?;
+        copy_table(from, &to, PENDING, path)?;
+        copy_table(from, &to, WATERMARK, path)?;
+        copy_table(from, &to, RUNS, path)?;
+        copy_multimap(from, &to, MV_CS, path)?;
+        copy_multimap(from, &to, JOIN, path)?;
+        copy_multimap(from, &to, DN_REFS, path)?;
+        copy_multimap(from, &to, MV_REFS, path)?;
         to.commit().ctx(&tmp)?;
     }
+    // The copy is complete and synced before it takes the destination's name.
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .ctx(&tmp)?;
     std::fs::rename(&tmp, dest).ctx(dest)?;
     Ok(())
 }

@@ -12,7 +12,10 @@ pub mod write;
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{
+    Builder, ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata,
+};
 
 use crate::model::{ConnectorName, CsId, Dn, MvId};
 pub use records::{
@@ -84,10 +87,24 @@ impl<T, E: std::fmt::Display> DbContext<T> for Result<T, E> {
     }
 }
 
+/// The open file: the single writer, or a read-only follower of a running writer.
+enum Db {
+    Writer(Database),
+    Reader(ReadOnlyDatabase),
+}
+
 /// An open state file.
 pub struct Store {
-    db: Database,
+    db: Db,
     path: PathBuf,
+}
+
+/// One process writes (the daemon or a CLI cycle); others may follow its commits read-only
+/// (`search`, `backup`). Every opener must use the same mode.
+fn builder() -> Builder {
+    let mut b = Builder::new();
+    b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    b
 }
 
 impl std::fmt::Debug for Store {
@@ -100,7 +117,7 @@ impl Store {
     /// Opens (or creates) the state file, refusing a file in use, not ours, or too new.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let existed = path.exists();
-        let db = match Database::create(path) {
+        let db = match builder().create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::InUse(path.to_path_buf()));
@@ -111,16 +128,68 @@ impl Store {
             Err(e) => return Err(e).ctx(path),
         };
         let store = Store {
-            db,
+            db: Db::Writer(db),
             path: path.to_path_buf(),
         };
         store.check_format(existed)?;
         Ok(store)
     }
 
+    /// Opens an existing state file read-only, beside a running writer if there is one.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Db {
+                path: path.to_path_buf(),
+                message: "no such file (has a cycle run yet?)".into(),
+            });
+        }
+        let db = match builder().open_read_only(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::InUse(path.to_path_buf()));
+            }
+            Err(e) => return Err(StoreError::NotOurs(path.to_path_buf(), e.to_string())),
+        };
+        let store = Store {
+            db: Db::Reader(db),
+            path: path.to_path_buf(),
+        };
+        let tx = store.read()?;
+        let meta = tx.tx.open_table(META).ctx(path)?;
+        let magic = meta.get("magic").ctx(path)?.map(|g| g.value().to_vec());
+        if magic.as_deref() != Some(MAGIC) {
+            return Err(StoreError::NotOurs(path.to_path_buf(), "no magic".into()));
+        }
+        let found = meta
+            .get("format")
+            .ctx(path)?
+            .and_then(|g| g.value().first().copied())
+            .unwrap_or(0);
+        if found > FORMAT_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        drop(meta);
+        drop(tx);
+        Ok(store)
+    }
+
+    fn writer(&self) -> Result<&Database, StoreError> {
+        match &self.db {
+            Db::Writer(db) => Ok(db),
+            Db::Reader(_) => Err(StoreError::Db {
+                path: self.path.clone(),
+                message: "opened read-only; cannot write".into(),
+            }),
+        }
+    }
+
     fn check_format(&self, existed: bool) -> Result<(), StoreError> {
         let path = &self.path;
-        let tx = self.db.begin_write().ctx(path)?;
+        let tx = self.writer()?.begin_write().ctx(path)?;
         {
             let mut meta = tx.open_table(META).ctx(path)?;
             let magic = meta.get("magic").ctx(path)?.map(|g| g.value().to_vec());
@@ -184,20 +253,24 @@ impl Store {
 
     /// Starts the (single) write transaction; blocks while another one is open.
     pub fn write(&self) -> Result<WriteTx, StoreError> {
-        WriteTx::begin(&self.db, &self.path)
+        WriteTx::begin(self.writer()?, &self.path)
     }
 
     /// A consistent read snapshot.
     pub fn read(&self) -> Result<ReadTx, StoreError> {
         Ok(ReadTx {
-            tx: self.db.begin_read().ctx(&self.path)?,
+            tx: match &self.db {
+                Db::Writer(db) => db.begin_read(),
+                Db::Reader(db) => db.begin_read(),
+            }
+            .ctx(&self.path)?,
             path: self.path.clone(),
         })
     }
 
     /// Copies every table into a new file from one snapshot; see [`backup`].
     pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
-        backup::copy(&self.db, &self.path, dest)
+        backup::copy(&self.read()?.tx, &self.path, dest)
     }
 }
 
@@ -363,6 +436,30 @@ mod tests {
         let err = Store::open(&path).unwrap_err();
         assert!(matches!(err, StoreError::InUse(_)), "{err}");
         assert!(err.to_string().contains(&path.display().to_string()));
+    }
+
+    #[test]
+    fn a_reader_follows_a_running_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let writer = Store::open(&path).unwrap();
+        let reader = Store::open_read_only(&path).unwrap();
+        let tx = writer.write().unwrap();
+        let id = tx.new_mv_id().unwrap();
+        tx.put_mv(
+            id,
+            &MvRecord {
+                object_type: crate::model::ObjectType::Group,
+                attrs: crate::model::Attributes::new(),
+                contributors: Vec::new(),
+                deleted: false,
+                error: None,
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        assert!(reader.read().unwrap().mv(id).unwrap().is_some());
+        assert!(reader.write().is_err());
     }
 
     #[test]
