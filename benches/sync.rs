@@ -29,9 +29,11 @@ fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
@@ -42,7 +44,11 @@ fn print_run(label: &str, run: &RunRecord) {
     println!("{label}: {total:.2} s wall");
     for p in &run.phases {
         let secs = p.ms as f64 / 1000.0;
-        let rate = if p.ms > 0 { p.objects as f64 / secs } else { f64::INFINITY };
+        let rate = if p.ms > 0 {
+            p.objects as f64 / secs
+        } else {
+            f64::INFINITY
+        };
         println!(
             "  {:<8} {:<10} {:>9} objects {:>8.2} s {:>12.0} objects/s",
             p.phase,
@@ -131,6 +137,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mv,
         bytes as f64 / imported.max(1) as f64
     );
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    for t in runner.store().read()?.table_sizes()? {
+        println!(
+            "  table {:<18} {:>9} rows {:>8.1} MiB data {:>6.1} MiB index {:>6.1} MiB fragmented",
+            t.name,
+            t.rows,
+            mib(t.stored_bytes),
+            mib(t.metadata_bytes),
+            mib(t.fragmented_bytes)
+        );
+    }
     let edited = edit_titles(&dir.path().join("contoso.ldif"), 100)?;
     let delta = runner.cycle(&CycleOptions {
         full: false,

@@ -94,10 +94,8 @@ pub fn search(store: &Store, query: &str, limit: usize) -> Result<usize, StoreEr
         );
         for (name, values) in mv.attrs.iter() {
             let from = mv
-                .contributors
-                .iter()
-                .find(|(a, _)| name.is(a))
-                .map(|(_, c)| format!("  [{} / {}]", c.connector, c.rule))
+                .contributor(name.key())
+                .map(|c| format!("  [{} / {}]", c.connector, c.rule))
                 .unwrap_or_default();
             let vals: Vec<String> = values.iter().map(|v| v.to_text()).collect();
             println!("    {name}: {}{from}", vals.join("; "));

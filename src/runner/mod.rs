@@ -23,6 +23,9 @@ use crate::sync::{self, SyncContext, SyncStats};
 
 const SYNC_BATCH: usize = 500;
 
+/// A cycle that imported or exported at least this many changes compacts the state file.
+const COMPACT_AFTER: u64 = 10_000;
+
 fn phase(
     name: &str,
     connector: Option<&ConnectorName>,
@@ -143,6 +146,11 @@ impl Runner {
         &self.store
     }
 
+    /// The store, for maintenance between cycles (compaction).
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
     /// The config.
     pub fn config(&self) -> &Config {
         &self.config
@@ -177,6 +185,19 @@ impl Runner {
             phases: Vec::new(),
         };
         let result = self.cycle_inner(opts, &mut record);
+        let touched: u64 = record
+            .connectors
+            .iter()
+            .map(|c| c.import.total() + c.export.total())
+            .sum();
+        if result.is_ok() && (opts.full || touched >= COMPACT_AFTER) {
+            // Batched rewrites leave free pages behind; give them back while nothing reads.
+            match self.store.compact() {
+                Ok(true) => tracing::info!("state file compacted"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("state file not compacted: {e}"),
+            }
+        }
         record.finished_ms = self.clock.now_ms();
         if let Err(e) = &result {
             record.failure = Some(e.to_string());

@@ -268,6 +268,15 @@ impl Store {
         })
     }
 
+    /// Gives free pages back to the file system; needs no transaction in flight.
+    pub fn compact(&mut self) -> Result<bool, StoreError> {
+        let path = self.path.clone();
+        match &mut self.db {
+            Db::Writer(db) => db.compact().ctx(&path),
+            Db::Reader(_) => Ok(false),
+        }
+    }
+
     /// Copies every table into a new file from one snapshot; see [`backup`].
     pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
         backup::copy(&self.read()?.tx, &self.path, dest)
@@ -294,6 +303,21 @@ pub(crate) fn decode_at<T: serde::de::DeserializeOwned>(
             source,
         },
     })
+}
+
+/// How much room one table takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSize {
+    /// The table.
+    pub name: &'static str,
+    /// Rows (for multimaps: values).
+    pub rows: u64,
+    /// Bytes of keys and values.
+    pub stored_bytes: u64,
+    /// Bytes of b-tree structure.
+    pub metadata_bytes: u64,
+    /// Bytes lost to fragmentation.
+    pub fragmented_bytes: u64,
 }
 
 /// A read snapshot.
@@ -408,6 +432,53 @@ impl ReadTx {
         Ok((cs, mv, pe))
     }
 
+    /// Size of every table.
+    pub fn table_sizes(&self) -> Result<Vec<TableSize>, StoreError> {
+        let p = &self.path;
+        let mut out = Vec::new();
+        macro_rules! table {
+            ($def:expr, $name:expr) => {{
+                let t = self.tx.open_table($def).ctx(p)?;
+                let st = t.stats().ctx(p)?;
+                out.push(TableSize {
+                    name: $name,
+                    rows: t.len().ctx(p)?,
+                    stored_bytes: st.stored_bytes(),
+                    metadata_bytes: st.metadata_bytes(),
+                    fragmented_bytes: st.fragmented_bytes(),
+                });
+            }};
+        }
+        macro_rules! multimap {
+            ($def:expr, $name:expr) => {{
+                let t = self.tx.open_multimap_table($def).ctx(p)?;
+                let st = t.stats().ctx(p)?;
+                out.push(TableSize {
+                    name: $name,
+                    rows: t.len().ctx(p)?,
+                    stored_bytes: st.stored_bytes(),
+                    metadata_bytes: st.metadata_bytes(),
+                    fragmented_bytes: st.fragmented_bytes(),
+                });
+            }};
+        }
+        table!(CS, "cs_objects");
+        table!(CS_ANCHOR, "cs_by_anchor");
+        table!(CS_DN, "cs_by_dn");
+        table!(CS_DIGEST, "cs_import_digest");
+        table!(CS_MV, "link_cs_mv");
+        table!(MV, "mv_objects");
+        table!(DIRTY_IN, "dirty_inbound");
+        table!(DIRTY_OUT, "dirty_outbound");
+        table!(PENDING, "pending_exports");
+        table!(RUNS, "run_history");
+        multimap!(MV_CS, "link_mv_cs");
+        multimap!(JOIN, "mv_join_index");
+        multimap!(DN_REFS, "cs_dn_referrers");
+        multimap!(MV_REFS, "mv_referrers");
+        Ok(out)
+    }
+
     /// The most recent runs, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<(u64, RunRecord)>, StoreError> {
         let t = self.tx.open_table(RUNS).ctx(&self.path)?;
@@ -446,17 +517,8 @@ mod tests {
         let reader = Store::open_read_only(&path).unwrap();
         let tx = writer.write().unwrap();
         let id = tx.new_mv_id().unwrap();
-        tx.put_mv(
-            id,
-            &MvRecord {
-                object_type: crate::model::ObjectType::Group,
-                attrs: crate::model::Attributes::new(),
-                contributors: Vec::new(),
-                deleted: false,
-                error: None,
-            },
-        )
-        .unwrap();
+        tx.put_mv(id, &MvRecord::new(crate::model::ObjectType::Group))
+            .unwrap();
         tx.commit().unwrap();
         assert!(reader.read().unwrap().mv(id).unwrap().is_some());
         assert!(reader.write().is_err());
@@ -505,17 +567,8 @@ mod tests {
         let store = Store::open(&dir.path().join("a.redb")).unwrap();
         let tx = store.write().unwrap();
         let id = tx.new_mv_id().unwrap();
-        tx.put_mv(
-            id,
-            &MvRecord {
-                object_type: crate::model::ObjectType::Person,
-                attrs: crate::model::Attributes::new(),
-                contributors: Vec::new(),
-                deleted: false,
-                error: None,
-            },
-        )
-        .unwrap();
+        tx.put_mv(id, &MvRecord::new(crate::model::ObjectType::Person))
+            .unwrap();
         tx.commit().unwrap();
         let dest = dir.path().join("b.redb");
         store.backup_to(&dest).unwrap();

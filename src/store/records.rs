@@ -70,12 +70,35 @@ pub struct MvRecord {
     pub object_type: ObjectType,
     /// Joined attributes.
     pub attrs: Attributes,
-    /// Lineage per attribute.
-    pub contributors: Vec<(String, Contribution)>,
+    /// The distinct (connector, rule) pairs that supplied attributes.
+    pub sources: Vec<Contribution>,
+    /// For each attribute, in `attrs` order, its index in `sources`: lineage in one byte
+    /// per attribute instead of three names.
+    pub attr_sources: Vec<u8>,
     /// Set when no connector contributes any more; outbound sync deprovisions, then removes.
     pub deleted: bool,
     /// A sync error on the object (ambiguous join, DN template, conflict).
     pub error: Option<ErrorRecord>,
+}
+
+impl MvRecord {
+    /// A new, empty MV object.
+    pub fn new(object_type: ObjectType) -> Self {
+        MvRecord {
+            object_type,
+            attrs: Attributes::new(),
+            sources: Vec::new(),
+            attr_sources: Vec::new(),
+            deleted: false,
+            error: None,
+        }
+    }
+
+    /// Which connector and rule supplied `attr`.
+    pub fn contributor(&self, attr: &str) -> Option<&Contribution> {
+        let pos = self.attrs.iter().position(|(name, _)| name.is(attr))?;
+        self.sources.get(usize::from(*self.attr_sources.get(pos)?))
+    }
 }
 
 /// One run of one profile on one connector, for history and the cycle summary.

@@ -80,16 +80,7 @@ pub fn sync_cs(
                 }
                 Ok(None) if rule.project => {
                     let mv = tx.new_mv_id()?;
-                    tx.put_mv(
-                        mv,
-                        &MvRecord {
-                            object_type: rule.object_type,
-                            attrs: Attributes::new(),
-                            contributors: Vec::new(),
-                            deleted: false,
-                            error: None,
-                        },
-                    )?;
+                    tx.put_mv(mv, &MvRecord::new(rule.object_type))?;
                     stats.projected += 1;
                     mv
                 }
@@ -220,14 +211,28 @@ pub fn recompute(
         return Ok(());
     }
     let mut attrs = Attributes::new();
-    let mut contributors = Vec::with_capacity(winners.len());
+    let mut sources: Vec<Contribution> = Vec::new();
+    let mut attr_sources = Vec::with_capacity(winners.len());
+    // winners and attrs are both ordered by attribute name, so positions line up.
     for (attr, (_, _, vs, c)) in winners {
-        contributors.push((attr.as_str().to_string(), c));
+        let idx = match sources.iter().position(|s| s == &c) {
+            Some(i) => i,
+            None => {
+                sources.push(c);
+                sources.len() - 1
+            }
+        };
+        attr_sources.push(u8::try_from(idx).unwrap_or(u8::MAX));
         attrs.set(attr, vs);
     }
-    if attrs != mvrec.attrs || contributors != mvrec.contributors || mvrec.deleted {
+    if attrs != mvrec.attrs
+        || sources != mvrec.sources
+        || attr_sources != mvrec.attr_sources
+        || mvrec.deleted
+    {
         mvrec.attrs = attrs;
-        mvrec.contributors = contributors;
+        mvrec.sources = sources;
+        mvrec.attr_sources = attr_sources;
         mvrec.deleted = false;
         tx.put_mv(mv, &mvrec)?;
         tx.mark_outbound(mv)?;

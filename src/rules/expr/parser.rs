@@ -69,11 +69,41 @@ pub(super) enum SignalKind {
     IgnoreThisFlow,
 }
 
+/// How tall the tree may grow (a long `a & b & c ...` chain is as tall as it is long); the
+/// checker and evaluator recurse over the tree, so its height bounds their stack use.
+pub(super) const MAX_HEIGHT: usize = 160;
+
 /// One node of the syntax tree with the byte offset of its first token.
 #[derive(Clone, Debug)]
 pub(super) struct Node {
     pub kind: Kind,
     pub offset: usize,
+    /// 1 for a leaf, else 1 + the tallest child.
+    pub height: usize,
+}
+
+impl Node {
+    /// Builds a node, refusing trees taller than [`MAX_HEIGHT`]; `at` is blamed if too tall.
+    pub(super) fn new(kind: Kind, offset: usize, at: usize) -> Result<Node, ExprError> {
+        let height = 1 + match &kind {
+            Kind::Unary(_, a) => a.height,
+            Kind::Binary(_, a, b) => a.height.max(b.height),
+            Kind::Call { args, .. } => args.iter().map(|a| a.height).max().unwrap_or(0),
+            _ => 0,
+        };
+        if height > MAX_HEIGHT {
+            return Err(ExprError {
+                offset: at,
+                message: format!("expression is too large (more than {MAX_HEIGHT} nested operations)"),
+                hint: Some("split it into simpler flows".to_string()),
+            });
+        }
+        Ok(Node {
+            kind,
+            offset,
+            height,
+        })
+    }
 }
 
 /// What a node is.
@@ -211,7 +241,7 @@ impl<'t> Parser<'t> {
             if t.tok == Tok::OrOr || is_word(&t.tok, "or") {
                 self.bump();
                 let right = self.and()?;
-                left = binary(BinOp::Or, left, right);
+                left = binary(BinOp::Or, left, right, t.offset)?;
             } else {
                 return Ok(left);
             }
@@ -225,7 +255,7 @@ impl<'t> Parser<'t> {
             if t.tok == Tok::AndAnd || is_word(&t.tok, "and") {
                 self.bump();
                 let right = self.not()?;
-                left = binary(BinOp::And, left, right);
+                left = binary(BinOp::And, left, right, t.offset)?;
             } else {
                 return Ok(left);
             }
@@ -239,10 +269,7 @@ impl<'t> Parser<'t> {
             self.enter(t.offset)?;
             let inner = self.not()?;
             self.depth -= 1;
-            return Ok(Node {
-                kind: Kind::Unary(UnOp::Not, Box::new(inner)),
-                offset: t.offset,
-            });
+            return Node::new(Kind::Unary(UnOp::Not, Box::new(inner)), t.offset, t.offset);
         }
         self.comparison()
     }
@@ -259,9 +286,9 @@ impl<'t> Parser<'t> {
                 Tok::Ge => BinOp::Ge,
                 _ => return Ok(left),
             };
-            self.bump();
+            let at = self.bump().offset;
             let right = self.arith()?;
-            left = binary(op, left, right);
+            left = binary(op, left, right, at)?;
         }
     }
 
@@ -276,9 +303,9 @@ impl<'t> Parser<'t> {
                 Tok::Slash => BinOp::Div,
                 _ => return Ok(left),
             };
-            self.bump();
+            let at = self.bump().offset;
             let right = self.unary()?;
-            left = binary(op, left, right);
+            left = binary(op, left, right, at)?;
         }
     }
 
@@ -291,15 +318,9 @@ impl<'t> Parser<'t> {
             self.depth -= 1;
             // Fold a negative literal so that -9223372036854775808 is not an overflow.
             if let Kind::Lit(Value::Integer(v)) = inner.kind {
-                return Ok(Node {
-                    kind: Kind::Lit(Value::Integer(v.wrapping_neg())),
-                    offset: t.offset,
-                });
+                return Node::new(Kind::Lit(Value::Integer(v.wrapping_neg())), t.offset, t.offset);
             }
-            return Ok(Node {
-                kind: Kind::Unary(UnOp::Neg, Box::new(inner)),
-                offset: t.offset,
-            });
+            return Node::new(Kind::Unary(UnOp::Neg, Box::new(inner)), t.offset, t.offset);
         }
         self.primary()
     }
@@ -388,7 +409,7 @@ impl<'t> Parser<'t> {
                 });
             }
         };
-        Ok(Node { kind, offset })
+        Node::new(kind, offset, offset)
     }
 
     fn expect_close(&mut self, open: usize) -> Result<(), ExprError> {
@@ -413,12 +434,9 @@ static END: Token = Token {
     offset: 0,
 };
 
-fn binary(op: BinOp, left: Node, right: Node) -> Node {
+fn binary(op: BinOp, left: Node, right: Node, at: usize) -> Result<Node, ExprError> {
     let offset = left.offset;
-    Node {
-        kind: Kind::Binary(op, Box::new(left), Box::new(right)),
-        offset,
-    }
+    Node::new(Kind::Binary(op, Box::new(left), Box::new(right)), offset, at)
 }
 
 /// A bare word: a built-in constant, or an enum constant for the checker to place.
