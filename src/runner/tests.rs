@@ -307,3 +307,18 @@ fn an_ambiguous_join_is_an_error_on_the_object_not_a_failed_run() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("ambiguous join"), "{}", errors[0]);
 }
+
+#[test]
+fn a_target_object_deleted_in_its_directory_is_provisioned_again() {
+    let ann = user("1", "cn=Ann,dc=ad", "ann", "title: T\n");
+    let mut lab = Lab::new(&config(AD, "delete"), &[("ad.ldif", &ann)]);
+    lab.cycle();
+    let before = lab.target();
+    assert_eq!(before.len(), 1);
+    // Someone removes the target file (or the entry) behind our back.
+    std::fs::remove_file(lab.dir.path().join("out.ldif")).unwrap();
+    let run = lab.cycle();
+    assert_eq!(run.connectors[1].import.deletes, 1);
+    assert_eq!(run.connectors[1].export.adds, 1);
+    assert_eq!(lab.target(), before);
+}

@@ -50,6 +50,9 @@ pub fn sync_cs(
             tx.unlink(id)?;
             stats.disconnected += 1;
             recompute(tx, ctx, mv, stats)?;
+            // Even if no MV attribute changed, outbound must see the object gone: a target
+            // object deleted in its directory is provisioned again.
+            tx.mark_outbound(mv)?;
         }
         requeue_referrers(tx, &rec.connector, &rec.dn)?;
         tx.delete_cs(id)?;
@@ -70,6 +73,7 @@ pub fn sync_cs(
             tx.unlink(id)?;
             stats.disconnected += 1;
             recompute(tx, ctx, mv, stats)?;
+            tx.mark_outbound(mv)?;
             requeue_referrers(tx, &rec.connector, &rec.dn)?;
         }
         (None, Some(rule)) => {

@@ -281,9 +281,8 @@ fn zone(c: &mut Cur<'_>) -> Option<i64> {
             let start = c.i;
             let h = c.digits(1, 2)?;
             let mut m = 0;
-            if c.eat(b':') {
-                m = c.digits(2, 2)?;
-            } else if c.i - start == 2 && c.peek().is_some_and(|b| b.is_ascii_digit()) {
+            let colon = c.eat(b':');
+            if colon || (c.i - start == 2 && c.peek().is_some_and(|b| b.is_ascii_digit())) {
                 m = c.digits(2, 2)?;
             }
             if h > 14 || m > 59 {

@@ -6,7 +6,7 @@
 //! two lists from the same source are walked together (so `IIF(InStr([p],"SIP:")=1, NULL,
 //! [p])` decides per value), lists from different sources are combined pairwise (every
 //! value with every value), bounded by [`MAX_VALUES`]. Control signals (`AuthoritativeNull`,
-//! `IgnoreThisFlow`, `Error`) and run-time type errors travel as [`Flow`] in `Err`.
+//! `IgnoreThisFlow`, `Error`) and run-time type errors travel as [`Stop`] in `Err`.
 //!
 //! Nothing here panics: indexes are checked, arithmetic is checked, and every string or list
 //! a function builds is bounded ([`MAX_TEXT`], [`MAX_VALUES`]).
@@ -26,7 +26,7 @@ pub(super) const MAX_VALUES: usize = 10_000;
 
 /// Why evaluation stopped early.
 #[derive(Clone, Debug, PartialEq)]
-pub(super) enum Flow {
+pub(super) enum Stop {
     /// `AuthoritativeNull` was reached.
     AuthoritativeNull,
     /// `IgnoreThisFlow` was reached.
@@ -36,8 +36,8 @@ pub(super) enum Flow {
 }
 
 /// Shorthand for a run-time error.
-pub(super) fn fail<T>(message: impl Into<String>) -> Result<T, Flow> {
-    Err(Flow::Error(message.into()))
+pub(super) fn fail<T>(message: impl Into<String>) -> Result<T, Stop> {
+    Err(Stop::Error(message.into()))
 }
 
 /// An intermediate result.
@@ -120,7 +120,7 @@ impl<'s> Env<'s> {
     }
 
     /// A list of new values with a fresh origin (null when empty, one value when one).
-    pub(super) fn list(&mut self, values: Vec<Value>) -> Result<Vals, Flow> {
+    pub(super) fn list(&mut self, values: Vec<Value>) -> Result<Vals, Stop> {
         if values.len() > MAX_VALUES {
             return fail(format!("more than {MAX_VALUES} values"));
         }
@@ -136,7 +136,7 @@ impl<'s> Env<'s> {
 }
 
 /// Checks that a produced value stays within the size bounds.
-fn bounded(v: Option<Value>) -> Result<Option<Value>, Flow> {
+fn bounded(v: Option<Value>) -> Result<Option<Value>, Stop> {
     match &v {
         Some(Value::String(s)) if s.len() > MAX_TEXT => {
             fail(format!("result longer than {MAX_TEXT} bytes"))
@@ -148,12 +148,15 @@ fn bounded(v: Option<Value>) -> Result<Option<Value>, Flow> {
     }
 }
 
+/// One step of [`map_n`]: single argument values in, one value (or null) out.
+pub(super) type Step<'a> = dyn FnMut(&[Option<&Value>]) -> Result<Option<Value>, Stop> + 'a;
+
 /// Applies `f` to each combination of argument values (see the module docs).
 pub(super) fn map_n(
     env: &mut Env<'_>,
     args: &[Vals],
-    f: &mut dyn FnMut(&[Option<&Value>]) -> Result<Option<Value>, Flow>,
-) -> Result<Vals, Flow> {
+    f: &mut Step<'_>,
+) -> Result<Vals, Stop> {
     // Distinct list origins with their lengths, in order of first appearance.
     let mut dims: Vec<(u32, usize)> = Vec::new();
     for a in args {
@@ -168,7 +171,7 @@ pub(super) fn map_n(
         for a in args {
             scratch.push(a.scalar().flatten());
         }
-        return Ok(Vals::from_opt(bounded(f(&scratch))?));
+        return Ok(Vals::from_opt(bounded(f(&scratch)?)?));
     }
     let mut total: usize = 1;
     for (_, len) in &dims {
@@ -192,7 +195,7 @@ pub(super) fn map_n(
                 }
             });
         }
-        items.push(bounded(f(&scratch))?);
+        items.push(bounded(f(&scratch)?)?);
         // Advance the mixed-radix counter, last dimension fastest.
         for d in (0..dims.len()).rev() {
             if let (Some(i), Some((_, len))) = (index.get_mut(d), dims.get(d)) {
@@ -225,7 +228,7 @@ pub(super) fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn mismatch<T>(func: &str, arg: usize, v: &Value, want: &str) -> Result<T, Flow> {
+fn mismatch<T>(func: &str, arg: usize, v: &Value, want: &str) -> Result<T, Stop> {
     fail(format!(
         "{func}: argument {arg} is {}, expected {want}",
         type_name(v)
@@ -234,7 +237,7 @@ fn mismatch<T>(func: &str, arg: usize, v: &Value, want: &str) -> Result<T, Flow>
 
 /// The value as text: strings as is, numbers in decimal, booleans `True`/`False`, DN
 /// references as the DN, dates in ISO 8601. Binary is a type error.
-pub(super) fn text<'v>(v: &'v Value, func: &str, arg: usize) -> Result<Cow<'v, str>, Flow> {
+pub(super) fn text<'v>(v: &'v Value, func: &str, arg: usize) -> Result<Cow<'v, str>, Stop> {
     Ok(match v {
         Value::String(s) => Cow::Borrowed(s.as_str()),
         Value::Integer(i) => Cow::Owned(i.to_string()),
@@ -263,7 +266,7 @@ pub(super) fn parse_num(s: &str) -> Option<i64> {
 }
 
 /// The value as a number: integers, and strings that read as integers.
-pub(super) fn num(v: &Value, func: &str, arg: usize) -> Result<i64, Flow> {
+pub(super) fn num(v: &Value, func: &str, arg: usize) -> Result<i64, Stop> {
     match v {
         Value::Integer(i) => Ok(*i),
         Value::String(s) => match parse_num(s) {
@@ -276,7 +279,7 @@ pub(super) fn num(v: &Value, func: &str, arg: usize) -> Result<i64, Flow> {
 
 /// The value as a boolean: booleans; numbers are true when non-zero; strings `True`/`False`
 /// (any case) or numeric strings.
-pub(super) fn boolean(v: &Value, func: &str, arg: usize) -> Result<bool, Flow> {
+pub(super) fn boolean(v: &Value, func: &str, arg: usize) -> Result<bool, Stop> {
     match v {
         Value::Boolean(b) => Ok(*b),
         Value::Integer(i) => Ok(*i != 0),
@@ -297,7 +300,7 @@ pub(super) fn boolean(v: &Value, func: &str, arg: usize) -> Result<bool, Flow> {
 }
 
 /// The value as bytes: binary values only.
-pub(super) fn bytes<'v>(v: &'v Value, func: &str, arg: usize) -> Result<&'v [u8], Flow> {
+pub(super) fn bytes<'v>(v: &'v Value, func: &str, arg: usize) -> Result<&'v [u8], Stop> {
     match v {
         Value::Binary(b) => Ok(b),
         _ => mismatch(func, arg, v, "binary"),
@@ -305,7 +308,7 @@ pub(super) fn bytes<'v>(v: &'v Value, func: &str, arg: usize) -> Result<&'v [u8]
 }
 
 /// The value as a date: dates, and strings `CDate` accepts.
-pub(super) fn date(v: &Value, func: &str, arg: usize) -> Result<i64, Flow> {
+pub(super) fn date(v: &Value, func: &str, arg: usize) -> Result<i64, Stop> {
     match v {
         Value::DateTime(t) => Ok(*t),
         Value::String(s) => match datetime::parse_date(s) {
@@ -317,7 +320,7 @@ pub(super) fn date(v: &Value, func: &str, arg: usize) -> Result<i64, Flow> {
 }
 
 /// Truth of a condition: null is false.
-pub(super) fn truthy(v: Option<&Value>, func: &str) -> Result<bool, Flow> {
+pub(super) fn truthy(v: Option<&Value>, func: &str) -> Result<bool, Stop> {
     match v {
         None => Ok(false),
         Some(v) => boolean(v, func, 1),
@@ -327,13 +330,13 @@ pub(super) fn truthy(v: Option<&Value>, func: &str) -> Result<bool, Flow> {
 // ---- evaluation ------------------------------------------------------------------------
 
 /// Evaluates a node.
-pub(super) fn eval(node: &Node, env: &mut Env<'_>) -> Result<Vals, Flow> {
+pub(super) fn eval(node: &Node, env: &mut Env<'_>) -> Result<Vals, Stop> {
     match &node.kind {
         Kind::Lit(v) => Ok(Vals::One(v.clone())),
         Kind::Null => Ok(Vals::Null),
         Kind::Enum(name) => Ok(Vals::One(Value::String(name.clone()))),
-        Kind::Signal(SignalKind::AuthoritativeNull) => Err(Flow::AuthoritativeNull),
-        Kind::Signal(SignalKind::IgnoreThisFlow) => Err(Flow::IgnoreThisFlow),
+        Kind::Signal(SignalKind::AuthoritativeNull) => Err(Stop::AuthoritativeNull),
+        Kind::Signal(SignalKind::IgnoreThisFlow) => Err(Stop::IgnoreThisFlow),
         Kind::Dn => Ok(match env.src.dn() {
             Some(dn) => Vals::One(Value::String(dn.as_str().to_string())),
             None => Vals::Null,
@@ -368,7 +371,7 @@ pub(super) fn eval(node: &Node, env: &mut Env<'_>) -> Result<Vals, Flow> {
     }
 }
 
-fn unary(op: UnOp, v: Option<&Value>) -> Result<Option<Value>, Flow> {
+fn unary(op: UnOp, v: Option<&Value>) -> Result<Option<Value>, Stop> {
     let Some(v) = v else { return Ok(None) };
     match op {
         UnOp::Neg => match num(v, "-", 1)?.checked_neg() {
@@ -379,15 +382,13 @@ fn unary(op: UnOp, v: Option<&Value>) -> Result<Option<Value>, Flow> {
     }
 }
 
-fn binary(op: BinOp, l: &Node, r: &Node, env: &mut Env<'_>) -> Result<Vals, Flow> {
+fn binary(op: BinOp, l: &Node, r: &Node, env: &mut Env<'_>) -> Result<Vals, Stop> {
     let left = eval(l, env)?;
     // && and || look at the right side only when the (single) left value does not decide.
-    if matches!(op, BinOp::And | BinOp::Or) {
-        if let Some(v) = left.scalar() {
-            let b = truthy(v, op.symbol())?;
-            if v.is_some() && (op == BinOp::And) != b {
-                return Ok(Vals::One(Value::Boolean(b)));
-            }
+    if let (BinOp::And | BinOp::Or, Some(v)) = (op, left.scalar()) {
+        let b = truthy(v, op.symbol())?;
+        if v.is_some() && (op == BinOp::And) != b {
+            return Ok(Vals::One(Value::Boolean(b)));
         }
     }
     let right = eval(r, env)?;
@@ -401,7 +402,7 @@ fn binary(op: BinOp, l: &Node, r: &Node, env: &mut Env<'_>) -> Result<Vals, Flow
 /// One binary operation on single values. Null handling follows VBA: `&` treats null as an
 /// empty string (null only when both are), `&&`/`||` treat null as false, every other
 /// operator gives null when either side is null.
-fn apply_binary(op: BinOp, x: Option<&Value>, y: Option<&Value>) -> Result<Option<Value>, Flow> {
+fn apply_binary(op: BinOp, x: Option<&Value>, y: Option<&Value>) -> Result<Option<Value>, Stop> {
     let sym = op.symbol();
     match op {
         BinOp::Concat => {
@@ -473,7 +474,7 @@ fn apply_binary(op: BinOp, x: Option<&Value>, y: Option<&Value>) -> Result<Optio
 /// numbers; a boolean and `"True"`/`"False"` as booleans; DN references (and a reference
 /// with a DN string) by normalised DN, so case and escaping do not matter; dates with dates
 /// or date strings; otherwise both sides as text.
-pub(super) fn compare(x: &Value, y: &Value) -> Result<std::cmp::Ordering, Flow> {
+pub(super) fn compare(x: &Value, y: &Value) -> Result<std::cmp::Ordering, Stop> {
     use Value::*;
     Ok(match (x, y) {
         (String(a), String(b)) => a.cmp(b),
@@ -511,7 +512,7 @@ pub(super) fn compare(x: &Value, y: &Value) -> Result<std::cmp::Ordering, Flow> 
     })
 }
 
-fn call(func: usize, args: &[Node], env: &mut Env<'_>) -> Result<Vals, Flow> {
+fn call(func: usize, args: &[Node], env: &mut Env<'_>) -> Result<Vals, Stop> {
     let Some(f) = FUNCS.get(func) else {
         return fail("internal: unresolved function");
     };
@@ -535,14 +536,14 @@ fn call(func: usize, args: &[Node], env: &mut Env<'_>) -> Result<Vals, Flow> {
     }
 }
 
-fn arg<'n>(args: &'n [Node], i: usize) -> Result<&'n Node, Flow> {
+fn arg(args: &[Node], i: usize) -> Result<&Node, Stop> {
     match args.get(i) {
         Some(n) => Ok(n),
         None => fail("internal: missing argument"),
     }
 }
 
-fn special(s: Special, args: &[Node], env: &mut Env<'_>) -> Result<Vals, Flow> {
+fn special(s: Special, args: &[Node], env: &mut Env<'_>) -> Result<Vals, Stop> {
     match s {
         Special::Iif => iif(arg(args, 0)?, Some(arg(args, 1)?), Some(arg(args, 2)?), env),
         Special::Switch => switch(args, env),
@@ -591,7 +592,7 @@ fn special(s: Special, args: &[Node], env: &mut Env<'_>) -> Result<Vals, Flow> {
 
 /// `IIF(cond, a, b)`: only the branches some value of the condition selects are evaluated,
 /// so `Error(...)` in an unselected branch does not fire.
-fn iif(cond: &Node, then: Option<&Node>, other: Option<&Node>, env: &mut Env<'_>) -> Result<Vals, Flow> {
+fn iif(cond: &Node, then: Option<&Node>, other: Option<&Node>, env: &mut Env<'_>) -> Result<Vals, Stop> {
     let c = eval(cond, env)?;
     let branch = |n: Option<&Node>, env: &mut Env<'_>| match n {
         Some(n) => eval(n, env),
@@ -623,7 +624,7 @@ fn iif(cond: &Node, then: Option<&Node>, other: Option<&Node>, env: &mut Env<'_>
 }
 
 /// `Switch(c1, v1, c2, v2, ...)` as nested IIFs; null when no condition holds.
-fn switch(args: &[Node], env: &mut Env<'_>) -> Result<Vals, Flow> {
+fn switch(args: &[Node], env: &mut Env<'_>) -> Result<Vals, Stop> {
     match args {
         [] => Ok(Vals::Null),
         [c, v, rest @ ..] => {

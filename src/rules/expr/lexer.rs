@@ -128,8 +128,7 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
                     for _ in 0..hex.len() + 1 {
                         it.next();
                     }
-                    let digits = &hex[..];
-                    match u64::from_str_radix(digits, 16) {
+                    match u64::from_str_radix(hex, 16) {
                         // &HFFFFFFFFFFFFFFFF is -1 as in VBA's two's complement reading.
                         Ok(v) => Tok::Num(v as i64),
                         Err(_) => return Err(err(start, "hexadecimal number too large", Some("at most 16 hex digits"))),
@@ -191,10 +190,8 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
                     end = i + 1;
                     it.next();
                 }
-                if let Some(&(_, c)) = it.peek() {
-                    if is_ident_char(c) {
-                        return Err(err(start, "malformed number", Some("numbers are decimal digits, or &H followed by hex digits")));
-                    }
+                if it.peek().is_some_and(|&(_, c)| is_ident_char(c)) {
+                    return Err(err(start, "malformed number", Some("numbers are decimal digits, or &H followed by hex digits")));
                 }
                 match text[start..end].parse::<i64>() {
                     Ok(v) => Tok::Num(v),

@@ -313,13 +313,14 @@ impl<'t> Parser<'t> {
         let t = self.peek();
         if t.tok == Tok::Minus {
             self.bump();
+            // A negative literal is folded, so that -&H8000000000000000 is i64::MIN.
+            if let Tok::Num(v) = self.peek().tok {
+                self.bump();
+                return Node::new(Kind::Lit(Value::Integer(v.wrapping_neg())), t.offset, t.offset);
+            }
             self.enter(t.offset)?;
             let inner = self.unary()?;
             self.depth -= 1;
-            // Fold a negative literal so that -9223372036854775808 is not an overflow.
-            if let Kind::Lit(Value::Integer(v)) = inner.kind {
-                return Node::new(Kind::Lit(Value::Integer(v.wrapping_neg())), t.offset, t.offset);
-            }
             return Node::new(Kind::Unary(UnOp::Neg, Box::new(inner)), t.offset, t.offset);
         }
         self.primary()
