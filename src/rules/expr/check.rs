@@ -290,7 +290,12 @@ impl Checker<'_, '_> {
         err(offset, format!("unknown name {name}"), Some(hint))
     }
 
-    fn binary(&self, op: BinOp, (tl, ol): (Ty, usize), (tr, or): (Ty, usize)) -> Result<Ty, ExprError> {
+    fn binary(
+        &self,
+        op: BinOp,
+        (tl, ol): (Ty, usize),
+        (tr, or): (Ty, usize),
+    ) -> Result<Ty, ExprError> {
         let sym = op.symbol();
         match op {
             BinOp::Concat => {
@@ -313,7 +318,11 @@ impl Checker<'_, '_> {
                         } else {
                             convert_hint(P::Num, t)
                         };
-                        return Err(err(o, format!("'{sym}' needs numbers, found {}", t.name()), hint));
+                        return Err(err(
+                            o,
+                            format!("'{sym}' needs numbers, found {}", t.name()),
+                            hint,
+                        ));
                     }
                 }
                 Ok(Ty::Num)
@@ -350,14 +359,24 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn call(&mut self, f: &Func, args: &mut [Node], close: usize, offset: usize) -> Result<Ty, ExprError> {
+    fn call(
+        &mut self,
+        f: &Func,
+        args: &mut [Node],
+        close: usize,
+        offset: usize,
+    ) -> Result<Ty, ExprError> {
         let name = f.name;
         if args.len() < f.min {
             return Err(err(
                 close,
                 format!(
                     "{name} needs {} {} argument{}, got {}",
-                    if f.variadic || f.params.len() > f.min { "at least" } else { "" },
+                    if f.variadic || f.params.len() > f.min {
+                        "at least"
+                    } else {
+                        ""
+                    },
                     f.min,
                     if f.min == 1 { "" } else { "s" },
                     args.len()
@@ -403,8 +422,15 @@ impl Checker<'_, '_> {
         }
         let _ = offset;
         Ok(match name {
-            "IIF" => join(tys.get(1).copied().unwrap_or(Ty::Null), tys.get(2).copied().unwrap_or(Ty::Null)),
-            "Switch" => tys.iter().skip(1).step_by(2).fold(Ty::Null, |acc, t| join(acc, *t)),
+            "IIF" => join(
+                tys.get(1).copied().unwrap_or(Ty::Null),
+                tys.get(2).copied().unwrap_or(Ty::Null),
+            ),
+            "Switch" => tys
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .fold(Ty::Null, |acc, t| join(acc, *t)),
             "Coalesce" => tys.iter().fold(Ty::Null, |acc, t| join(acc, *t)),
             "Item" | "ItemOrNull" | "RemoveDuplicates" => match tys.first() {
                 Some(t) if !matches!(t, Ty::Null | Ty::Void) => *t,
@@ -437,7 +463,12 @@ impl Checker<'_, '_> {
         if !accepts(p, t) {
             return Err(err(
                 a.offset,
-                format!("{name}: argument {} should be {}, found {}", i + 1, want(p), t.name()),
+                format!(
+                    "{name}: argument {} should be {}, found {}",
+                    i + 1,
+                    want(p),
+                    t.name()
+                ),
                 convert_hint(p, t).or_else(|| Some(signature(f))),
             ));
         }
@@ -454,12 +485,19 @@ impl Checker<'_, '_> {
     /// Select / Where / With: `$name`, a source, then a body checked with `$name` bound.
     fn binder(&mut self, f: &Func, args: &mut [Node]) -> Result<Ty, ExprError> {
         let [var, source, body] = args else {
-            return Err(err(0, format!("{} takes three arguments", f.name), Some(signature(f))));
+            return Err(err(
+                0,
+                format!("{} takes three arguments", f.name),
+                Some(signature(f)),
+            ));
         };
         let Kind::Var { name: vname, slot } = &mut var.kind else {
             return Err(err(
                 var.offset,
-                format!("{}: the first argument must be a variable such as $item", f.name),
+                format!(
+                    "{}: the first argument must be a variable such as $item",
+                    f.name
+                ),
                 Some(signature(f)),
             ));
         };
@@ -472,7 +510,10 @@ impl Checker<'_, '_> {
         if f.name == "Where" && !conditional(body_ty) {
             return Err(err(
                 body.offset,
-                format!("Where: the condition should be a condition, found {}", body_ty.name()),
+                format!(
+                    "Where: the condition should be a condition, found {}",
+                    body_ty.name()
+                ),
                 convert_hint(P::Bool, body_ty),
             ));
         }

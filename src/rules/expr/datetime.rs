@@ -476,8 +476,7 @@ pub(super) fn add(interval: &str, n: i64, secs: i64) -> Result<Option<i64>, Stri
             ));
         }
     };
-    Ok(n
-        .checked_mul(seconds_per)
+    Ok(n.checked_mul(seconds_per)
         .and_then(|d| secs.checked_add(d))
         .filter(|s| in_range(*s)))
 }

@@ -152,11 +152,7 @@ fn bounded(v: Option<Value>) -> Result<Option<Value>, Stop> {
 pub(super) type Step<'a> = dyn FnMut(&[Option<&Value>]) -> Result<Option<Value>, Stop> + 'a;
 
 /// Applies `f` to each combination of argument values (see the module docs).
-pub(super) fn map_n(
-    env: &mut Env<'_>,
-    args: &[Vals],
-    f: &mut Step<'_>,
-) -> Result<Vals, Stop> {
+pub(super) fn map_n(env: &mut Env<'_>, args: &[Vals], f: &mut Step<'_>) -> Result<Vals, Stop> {
     // Distinct list origins with their lengths, in order of first appearance.
     let mut dims: Vec<(u32, usize)> = Vec::new();
     for a in args {
@@ -177,7 +173,11 @@ pub(super) fn map_n(
     for (_, len) in &dims {
         total = match total.checked_mul(*len) {
             Some(t) if t <= MAX_VALUES => t,
-            _ => return fail(format!("combining multi-valued inputs gives more than {MAX_VALUES} values")),
+            _ => {
+                return fail(format!(
+                    "combining multi-valued inputs gives more than {MAX_VALUES} values"
+                ));
+            }
         };
     }
     let mut items = Vec::with_capacity(total);
@@ -592,7 +592,12 @@ fn special(s: Special, args: &[Node], env: &mut Env<'_>) -> Result<Vals, Stop> {
 
 /// `IIF(cond, a, b)`: only the branches some value of the condition selects are evaluated,
 /// so `Error(...)` in an unselected branch does not fire.
-fn iif(cond: &Node, then: Option<&Node>, other: Option<&Node>, env: &mut Env<'_>) -> Result<Vals, Stop> {
+fn iif(
+    cond: &Node,
+    then: Option<&Node>,
+    other: Option<&Node>,
+    env: &mut Env<'_>,
+) -> Result<Vals, Stop> {
     let c = eval(cond, env)?;
     let branch = |n: Option<&Node>, env: &mut Env<'_>| match n {
         Some(n) => eval(n, env),
@@ -615,10 +620,22 @@ fn iif(cond: &Node, then: Option<&Node>, other: Option<&Node>, env: &mut Env<'_>
             }
         }
     }
-    let t = if need_t { branch(then, env)? } else { Vals::Null };
-    let f = if need_f { branch(other, env)? } else { Vals::Null };
+    let t = if need_t {
+        branch(then, env)?
+    } else {
+        Vals::Null
+    };
+    let f = if need_f {
+        branch(other, env)?
+    } else {
+        Vals::Null
+    };
     map_n(env, &[c, t, f], &mut |a| {
-        let pick = if truthy(a.first().copied().flatten(), "IIF")? { 1 } else { 2 };
+        let pick = if truthy(a.first().copied().flatten(), "IIF")? {
+            1
+        } else {
+            2
+        };
         Ok(a.get(pick).copied().flatten().cloned())
     })
 }
@@ -639,7 +656,11 @@ fn switch(args: &[Node], env: &mut Env<'_>) -> Result<Vals, Stop> {
             let t = eval(v, env)?;
             let f = switch(rest, env)?;
             map_n(env, &[c, t, f], &mut |a| {
-                let pick = if truthy(a.first().copied().flatten(), "Switch")? { 1 } else { 2 };
+                let pick = if truthy(a.first().copied().flatten(), "Switch")? {
+                    1
+                } else {
+                    2
+                };
                 Ok(a.get(pick).copied().flatten().cloned())
             })
         }

@@ -80,8 +80,7 @@ use base64::Engine;
 
 use super::datetime;
 use super::eval::{
-    Env, Stop, MAX_TEXT, MAX_VALUES, Vals, boolean, bytes, date, fail, num, parse_num, text,
-
+    Env, MAX_TEXT, MAX_VALUES, Stop, Vals, boolean, bytes, date, fail, num, parse_num, text,
 };
 use crate::model::{Dn, RefTarget, Value, dn};
 
@@ -225,26 +224,86 @@ pub(super) static FUNCS: &[Func] = &[
     f!("CGuid", [Str], 1, Bin, Each(cguid)),
     f!("CNum", [Any], 1, Num, Each(cnum)),
     f!("Coalesce", [], [Any, Any], 1, true, Any, Whole(coalesce)),
-    f!("Contains", [Any, Str, Choice(CASE)], 2, Num, Whole(contains)),
-    f!("ConvertFromBase64", [Str, Choice(ENCODING)], 1, Str, Each(convert_from_base64)),
-    f!("ConvertFromUTF8Hex", [Str], 1, Str, Each(convert_from_utf8_hex)),
-    f!("ConvertToBase64", [StrOrBin], 1, Str, Each(convert_to_base64)),
+    f!(
+        "Contains",
+        [Any, Str, Choice(CASE)],
+        2,
+        Num,
+        Whole(contains)
+    ),
+    f!(
+        "ConvertFromBase64",
+        [Str, Choice(ENCODING)],
+        1,
+        Str,
+        Each(convert_from_base64)
+    ),
+    f!(
+        "ConvertFromUTF8Hex",
+        [Str],
+        1,
+        Str,
+        Each(convert_from_utf8_hex)
+    ),
+    f!(
+        "ConvertToBase64",
+        [StrOrBin],
+        1,
+        Str,
+        Each(convert_to_base64)
+    ),
     f!("ConvertToUTF8Hex", [Str], 1, Str, Each(convert_to_utf8_hex)),
     f!("Count", [Any], 1, Num, Whole(count)),
     f!("CRef", [Ref], 1, Ref, Each(cref)),
     f!("CStr", [Any], 1, Str, Each(cstr)),
-    f!("DateAdd", [Choice(INTERVALS), Num, Date], 3, Date, Each(date_add)),
+    f!(
+        "DateAdd",
+        [Choice(INTERVALS), Num, Date],
+        3,
+        Date,
+        Each(date_add)
+    ),
     f!("DateFromNum", [Num], 1, Date, Each(date_from_num)),
     f!("DNComponent", [Ref, Num], 2, Str, Each(dn_component)),
-    f!("DNComponentRev", [Ref, Num, Choice(DN_OPTS)], 2, Str, Each(dn_component_rev)),
+    f!(
+        "DNComponentRev",
+        [Ref, Num, Choice(DN_OPTS)],
+        2,
+        Str,
+        Each(dn_component_rev)
+    ),
     f!("Error", [Str], 1, Void, Each(error)),
-    f!("EscapeDNComponent", [Str], 1, Str, Each(escape_dn_component)),
-    f!("FormatDateTime", [Date, Str], 2, Str, Each(format_date_time)),
+    f!(
+        "EscapeDNComponent",
+        [Str],
+        1,
+        Str,
+        Each(escape_dn_component)
+    ),
+    f!(
+        "FormatDateTime",
+        [Date, Str],
+        2,
+        Str,
+        Each(format_date_time)
+    ),
     f!("Guid", [], 0, Str, Each(guid)),
     f!("IgnoreThisFlow", [], 0, Void, Each(ignore_this_flow)),
     f!("IIF", [Bool, Any, Any], 3, Any, Sp(Special::Iif)),
-    f!("InStr", [Str, Str, Num, Choice(COMPARE)], 2, Num, Each(instr)),
-    f!("InStrRev", [Str, Str, Num, Choice(COMPARE)], 2, Num, Each(instr_rev)),
+    f!(
+        "InStr",
+        [Str, Str, Num, Choice(COMPARE)],
+        2,
+        Num,
+        Each(instr)
+    ),
+    f!(
+        "InStrRev",
+        [Str, Str, Num, Choice(COMPARE)],
+        2,
+        Num,
+        Each(instr_rev)
+    ),
     f!("IsBitSet", [Num, Num], 2, Bool, Each(is_bit_set)),
     f!("IsDate", [Any], 1, Bool, Each(is_date)),
     f!("IsEmpty", [Any], 1, Bool, Whole(is_empty)),
@@ -303,9 +362,9 @@ pub(super) fn literal_rule(func: &str, arg: usize, v: &Value) -> Option<String> 
         ("Split", 2) if s.chars().count() != 1 => {
             Some("the Split delimiter must be exactly one character".to_string())
         }
-        ("PadLeft" | "PadRight", 3) if s.chars().count() != 1 => {
-            Some(format!("the {func} pad character must be exactly one character"))
-        }
+        ("PadLeft" | "PadRight", 3) if s.chars().count() != 1 => Some(format!(
+            "the {func} pad character must be exactly one character"
+        )),
         ("ReplaceChars", 2) => parse_pattern(s).err(),
         ("CGuid", 1) if parse_guid(s).is_none() => Some(format!("{s:?} is not a GUID")),
         ("CDate", 1) if datetime::parse_date(s).is_none() => {
@@ -376,9 +435,15 @@ fn is_present(v: &Vals) -> bool {
 fn choice(v: Option<&Value>, options: &[&str], func: &str) -> Result<usize, Stop> {
     let Some(v) = v else { return Ok(0) };
     let t = text(v, func, 0)?;
-    match options.iter().position(|o| o.eq_ignore_ascii_case(t.trim())) {
+    match options
+        .iter()
+        .position(|o| o.eq_ignore_ascii_case(t.trim()))
+    {
         Some(i) => Ok(i),
-        None => fail(format!("{func}: {t:?} is not one of {}", options.join(", "))),
+        None => fail(format!(
+            "{func}: {t:?} is not one of {}",
+            options.join(", ")
+        )),
     }
 }
 
@@ -413,15 +478,21 @@ fn coalesce(_: &mut Env<'_>, args: &[Vals]) -> Result<Vals, Stop> {
 // ---- evaluation --------------------------------------------------------------------------
 
 fn is_null(_: &mut Env<'_>, args: &[Vals]) -> Result<Vals, Stop> {
-    Ok(Vals::One(Value::Boolean(args.first().is_none_or(Vals::is_null))))
+    Ok(Vals::One(Value::Boolean(
+        args.first().is_none_or(Vals::is_null),
+    )))
 }
 
 fn is_present_fn(_: &mut Env<'_>, args: &[Vals]) -> Result<Vals, Stop> {
-    Ok(Vals::One(Value::Boolean(args.first().is_some_and(is_present))))
+    Ok(Vals::One(Value::Boolean(
+        args.first().is_some_and(is_present),
+    )))
 }
 
 fn is_null_or_empty(_: &mut Env<'_>, args: &[Vals]) -> Result<Vals, Stop> {
-    Ok(Vals::One(Value::Boolean(!args.first().is_some_and(is_present))))
+    Ok(Vals::One(Value::Boolean(
+        !args.first().is_some_and(is_present),
+    )))
 }
 
 /// Present (not null) and every value an empty string.
@@ -429,8 +500,7 @@ fn is_empty(_: &mut Env<'_>, args: &[Vals]) -> Result<Vals, Stop> {
     let v = args.first();
     let empty = v.is_some_and(|v| {
         !v.is_null()
-            && v
-                .values()
+            && v.values()
                 .all(|x| matches!(x, Value::String(s) if s.is_empty()))
     });
     Ok(Vals::One(Value::Boolean(empty)))
@@ -777,7 +847,13 @@ fn rdns(dn: &Dn) -> Vec<(String, Option<String>)> {
     let mut out = Vec::with_capacity(dn.depth());
     let mut cur = dn.clone();
     while !cur.is_root() {
-        let ty = cur.rdn().split('=').next().unwrap_or_default().trim().to_string();
+        let ty = cur
+            .rdn()
+            .split('=')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         out.push((ty, cur.rdn_value()));
         cur = cur.parent();
     }
@@ -894,12 +970,10 @@ fn nth(args: &[Vals], func: &str) -> Result<Option<Result<Value, usize>>, Stop> 
         return Ok(None);
     }
     let idx = usize::try_from(k).ok().and_then(|k| k.checked_sub(1));
-    Ok(Some(
-        match idx.and_then(|i| list.values().nth(i)) {
-            Some(v) => Ok(v.clone()),
-            None => Err(list.values().count()),
-        },
-    ))
+    Ok(Some(match idx.and_then(|i| list.values().nth(i)) {
+        Some(v) => Ok(v.clone()),
+        None => Err(list.values().count()),
+    }))
 }
 
 fn item(_: &mut Env<'_>, args: &[Vals]) -> Result<Vals, Stop> {
@@ -1047,10 +1121,7 @@ fn len(args: &[Option<&Value>], _: i64) -> Result<Option<Value>, Stop> {
 }
 
 /// Text and count for Left/Right/Mid/Pad: a null string reads as "" (as documented).
-fn text_or_empty<'v>(
-    v: Option<&'v Value>,
-    func: &str,
-) -> Result<std::borrow::Cow<'v, str>, Stop> {
+fn text_or_empty<'v>(v: Option<&'v Value>, func: &str) -> Result<std::borrow::Cow<'v, str>, Stop> {
     match v {
         None => Ok(std::borrow::Cow::Borrowed("")),
         Some(v) => text(v, func, 1),
@@ -1122,7 +1193,9 @@ fn pad(args: &[Option<&Value>], func: &str, at_left: bool) -> Result<Option<Valu
     let p = text(p, func, 3)?;
     let mut pc = p.chars();
     let (Some(pad_char), None) = (pc.next(), pc.next()) else {
-        return fail(format!("{func}: the pad character must be exactly one character"));
+        return fail(format!(
+            "{func}: the pad character must be exactly one character"
+        ));
     };
     if k > MAX_PAD {
         return fail(format!("{func}: length {k} is more than {MAX_PAD}"));
@@ -1157,7 +1230,8 @@ fn pcase(args: &[Option<&Value>], _: i64) -> Result<Option<Value>, Stop> {
     let mut out = String::with_capacity(t.len());
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
-        let all_caps = word.chars().any(char::is_uppercase) && !word.chars().any(char::is_lowercase);
+        let all_caps =
+            word.chars().any(char::is_uppercase) && !word.chars().any(char::is_lowercase);
         if all_caps {
             out.push_str(word);
         } else {
@@ -1282,10 +1356,7 @@ fn word(args: &[Option<&Value>], _: i64) -> Result<Option<Value>, Stop> {
 }
 
 /// Shared by InStr/InStrRev: (haystack, needle) folded for vbTextCompare.
-fn compare_pair(
-    args: &[Option<&Value>],
-    func: &str,
-) -> Result<Option<(String, String)>, Stop> {
+fn compare_pair(args: &[Option<&Value>], func: &str) -> Result<Option<(String, String)>, Stop> {
     let (Some(h), Some(nd)) = (a(args, 0), a(args, 1)) else {
         return Ok(None);
     };

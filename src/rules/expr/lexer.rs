@@ -116,7 +116,13 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
                     it.next();
                     Tok::OrOr
                 }
-                _ => return Err(err(start, "'|' on its own is not an operator", Some("use || for a logical or"))),
+                _ => {
+                    return Err(err(
+                        start,
+                        "'|' on its own is not an operator",
+                        Some("use || for a logical or"),
+                    ));
+                }
             },
             '&' => {
                 let rest = &text[start + 1..];
@@ -131,7 +137,13 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
                     match u64::from_str_radix(hex, 16) {
                         // &HFFFFFFFFFFFFFFFF is -1 as in VBA's two's complement reading.
                         Ok(v) => Tok::Num(v as i64),
-                        Err(_) => return Err(err(start, "hexadecimal number too large", Some("at most 16 hex digits"))),
+                        Err(_) => {
+                            return Err(err(
+                                start,
+                                "hexadecimal number too large",
+                                Some("at most 16 hex digits"),
+                            ));
+                        }
                     }
                 } else {
                     Tok::Amp
@@ -149,14 +161,28 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
                     name.push(c);
                 }
                 if !closed {
-                    return Err(err(start, "unterminated attribute reference", Some("close it with ]")));
+                    return Err(err(
+                        start,
+                        "unterminated attribute reference",
+                        Some("close it with ]"),
+                    ));
                 }
                 let trimmed = name.trim();
                 if trimmed.is_empty() {
-                    return Err(err(start, "empty attribute name", Some("write [attributeName]")));
+                    return Err(err(
+                        start,
+                        "empty attribute name",
+                        Some("write [attributeName]"),
+                    ));
                 }
-                if !trimmed.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' || c == ';') {
-                    return Err(err(start, format!("invalid attribute name [{trimmed}]"), Some("attribute names are letters, digits, '-' and ';'")));
+                if !trimmed.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' || c == ';'
+                }) {
+                    return Err(err(
+                        start,
+                        format!("invalid attribute name [{trimmed}]"),
+                        Some("attribute names are letters, digits, '-' and ';'"),
+                    ));
                 }
                 Tok::Attr(trimmed.to_string())
             }
@@ -170,7 +196,11 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
                     it.next();
                 }
                 if name.is_empty() {
-                    return Err(err(start, "'$' must be followed by a variable name", Some("for example $item")));
+                    return Err(err(
+                        start,
+                        "'$' must be followed by a variable name",
+                        Some("for example $item"),
+                    ));
                 }
                 Tok::Var(name)
             }
@@ -191,11 +221,21 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
                     it.next();
                 }
                 if it.peek().is_some_and(|&(_, c)| is_ident_char(c)) {
-                    return Err(err(start, "malformed number", Some("numbers are decimal digits, or &H followed by hex digits")));
+                    return Err(err(
+                        start,
+                        "malformed number",
+                        Some("numbers are decimal digits, or &H followed by hex digits"),
+                    ));
                 }
                 match text[start..end].parse::<i64>() {
                     Ok(v) => Tok::Num(v),
-                    Err(_) => return Err(err(start, "number too large", Some("numbers are 64-bit integers"))),
+                    Err(_) => {
+                        return Err(err(
+                            start,
+                            "number too large",
+                            Some("numbers are 64-bit integers"),
+                        ));
+                    }
                 }
             }
             c if is_ident_start(c) => {
@@ -210,7 +250,11 @@ pub(super) fn lex(text: &str) -> Result<Vec<Token>, ExprError> {
                 Tok::Ident(text[start..end].to_string())
             }
             '“' | '”' => {
-                return Err(err(start, "smart quote", Some("use straight quotes \"...\"")));
+                return Err(err(
+                    start,
+                    "smart quote",
+                    Some("use straight quotes \"...\""),
+                ));
             }
             other => {
                 return Err(err(start, format!("unexpected character {other:?}"), None));
@@ -271,5 +315,9 @@ fn string_literal(
             c => s.push(c),
         }
     }
-    Err(err(start, "unterminated string literal", Some("close it with \"; write \"\" for a quote inside")))
+    Err(err(
+        start,
+        "unterminated string literal",
+        Some("close it with \"; write \"\" for a quote inside"),
+    ))
 }

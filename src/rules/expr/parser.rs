@@ -94,7 +94,9 @@ impl Node {
         if height > MAX_HEIGHT {
             return Err(ExprError {
                 offset: at,
-                message: format!("expression is too large (more than {MAX_HEIGHT} nested operations)"),
+                message: format!(
+                    "expression is too large (more than {MAX_HEIGHT} nested operations)"
+                ),
                 hint: Some("split it into simpler flows".to_string()),
             });
         }
@@ -149,7 +151,10 @@ pub(super) fn parse(tokens: &[Token]) -> Result<Node, ExprError> {
     if t.tok != Tok::End {
         return Err(ExprError {
             offset: t.offset,
-            message: format!("unexpected {} after a complete expression", describe(&t.tok)),
+            message: format!(
+                "unexpected {} after a complete expression",
+                describe(&t.tok)
+            ),
             hint: Some(match t.tok {
                 Tok::RParen => "this ')' has no matching '('".to_string(),
                 _ => "join parts with an operator such as & or &&".to_string(),
@@ -316,7 +321,11 @@ impl<'t> Parser<'t> {
             // A negative literal is folded, so that -&H8000000000000000 is i64::MIN.
             if let Tok::Num(v) = self.peek().tok {
                 self.bump();
-                return Node::new(Kind::Lit(Value::Integer(v.wrapping_neg())), t.offset, t.offset);
+                return Node::new(
+                    Kind::Lit(Value::Integer(v.wrapping_neg())),
+                    t.offset,
+                    t.offset,
+                );
             }
             self.enter(t.offset)?;
             let inner = self.unary()?;
@@ -437,7 +446,11 @@ static END: Token = Token {
 
 fn binary(op: BinOp, left: Node, right: Node, at: usize) -> Result<Node, ExprError> {
     let offset = left.offset;
-    Node::new(Kind::Binary(op, Box::new(left), Box::new(right)), offset, at)
+    Node::new(
+        Kind::Binary(op, Box::new(left), Box::new(right)),
+        offset,
+        at,
+    )
 }
 
 /// A bare word: a built-in constant, or an enum constant for the checker to place.

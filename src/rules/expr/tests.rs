@@ -62,7 +62,10 @@ fn user() -> Obj {
     put("city", vec![st("Paris")]);
     put("description", vec![st("")]);
     put("padded", vec![st("  Test  ")]);
-    put("address", vec![st("One Microsoft Way\r\nRedmond, WA\r\nUSA")]);
+    put(
+        "address",
+        vec![st("One Microsoft Way\r\nRedmond, WA\r\nUSA")],
+    );
     put(
         "proxyAddresses",
         vec![
@@ -89,8 +92,12 @@ fn user() -> Obj {
     put(
         "memberOf",
         vec![
-            Value::Reference(RefTarget::Dn(Dn::parse("CN=Sales,DC=contoso,DC=com").unwrap())),
-            Value::Reference(RefTarget::Dn(Dn::parse("CN=All,DC=contoso,DC=com").unwrap())),
+            Value::Reference(RefTarget::Dn(
+                Dn::parse("CN=Sales,DC=contoso,DC=com").unwrap(),
+            )),
+            Value::Reference(RefTarget::Dn(
+                Dn::parse("CN=All,DC=contoso,DC=com").unwrap(),
+            )),
         ],
     );
     put("whenCreated", vec![st("20140905081453.0Z")]);
@@ -170,7 +177,12 @@ fn table(cases: &[(&str, X)]) {
             failures.push(format!("{text}\n    want {want:?}\n    got  {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 use X::*;
@@ -186,7 +198,7 @@ fn literals_and_constants() {
         (r#""back\slash""#, S("back\\slash")),
         (r#""""#, S("")),
         ("98052", N(98052)),
-        ("&HFF", N(255)),          // Microsoft: "Hexadecimal values are prefixed with &H"
+        ("&HFF", N(255)), // Microsoft: "Hexadecimal values are prefixed with &H"
         ("&hff", N(255)),
         ("-5", N(-5)),
         ("True", B(true)),
@@ -237,7 +249,10 @@ fn operators() {
         (r#"[userAccountControl] = 514"#, B(true)),
         ("[missing] = 1", Null),
         (r#"[isAdmin] = "true""#, B(true)),
-        (r#"[manager] = "cn=boss\, big,ou=atlanta,dc=contoso,dc=com""#, B(true)),
+        (
+            r#"[manager] = "cn=boss\, big,ou=atlanta,dc=contoso,dc=com""#,
+            B(true),
+        ),
         ("True && False", B(false)),
         ("True || False", B(true)),
         ("True And True", B(true)),
@@ -248,7 +263,10 @@ fn operators() {
         ("[missing] && True", B(false)),
         ("[missing] || True", B(true)),
         // comparisons bind tighter than && / ||, as Microsoft's default rules need
-        (r#"IsPresent([sAMAccountName]) = False || [givenName] = "Jürgen""#, B(true)),
+        (
+            r#"IsPresent([sAMAccountName]) = False || [givenName] = "Jürgen""#,
+            B(true),
+        ),
         (r#"1 = 1 && 2 = 2"#, B(true)),
         (r#""t-" & [alias] = "t-jorsted""#, B(true)),
         // && does not evaluate its right side when the left decides
@@ -265,7 +283,10 @@ fn signals_win_even_when_nested() {
         ("IIF(True, AuthoritativeNull, [cn])", AuthNull),
         ("IIF(False, [cn], IgnoreThisFlow)", Ignore),
         ("IIF(True, AuthoritativeNull(), [cn])", AuthNull),
-        ("IIF(IsPresent([missing]), [missing], IgnoreThisFlow())", Ignore),
+        (
+            "IIF(IsPresent([missing]), [missing], IgnoreThisFlow())",
+            Ignore,
+        ),
         (r#"Trim(IIF(True, Error("boom"), "x"))"#, E("boom")),
         (r#""a" & AuthoritativeNull"#, AuthNull),
         // only a taken branch fires
@@ -280,8 +301,14 @@ fn signals_win_even_when_nested() {
 fn program_flow() {
     table(&[
         // IIF — Microsoft: IIF([employeeType]="Intern","t-" & [alias],[alias])
-        (r#"IIF([employeeType]="Intern","t-" & [alias],[alias])"#, S("t-jorsted")),
-        (r#"IIF([employeeType]="FTE","t-" & [alias],[alias])"#, S("jorsted")),
+        (
+            r#"IIF([employeeType]="Intern","t-" & [alias],[alias])"#,
+            S("t-jorsted"),
+        ),
+        (
+            r#"IIF([employeeType]="FTE","t-" & [alias],[alias])"#,
+            S("jorsted"),
+        ),
         ("IIF([missing], 1, 2)", N(2)),
         ("IIF(1, \"y\", \"n\")", S("y")),
         ("IIF(0, \"y\", \"n\")", S("n")),
@@ -299,20 +326,39 @@ fn program_flow() {
             r#"Switch([city] = "London", "English", [city] = "Rome", "Italian", [city] = "Paris", "French", True, Error("Unknown city"))"#,
             S("French"),
         ),
-        (r#"Switch([city] = "Oslo", "Norwegian", True, Error("Unknown city"))"#, E("Unknown city")),
+        (
+            r#"Switch([city] = "Oslo", "Norwegian", True, Error("Unknown city"))"#,
+            E("Unknown city"),
+        ),
         (r#"Switch([city] = "Oslo", "Norwegian")"#, Null),
         (r#"Switch([city] = "Paris", NULL, True, "x")"#, Null),
         // Coalesce (first present argument)
-        ("Coalesce([missing], [description], [givenName])", S("Jürgen")),
+        (
+            "Coalesce([missing], [description], [givenName])",
+            S("Jürgen"),
+        ),
         ("Coalesce([missing], NULL)", Null),
-        ("Coalesce([proxyAddresses])", M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com", "SIP:jd@contoso.com"])),
+        (
+            "Coalesce([proxyAddresses])",
+            M(&[
+                "SMTP:john.doe@contoso.com",
+                "smtp:jd@contoso.com",
+                "SIP:jd@contoso.com",
+            ]),
+        ),
         // With — Microsoft's shape: With($v, Where(...), IIF(Count($v)>0, $v, NULL))
         (
             r#"With($smtp, Where($item, [proxyAddresses], LCase(Left($item, 5)) = "smtp:"), IIF(Count($smtp) > 0, $smtp, NULL))"#,
             M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com"]),
         ),
-        (r#"With($x, Where($item, [proxyAddresses], False), IIF(Count($x) > 0, $x, NULL))"#, Null),
-        (r#"With($g, [givenName], $g & " " & $g)"#, S("Jürgen Jürgen")),
+        (
+            r#"With($x, Where($item, [proxyAddresses], False), IIF(Count($x) > 0, $x, NULL))"#,
+            Null,
+        ),
+        (
+            r#"With($g, [givenName], $g & " " & $g)"#,
+            S("Jürgen Jürgen"),
+        ),
     ]);
 }
 
@@ -320,18 +366,42 @@ fn program_flow() {
 fn select_and_where() {
     table(&[
         // Microsoft: Select($item,[otherPhone],Replace($item,"-",""))
-        (r#"Select($item,[otherPhone],Replace($item,"-",""))"#, M(&["5551234", "5559876"])),
+        (
+            r#"Select($item,[otherPhone],Replace($item,"-",""))"#,
+            M(&["5551234", "5559876"]),
+        ),
         (r#"Select($item, [givenName], UCase($item))"#, S("JÜRGEN")),
         (r#"Select($item, [missing], UCase($item))"#, Null),
-        (r#"Select($item, Split("a,b", ","), $item & $item)"#, M(&["aa", "bb"])),
-        (r#"Select($item, [proxyAddresses], IIF(Left($item, 4) = "SIP:", NULL, $item))"#, M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com"])),
-        (r#"Where($item, [proxyAddresses], Left($item, 4) = "smtp")"#, S("smtp:jd@contoso.com")),
-        (r#"Where($item, [proxyAddresses], InStr($item, "SIP:") = 0)"#, M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com"])),
+        (
+            r#"Select($item, Split("a,b", ","), $item & $item)"#,
+            M(&["aa", "bb"]),
+        ),
+        (
+            r#"Select($item, [proxyAddresses], IIF(Left($item, 4) = "SIP:", NULL, $item))"#,
+            M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com"]),
+        ),
+        (
+            r#"Where($item, [proxyAddresses], Left($item, 4) = "smtp")"#,
+            S("smtp:jd@contoso.com"),
+        ),
+        (
+            r#"Where($item, [proxyAddresses], InStr($item, "SIP:") = 0)"#,
+            M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com"]),
+        ),
         (r#"Where($item, [missing], True)"#, Null),
-        (r#"Where($i, [otherPhone], Select($j, [extra], $j = "x"))"#, M(&["555-1234", "555-9876"])),
-        (r#"Count(Where($item, [memberOf], InStr(CStr($item), "Sales") > 0))"#, N(1)),
+        (
+            r#"Where($i, [otherPhone], Select($j, [extra], $j = "x"))"#,
+            M(&["555-1234", "555-9876"]),
+        ),
+        (
+            r#"Count(Where($item, [memberOf], InStr(CStr($item), "Sales") > 0))"#,
+            N(1),
+        ),
         // nested binders see their own variables
-        (r#"Select($a, Split("x,y", ","), Join(Select($b, Split("1,2", ","), $a & $b), "+"))"#, M(&["x1+x2", "y1+y2"])),
+        (
+            r#"Select($a, Split("x,y", ","), Join(Select($b, Split("1,2", ","), $a & $b), "+"))"#,
+            M(&["x1+x2", "y1+y2"]),
+        ),
     ]);
 }
 
@@ -343,24 +413,51 @@ fn multi_valued_functions() {
         // Microsoft (expressions page): Trim([proxyAddresses]) trims every value
         ("Trim([spaced])", M(&["a", "b"])),
         // Microsoft: Word([proxyAddresses],1,"@") & "@contoso.com"
-        (r#"Word([proxyAddresses],1,"@") & "@fabrikam.com""#, M(&["SMTP:john.doe@fabrikam.com", "smtp:jd@fabrikam.com", "SIP:jd@fabrikam.com"])),
+        (
+            r#"Word([proxyAddresses],1,"@") & "@fabrikam.com""#,
+            M(&[
+                "SMTP:john.doe@fabrikam.com",
+                "smtp:jd@fabrikam.com",
+                "SIP:jd@fabrikam.com",
+            ]),
+        ),
         // Microsoft: IIF(InStr([proxyAddresses],"SIP:")=1,NULL,[proxyAddresses])
-        (r#"IIF(InStr([proxyAddresses],"SIP:")=1,NULL,[proxyAddresses])"#, M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com"])),
+        (
+            r#"IIF(InStr([proxyAddresses],"SIP:")=1,NULL,[proxyAddresses])"#,
+            M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com"]),
+        ),
         // Microsoft: IIF(Contains([proxyAddresses],"SMTP:")>0,[proxyAddresses],Error(...))
         (
             r#"IIF(Contains([proxyAddresses],"SMTP:")>0,[proxyAddresses],Error("No primary SMTP address found."))"#,
-            M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com", "SIP:jd@contoso.com"]),
+            M(&[
+                "SMTP:john.doe@contoso.com",
+                "smtp:jd@contoso.com",
+                "SIP:jd@contoso.com",
+            ]),
         ),
         (
             r#"IIF(Contains([otherPhone],"SMTP:")>0,[otherPhone],Error("No primary SMTP address found."))"#,
             E("No primary SMTP address found."),
         ),
         // two different multi-valued attributes combine every value with every value
-        (r#"[extra] & "-" & [otherPhone]"#, M(&["x-555-1234", "x-555-9876", "y-555-1234", "y-555-9876"])),
+        (
+            r#"[extra] & "-" & [otherPhone]"#,
+            M(&["x-555-1234", "x-555-9876", "y-555-1234", "y-555-9876"]),
+        ),
         // the same attribute twice walks together
-        (r#"[otherPhone] & "/" & [otherPhone]"#, M(&["555-1234/555-1234", "555-9876/555-9876"])),
+        (
+            r#"[otherPhone] & "/" & [otherPhone]"#,
+            M(&["555-1234/555-1234", "555-9876/555-9876"]),
+        ),
         (r#"Len([otherPhone])"#, N(8)),
-        (r#"UCase([proxyAddresses])"#, M(&["SMTP:JOHN.DOE@CONTOSO.COM", "SMTP:JD@CONTOSO.COM", "SIP:JD@CONTOSO.COM"])),
+        (
+            r#"UCase([proxyAddresses])"#,
+            M(&[
+                "SMTP:JOHN.DOE@CONTOSO.COM",
+                "SMTP:JD@CONTOSO.COM",
+                "SIP:JD@CONTOSO.COM",
+            ]),
+        ),
     ]);
 }
 
@@ -374,16 +471,28 @@ fn count_item_contains_join() {
         // Microsoft: Contains returns the index, 0 when not found; case-sensitive by default
         (r#"Contains([proxyAddresses], "SMTP:")"#, N(2)),
         (r#"Contains([proxyAddresses], "smtp:")"#, N(3)),
-        (r#"Contains([proxyAddresses], "smtp:", CaseInsensitive)"#, N(2)),
-        (r#"Contains([proxyAddresses], "SMTP:", CaseSensitive)"#, N(2)),
+        (
+            r#"Contains([proxyAddresses], "smtp:", CaseInsensitive)"#,
+            N(2),
+        ),
+        (
+            r#"Contains([proxyAddresses], "SMTP:", CaseSensitive)"#,
+            N(2),
+        ),
         (r#"Contains([proxyAddresses], "x400:")"#, N(0)),
         (r#"Contains([missing], "a")"#, N(0)),
         (r#"Contains([proxyAddresses], [missing])"#, Null),
-        (r#"Contains([memberOf], "cn=sales,dc=contoso,dc=com")"#, N(2)),
+        (
+            r#"Contains([memberOf], "cn=sales,dc=contoso,dc=com")"#,
+            N(2),
+        ),
         (r#"Contains([memberOf], "Sales")"#, N(0)), // references must match exactly
         (r#"Contains([cn], "太郎")"#, N(1)),
         // Microsoft: Mid(Item([proxyAddresses],Contains([proxyAddresses], "SMTP:")),6)
-        (r#"Mid(Item([proxyAddresses],Contains([proxyAddresses], "SMTP:")),6)"#, S("john.doe@contoso.com")),
+        (
+            r#"Mid(Item([proxyAddresses],Contains([proxyAddresses], "SMTP:")),6)"#,
+            S("john.doe@contoso.com"),
+        ),
         ("Item([proxyAddresses], 1)", S("SIP:jd@contoso.com")),
         ("Item([proxyAddresses], 4)", E("out of range")),
         ("Item([proxyAddresses], 0)", E("out of range")),
@@ -393,7 +502,10 @@ fn count_item_contains_join() {
         ("ItemOrNull([proxyAddresses], 4)", Null),
         ("ItemOrNull([proxyAddresses], -1)", Null),
         // Microsoft: Join([proxyAddresses],",")
-        (r#"Join([proxyAddresses],",")"#, S("SIP:jd@contoso.com,SMTP:john.doe@contoso.com,smtp:jd@contoso.com")),
+        (
+            r#"Join([proxyAddresses],",")"#,
+            S("SIP:jd@contoso.com,SMTP:john.doe@contoso.com,smtp:jd@contoso.com"),
+        ),
         ("Join([otherPhone])", S("555-1234 555-9876")),
         ("Join([otherPhone], NULL)", S("555-1234555-9876")),
         (r#"Join([otherPhone], "")"#, S("555-1234555-9876")),
@@ -407,21 +519,37 @@ fn count_item_contains_join() {
 fn split_and_remove_duplicates() {
     table(&[
         // Microsoft: Split("SMTP:john.doe@contoso.com,smtp:jd@contoso.com",",") → 2 values
-        (r#"Split("SMTP:john.doe@contoso.com,smtp:jd@contoso.com",",")"#, M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com"])),
-        (r#"Count(Split("SMTP:john.doe@contoso.com,smtp:jd@contoso.com",","))"#, N(2)),
+        (
+            r#"Split("SMTP:john.doe@contoso.com,smtp:jd@contoso.com",",")"#,
+            M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com"]),
+        ),
+        (
+            r#"Count(Split("SMTP:john.doe@contoso.com,smtp:jd@contoso.com",","))"#,
+            N(2),
+        ),
         (r#"Split("a;b;c", ";", 2)"#, M(&["a", "b;c"])),
         (r#"Split("a;b;c", ";", 0)"#, Null),
         (r#"Split("a,,b", ",")"#, M(&["a", "", "b"])),
         (r#"Split("", ",")"#, S("")),
         (r#"Split([missing], ",")"#, Null),
-        (r#"Split("Jürgen·Ørsted·山田", "·")"#, M(&["Jürgen", "Ørsted", "山田"])),
+        (
+            r#"Split("Jürgen·Ørsted·山田", "·")"#,
+            M(&["Jürgen", "Ørsted", "山田"]),
+        ),
         (r#"Split([otherPhone], "-")"#, M(&["555", "1234", "9876"])),
         (r#"Count(Split([otherPhone], "-"))"#, N(4)),
         (r#"Split("abc", [missing])"#, Null),
         // RemoveDuplicates — Microsoft: RemoveDuplicates([proxyAddresses])
         (r#"Count(RemoveDuplicates(Split("a,b,a,B", ",")))"#, N(3)),
         (r#"Count(Split("a,b,a,B", ","))"#, N(4)),
-        ("RemoveDuplicates([proxyAddresses])", M(&["SMTP:john.doe@contoso.com", "smtp:jd@contoso.com", "SIP:jd@contoso.com"])),
+        (
+            "RemoveDuplicates([proxyAddresses])",
+            M(&[
+                "SMTP:john.doe@contoso.com",
+                "smtp:jd@contoso.com",
+                "SIP:jd@contoso.com",
+            ]),
+        ),
         ("RemoveDuplicates([missing])", Null),
         ("RemoveDuplicates([givenName])", S("Jürgen")),
     ]);
@@ -468,7 +596,10 @@ fn evaluation_functions() {
         ("IsDate(Now())", B(true)),
         ("IsDate([cn])", B(false)),
         ("IsGuid(\"01234567-89ab-cdef-0123-456789abcdef\")", B(true)),
-        ("IsGuid(\"{01234567-89AB-CDEF-0123-456789ABCDEF}\")", B(true)),
+        (
+            "IsGuid(\"{01234567-89AB-CDEF-0123-456789ABCDEF}\")",
+            B(true),
+        ),
         ("IsGuid(\"0123456789abcdef0123456789abcdef\")", B(false)),
         ("IsGuid([cn])", B(false)),
         ("IsGuid([missing])", B(false)),
@@ -494,8 +625,14 @@ fn math_functions() {
         ("BitOr(512, [numText])", N(554)),
         ("RandomNum(5, 5)", N(5)),
         ("RandomNum(6, 5)", E("greater")),
-        ("IsNumeric(RandomNum(-9223372036854775807, 9223372036854775807))", B(true)),
-        ("RandomNum(-9223372036854775807, 9223372036854775807) <> NULL", Null), // VBA: x <> Null is Null
+        (
+            "IsNumeric(RandomNum(-9223372036854775807, 9223372036854775807))",
+            B(true),
+        ),
+        (
+            "RandomNum(-9223372036854775807, 9223372036854775807) <> NULL",
+            Null,
+        ), // VBA: x <> Null is Null
     ]);
     let e = Expr::compile("RandomNum(100, 999)", &CompileContext::default()).unwrap();
     for _ in 0..50 {
@@ -524,7 +661,10 @@ fn conversion_functions() {
         ("CBool([missing])", Null),
         ("CBool([cn])", E("not a boolean")),
         // Microsoft's default rule: CBool(IIF(IsPresent([x]),BitAnd([x],&H21C07000) > 0,NULL))
-        ("CBool(IIF(IsPresent([msExchRecipientTypeDetails]),BitAnd([msExchRecipientTypeDetails],&H21C07000) > 0,NULL))", Null),
+        (
+            "CBool(IIF(IsPresent([msExchRecipientTypeDetails]),BitAnd([msExchRecipientTypeDetails],&H21C07000) > 0,NULL))",
+            Null,
+        ),
         // Microsoft: CDate("2013-01-10 4:00 PM -8") is 2013-01-11 12:00 AM
         ("CDate(\"2013-01-10 4:00 PM -8\")", D(1_357_862_400)),
         ("CDate(\"2012-01-01 23:00:00\")", D(1_325_458_800)),
@@ -536,11 +676,20 @@ fn conversion_functions() {
         ("CDate([cn])", E("not a date")),
         ("CDate(\"2001-13-01\" & \"\")", E("not a date")),
         // CGuid: both documented forms
-        ("CGuid(\"01234567-89ab-cdef-0123-456789abcdef\")", Bin(guid_bytes())),
-        ("CGuid(\"{01234567-89AB-CDEF-0123-456789ABCDEF}\")", Bin(guid_bytes())),
+        (
+            "CGuid(\"01234567-89ab-cdef-0123-456789abcdef\")",
+            Bin(guid_bytes()),
+        ),
+        (
+            "CGuid(\"{01234567-89AB-CDEF-0123-456789ABCDEF}\")",
+            Bin(guid_bytes()),
+        ),
         ("CGuid([cn])", E("not a GUID")),
         ("CGuid([missing])", Null),
-        ("StringFromGuid(CGuid(\"{01234567-89ab-cdef-0123-456789abcdef}\"))", S("{01234567-89ab-cdef-0123-456789abcdef}")),
+        (
+            "StringFromGuid(CGuid(\"{01234567-89ab-cdef-0123-456789abcdef}\"))",
+            S("{01234567-89ab-cdef-0123-456789abcdef}"),
+        ),
         // CNum
         ("CNum(\"42\")", N(42)),
         ("CNum(\" -7 \")", N(-7)),
@@ -554,8 +703,14 @@ fn conversion_functions() {
         ("CStr([dn])", S(USER_DN)),
         ("CStr(42)", S("42")),
         ("CStr(True)", S("True")),
-        ("CStr([manager])", S("CN=Boss\\, Big,OU=Atlanta,DC=contoso,DC=com")),
-        ("CStr(DateFromNum(129699324000000000))", S("2012-01-01T23:00:00Z")),
+        (
+            "CStr([manager])",
+            S("CN=Boss\\, Big,OU=Atlanta,DC=contoso,DC=com"),
+        ),
+        (
+            "CStr(DateFromNum(129699324000000000))",
+            S("2012-01-01T23:00:00Z"),
+        ),
         ("CStr([objectGUID])", E("binary")),
         ("CStr([missing])", Null),
         ("CStr([cn])", S("山田 太郎")),
@@ -570,31 +725,61 @@ fn conversion_functions() {
 fn base64_and_hex() {
     table(&[
         // Microsoft: ConvertToBase64("Hello world!") = "SABlAGwAbABvACAAdwBvAHIAbABkACEA"
-        ("ConvertToBase64(\"Hello world!\")", S("SABlAGwAbABvACAAdwBvAHIAbABkACEA")),
-        ("ConvertToBase64([displayName])", S("SgD8AHIAZwBlAG4AIADYAHIAcwB0AGUAZAA=")),
+        (
+            "ConvertToBase64(\"Hello world!\")",
+            S("SABlAGwAbABvACAAdwBvAHIAbABkACEA"),
+        ),
+        (
+            "ConvertToBase64([displayName])",
+            S("SgD8AHIAZwBlAG4AIADYAHIAcwB0AGUAZAA="),
+        ),
         ("ConvertToBase64(\"山田\")", S("cVwwdQ==")),
         ("ConvertToBase64(\"\")", S("")),
-        ("ConvertToBase64([objectGUID])", S("Z0UjAauJ780BI0VniavN7w==")),
+        (
+            "ConvertToBase64([objectGUID])",
+            S("Z0UjAauJ780BI0VniavN7w=="),
+        ),
         ("ConvertToBase64([missing])", Null),
         // Microsoft: both examples return "Hello world!"
-        ("ConvertFromBase64(\"SABlAGwAbABvACAAdwBvAHIAbABkACEA\")", S("Hello world!")),
-        ("ConvertFromBase64(\"SGVsbG8gd29ybGQh\", UTF8)", S("Hello world!")),
-        ("ConvertFromBase64(\"SGVsbG8gd29ybGQh\", \"utf8\")", S("Hello world!")),
-        ("ConvertFromBase64(\"SGVsbG8gd29ybGQh\", ASCII)", S("Hello world!")),
+        (
+            "ConvertFromBase64(\"SABlAGwAbABvACAAdwBvAHIAbABkACEA\")",
+            S("Hello world!"),
+        ),
+        (
+            "ConvertFromBase64(\"SGVsbG8gd29ybGQh\", UTF8)",
+            S("Hello world!"),
+        ),
+        (
+            "ConvertFromBase64(\"SGVsbG8gd29ybGQh\", \"utf8\")",
+            S("Hello world!"),
+        ),
+        (
+            "ConvertFromBase64(\"SGVsbG8gd29ybGQh\", ASCII)",
+            S("Hello world!"),
+        ),
         ("ConvertFromBase64(\"w7w=\", ASCII)", S("??")),
-        ("ConvertFromBase64(ConvertToBase64([displayName]))", S("Jürgen Ørsted")),
+        (
+            "ConvertFromBase64(ConvertToBase64([displayName]))",
+            S("Jürgen Ørsted"),
+        ),
         ("ConvertFromBase64(\"!!\")", E("not base64")),
         ("ConvertFromBase64(\"SGk=\")", S("\u{6948}")), // "Hi" read as one UTF-16 unit
         ("ConvertFromBase64(\"SGVsbG8=\")", E("odd number")),
         ("ConvertFromBase64(\"/w==\", UTF8)", E("UTF-8")),
         ("ConvertFromBase64([missing])", Null),
         // Microsoft: ConvertToUTF8Hex("Hello world!") = 48656C6C6F20776F726C6421
-        ("ConvertToUTF8Hex(\"Hello world!\")", S("48656C6C6F20776F726C6421")),
+        (
+            "ConvertToUTF8Hex(\"Hello world!\")",
+            S("48656C6C6F20776F726C6421"),
+        ),
         ("ConvertToUTF8Hex([givenName])", S("4AC3BC7267656E")),
         ("ConvertToUTF8Hex(\"\")", S("")),
         ("ConvertToUTF8Hex([missing])", Null),
         // Microsoft: ConvertFromUTF8Hex("48656C6C6F20776F726C6421") = "Hello world!"
-        ("ConvertFromUTF8Hex(\"48656C6C6F20776F726C6421\")", S("Hello world!")),
+        (
+            "ConvertFromUTF8Hex(\"48656C6C6F20776F726C6421\")",
+            S("Hello world!"),
+        ),
         ("ConvertFromUTF8Hex(ConvertToUTF8Hex([cn]))", S("山田 太郎")),
         ("ConvertFromUTF8Hex(\"4\")", E("odd")),
         ("ConvertFromUTF8Hex(\"ZZ\")", E("not hexadecimal")),
@@ -605,11 +790,17 @@ fn base64_and_hex() {
 #[test]
 fn guid_and_sid() {
     table(&[
-        ("StringFromGuid([objectGUID])", S("{01234567-89ab-cdef-0123-456789abcdef}")),
+        (
+            "StringFromGuid([objectGUID])",
+            S("{01234567-89ab-cdef-0123-456789abcdef}"),
+        ),
         ("StringFromGuid([missing])", Null),
         ("StringFromGuid([cn])", E("binary")),
         ("StringFromGuid(Item([objectSid], 1))", E("16 bytes")),
-        ("StringFromSid([objectSid])", S("S-1-5-21-1004336348-1177238915-682003330-512")),
+        (
+            "StringFromSid([objectSid])",
+            S("S-1-5-21-1004336348-1177238915-682003330-512"),
+        ),
         ("StringFromSid([objectGUID])", E("SID")),
         ("StringFromSid([missing])", Null),
         ("Len(Guid())", N(36)),
@@ -617,12 +808,28 @@ fn guid_and_sid() {
     ]);
     // Well-known SIDs: S-1-1-0 (Everyone) and a 48-bit authority printed in hex.
     let mut obj = user();
-    obj.attrs.insert("everyone".into(), ValueSet::one(Value::Binary(vec![1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0])));
-    obj.attrs.insert("bigauth".into(), ValueSet::one(Value::Binary(vec![1, 0, 1, 0, 0, 0, 0, 0])));
-    obj.attrs.insert("short".into(), ValueSet::one(Value::Binary(vec![1])));
-    assert_eq!(eval_on("StringFromSid([everyone])", &obj), expected(&S("S-1-1-0")));
-    assert_eq!(eval_on("StringFromSid([bigauth])", &obj), expected(&S("S-1-0x010000000000")));
-    assert!(matches!(eval_on("StringFromSid([short])", &obj), Outcome::Error(_)));
+    obj.attrs.insert(
+        "everyone".into(),
+        ValueSet::one(Value::Binary(vec![1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0])),
+    );
+    obj.attrs.insert(
+        "bigauth".into(),
+        ValueSet::one(Value::Binary(vec![1, 0, 1, 0, 0, 0, 0, 0])),
+    );
+    obj.attrs
+        .insert("short".into(), ValueSet::one(Value::Binary(vec![1])));
+    assert_eq!(
+        eval_on("StringFromSid([everyone])", &obj),
+        expected(&S("S-1-1-0"))
+    );
+    assert_eq!(
+        eval_on("StringFromSid([bigauth])", &obj),
+        expected(&S("S-1-0x010000000000"))
+    );
+    assert!(matches!(
+        eval_on("StringFromSid([short])", &obj),
+        Outcome::Error(_)
+    ));
 }
 
 // ---- dates ---------------------------------------------------------------------------------
@@ -631,38 +838,95 @@ fn guid_and_sid() {
 fn date_functions() {
     table(&[
         ("Now()", D(NOW)),
-        ("FormatDateTime(Now(), \"yyyy-MM-ddTHH:mm:ss\")", S("2023-11-14T22:13:20")),
+        (
+            "FormatDateTime(Now(), \"yyyy-MM-ddTHH:mm:ss\")",
+            S("2023-11-14T22:13:20"),
+        ),
         // Microsoft: DateFromNum(129699324000000000) is 2012-01-01 23:00:00
         ("DateFromNum(129699324000000000)", D(1_325_458_800)),
         ("DateFromNum(0)", D(-11_644_473_600)),
         ("DateFromNum([missing])", Null),
         // Microsoft: NumFromDate(CDate("2012-01-01 23:00:00")) returns 129699324000000000
-        ("NumFromDate(CDate(\"2012-01-01 23:00:00\"))", N(129_699_324_000_000_000)),
-        ("NumFromDate(DateFromNum([pwdLastSet]))", N(130_543_784_930_000_000)),
+        (
+            "NumFromDate(CDate(\"2012-01-01 23:00:00\"))",
+            N(129_699_324_000_000_000),
+        ),
+        (
+            "NumFromDate(DateFromNum([pwdLastSet]))",
+            N(130_543_784_930_000_000),
+        ),
         ("NumFromDate([missing])", Null),
         // Microsoft: FormatDateTime(CDate("12/25/2007"),"yyyy-MM-dd") is "2007-12-25"
-        ("FormatDateTime(CDate(\"12/25/2007\"),\"yyyy-MM-dd\")", S("2007-12-25")),
+        (
+            "FormatDateTime(CDate(\"12/25/2007\"),\"yyyy-MM-dd\")",
+            S("2007-12-25"),
+        ),
         // Microsoft: FormatDateTime(DateFromNum([pwdLastSet]),"yyyyMMddHHmmss.0Z") can be "20140905081453.0Z"
-        ("FormatDateTime(DateFromNum([pwdLastSet]),\"yyyyMMddHHmmss.0Z\")", S("20140905081453.0Z")),
-        ("FormatDateTime(CDate(\"2007-03-04 05:06:07\"), \"d/M/yy h:m:s tt\")", S("4/3/07 5:6:7 AM")),
-        ("FormatDateTime(CDate(\"2007-03-04 15:06:07\"), \"dddd, MMMM dd 'at' hh:mm tt\")", S("Sunday, March 04 at 03:06 PM")),
-        ("FormatDateTime(CDate(\"2007-03-04\"), \"ddd MMM\")", S("Sun Mar")),
-        ("FormatDateTime(CDate(\"2007-03-04\"), \"s\")", S("2007-03-04T00:00:00")),
-        ("FormatDateTime(CDate(\"2007-03-04\"), \"u\")", S("2007-03-04 00:00:00Z")),
-        ("FormatDateTime(CDate(\"2007-03-04\"), \"o\")", S("2007-03-04T00:00:00.0000000Z")),
-        ("FormatDateTime(CDate(\"2007-03-04\"), \"yyyy\\y\")", S("2007y")),
+        (
+            "FormatDateTime(DateFromNum([pwdLastSet]),\"yyyyMMddHHmmss.0Z\")",
+            S("20140905081453.0Z"),
+        ),
+        (
+            "FormatDateTime(CDate(\"2007-03-04 05:06:07\"), \"d/M/yy h:m:s tt\")",
+            S("4/3/07 5:6:7 AM"),
+        ),
+        (
+            "FormatDateTime(CDate(\"2007-03-04 15:06:07\"), \"dddd, MMMM dd 'at' hh:mm tt\")",
+            S("Sunday, March 04 at 03:06 PM"),
+        ),
+        (
+            "FormatDateTime(CDate(\"2007-03-04\"), \"ddd MMM\")",
+            S("Sun Mar"),
+        ),
+        (
+            "FormatDateTime(CDate(\"2007-03-04\"), \"s\")",
+            S("2007-03-04T00:00:00"),
+        ),
+        (
+            "FormatDateTime(CDate(\"2007-03-04\"), \"u\")",
+            S("2007-03-04 00:00:00Z"),
+        ),
+        (
+            "FormatDateTime(CDate(\"2007-03-04\"), \"o\")",
+            S("2007-03-04T00:00:00.0000000Z"),
+        ),
+        (
+            "FormatDateTime(CDate(\"2007-03-04\"), \"yyyy\\y\")",
+            S("2007y"),
+        ),
         ("FormatDateTime([missing], \"yyyy\")", Null),
         ("FormatDateTime([whenCreated], \"yyyy\")", S("2014")),
         ("FormatDateTime([cn], \"yyyy\")", E("not a date")),
         // Microsoft: DateAdd("m", 3, CDate("2001-01-01")) is 2001-04-01
         ("DateAdd(\"m\", 3, CDate(\"2001-01-01\"))", D(986_083_200)),
-        ("FormatDateTime(DateAdd(\"m\", 1, CDate(\"2001-01-31\")), \"yyyy-MM-dd\")", S("2001-02-28")),
-        ("FormatDateTime(DateAdd(\"yyyy\", 1, CDate(\"2004-02-29\")), \"yyyy-MM-dd\")", S("2005-02-28")),
-        ("FormatDateTime(DateAdd(q, -1, CDate(\"2001-01-15\")), \"yyyy-MM-dd\")", S("2000-10-15")),
-        ("FormatDateTime(DateAdd(\"d\", 1, CDate(\"2000-02-28\")), \"yyyy-MM-dd\")", S("2000-02-29")),
-        ("FormatDateTime(DateAdd(\"ww\", 2, CDate(\"2000-12-25\")), \"yyyy-MM-dd\")", S("2001-01-08")),
-        ("FormatDateTime(DateAdd(\"h\", 25, CDate(\"2000-01-01\")), \"yyyy-MM-dd HH\")", S("2000-01-02 01")),
-        ("DateAdd(\"n\", 1, CDate(\"2000-01-01\")) > CDate(\"2000-01-01\")", B(true)),
+        (
+            "FormatDateTime(DateAdd(\"m\", 1, CDate(\"2001-01-31\")), \"yyyy-MM-dd\")",
+            S("2001-02-28"),
+        ),
+        (
+            "FormatDateTime(DateAdd(\"yyyy\", 1, CDate(\"2004-02-29\")), \"yyyy-MM-dd\")",
+            S("2005-02-28"),
+        ),
+        (
+            "FormatDateTime(DateAdd(q, -1, CDate(\"2001-01-15\")), \"yyyy-MM-dd\")",
+            S("2000-10-15"),
+        ),
+        (
+            "FormatDateTime(DateAdd(\"d\", 1, CDate(\"2000-02-28\")), \"yyyy-MM-dd\")",
+            S("2000-02-29"),
+        ),
+        (
+            "FormatDateTime(DateAdd(\"ww\", 2, CDate(\"2000-12-25\")), \"yyyy-MM-dd\")",
+            S("2001-01-08"),
+        ),
+        (
+            "FormatDateTime(DateAdd(\"h\", 25, CDate(\"2000-01-01\")), \"yyyy-MM-dd HH\")",
+            S("2000-01-02 01"),
+        ),
+        (
+            "DateAdd(\"n\", 1, CDate(\"2000-01-01\")) > CDate(\"2000-01-01\")",
+            B(true),
+        ),
         ("DateAdd(\"s\", 9223372036854775807, Now())", E("outside")),
         ("DateAdd(\"yyyy\", 9000, Now())", E("outside")),
         ("DateAdd(\"d\", 1, [missing])", Null),
@@ -695,10 +959,19 @@ fn directory_functions() {
         ("DNComponent([dn],1)", S("Jürgen Ørsted")),
         ("DNComponent(\"no dn here\",1)", E("DNComponent")),
         // Microsoft: EscapeDNComponent("cn=" & [displayName]) & "," & %ForestLDAP%
-        ("EscapeDNComponent(\"cn=\" & [manager])", S("cn=CN\\=Boss\\\\\\, Big\\,OU\\=Atlanta\\,DC\\=contoso\\,DC\\=com")),
-        ("EscapeDNComponent(\"cn=Smith, Ann\") & \",ou=x\"", S("cn=Smith\\, Ann,ou=x")),
+        (
+            "EscapeDNComponent(\"cn=\" & [manager])",
+            S("cn=CN\\=Boss\\\\\\, Big\\,OU\\=Atlanta\\,DC\\=contoso\\,DC\\=com"),
+        ),
+        (
+            "EscapeDNComponent(\"cn=Smith, Ann\") & \",ou=x\"",
+            S("cn=Smith\\, Ann,ou=x"),
+        ),
         ("EscapeDNComponent(\"Smith, Ann\")", S("Smith\\, Ann")),
-        ("EscapeDNComponent(\"cn=\" & [displayName])", S("cn=Jürgen Ørsted")),
+        (
+            "EscapeDNComponent(\"cn=\" & [displayName])",
+            S("cn=Jürgen Ørsted"),
+        ),
         ("EscapeDNComponent(\"cn= lead\")", S("cn=\\ lead")),
         ("EscapeDNComponent(\"#1\")", S("\\#1")),
         ("EscapeDNComponent([missing])", Null),
@@ -783,7 +1056,10 @@ fn text_slicing() {
         // Microsoft: Word("The quick brown fox",3," ") = "brown"
         ("Word(\"The quick brown fox\",3,\" \")", S("brown")),
         // Microsoft: Word("This,string!has&many separators",3,",!&#") = "has"
-        ("Word(\"This,string!has&many separators\",3,\",!&#\")", S("has")),
+        (
+            "Word(\"This,string!has&many separators\",3,\",!&#\")",
+            S("has"),
+        ),
         ("Word(\"The quick brown fox\",5,\" \")", S("")),
         ("Word(\"The quick brown fox\",0,\" \")", S("")),
         ("Word([missing],1,\" \")", S("")),
@@ -841,7 +1117,10 @@ fn text_search_and_replace() {
         ("InStrRev([cn],\"田\")", N(2)),
         ("InStrRev([missing],\"a\")", Null),
         // Microsoft: Replace([address],"\r\n",", ") → "One Microsoft Way, Redmond, WA, USA"
-        ("Replace([address],\"\\r\\n\",\", \")", S("One Microsoft Way, Redmond, WA, USA")),
+        (
+            "Replace([address],\"\\r\\n\",\", \")",
+            S("One Microsoft Way, Redmond, WA, USA"),
+        ),
         ("Replace(\"a-b-c\",\"-\",\"\")", S("abc")),
         ("Replace(\"aaa\",\"a\",\"bb\")", S("bbbbbb")),
         ("Replace(\"abc\",\"\",\"x\")", S("abc")),
@@ -851,10 +1130,19 @@ fn text_search_and_replace() {
         ("Replace(\"abc\",\"b\",[missing])", S("ac")),
         // Microsoft: ReplaceChars("Räksmörgås",%ReplaceString%) = "Raksmorgas", with
         // %ReplaceString% = ’:,Å:A,Ä:A,Ö:O,å:a,ä:a,ö,o — its last entry read as ö:o.
-        ("ReplaceChars(\"Räksmörgås\",\"’:,Å:A,Ä:A,Ö:O,å:a,ä:a,ö:o\")", S("Raksmorgas")),
+        (
+            "ReplaceChars(\"Räksmörgås\",\"’:,Å:A,Ä:A,Ö:O,å:a,ä:a,ö:o\")",
+            S("Raksmorgas"),
+        ),
         // Microsoft: ReplaceChars("O’Neil",%ReplaceString%) = "ONeil"
-        ("ReplaceChars(\"O’Neil\",\"’:,Å:A,Ä:A,Ö:O,å:a,ä:a,ö:o\")", S("ONeil")),
-        ("ReplaceChars([displayName],\"ü:ue, Ø:Oe\")", S("Juergen Oersted")),
+        (
+            "ReplaceChars(\"O’Neil\",\"’:,Å:A,Ä:A,Ö:O,å:a,ä:a,ö:o\")",
+            S("ONeil"),
+        ),
+        (
+            "ReplaceChars([displayName],\"ü:ue, Ø:Oe\")",
+            S("Juergen Oersted"),
+        ),
         ("ReplaceChars(\"straße\",\"ß:ss\")", S("strasse")),
         ("ReplaceChars([missing],\"a:b\")", Null),
         ("ReplaceChars(\"abc\",[givenName])", E("has no ':'")),
@@ -868,19 +1156,29 @@ fn api_surface() {
     let ctx = CompileContext::default();
     let e = Expr::compile("IIF(IsPresent([Mail]), [mail] & [sn], [dn])", &ctx).unwrap();
     assert_eq!(e.text(), "IIF(IsPresent([Mail]), [mail] & [sn], [dn])");
-    assert_eq!(e.attributes(), vec![AttrName::new("mail"), AttrName::new("sn")]);
+    assert_eq!(
+        e.attributes(),
+        vec![AttrName::new("mail"), AttrName::new("sn")]
+    );
     assert!(e.reads_dn());
     assert!(!e.is_boolean());
     for (text, boolean) in [
         ("[a] = 1", true),
         ("IsPresent([a])", true),
         ("IIF([a], True, NULL)", true),
-        ("CBool(IIF(IsPresent([x]),BitAnd([x],&H21C07000) > 0,NULL))", true),
+        (
+            "CBool(IIF(IsPresent([x]),BitAnd([x],&H21C07000) > 0,NULL))",
+            true,
+        ),
         ("[a]", false),
         ("IIF([a], True, 1)", false),
         ("Len([a])", false),
     ] {
-        assert_eq!(Expr::compile(text, &ctx).unwrap().is_boolean(), boolean, "{text}");
+        assert_eq!(
+            Expr::compile(text, &ctx).unwrap().is_boolean(),
+            boolean,
+            "{text}"
+        );
     }
     let u = user();
     let b = |t: &str| Expr::compile(t, &ctx).unwrap().eval_bool(&u, NOW);
@@ -901,7 +1199,10 @@ fn api_surface() {
     assert!(err.message.contains("[snn]"));
     // Display of errors is 1-based and carries the hint.
     let err = Expr::compile("Lefft([cn], 2)", &ctx).unwrap_err();
-    assert_eq!(err.to_string(), "column 1: unknown function Lefft (hint: did you mean Left?)");
+    assert_eq!(
+        err.to_string(),
+        "column 1: unknown function Lefft (hint: did you mean Left?)"
+    );
     // Clone + Debug, and the Outcome of an empty object
     let e2 = e.clone();
     assert!(format!("{e2:?}").contains("IIF"));
@@ -914,11 +1215,36 @@ fn api_surface() {
 fn compile_errors_have_exact_offsets() {
     let ctx = CompileContext::default();
     let cases: &[(&str, usize, &str, Option<&str>)] = &[
-        ("Left([cn], \"x\")", 11, "argument 2 should be a number, found a string", Some("CNum")),
-        ("Lefft([cn], 2)", 0, "unknown function Lefft", Some("did you mean Left?")),
-        ("UCase([cn]) & Trimm([sn])", 14, "unknown function Trimm", Some("Trim")),
-        ("Left([cn])", 9, "Left needs 2 arguments, got 1", Some("Left(")),
-        ("Left([cn], 1, 2)", 14, "Left takes at most 2 arguments, got 3", None),
+        (
+            "Left([cn], \"x\")",
+            11,
+            "argument 2 should be a number, found a string",
+            Some("CNum"),
+        ),
+        (
+            "Lefft([cn], 2)",
+            0,
+            "unknown function Lefft",
+            Some("did you mean Left?"),
+        ),
+        (
+            "UCase([cn]) & Trimm([sn])",
+            14,
+            "unknown function Trimm",
+            Some("Trim"),
+        ),
+        (
+            "Left([cn])",
+            9,
+            "Left needs 2 arguments, got 1",
+            Some("Left("),
+        ),
+        (
+            "Left([cn], 1, 2)",
+            14,
+            "Left takes at most 2 arguments, got 3",
+            None,
+        ),
         ("Now(1)", 4, "Now takes at most 0 arguments", None),
         ("Mid([cn])", 8, "Mid needs at least 2 arguments", None),
         ("IIF(True, 1)", 11, "IIF needs 3 arguments", None),
@@ -929,15 +1255,30 @@ fn compile_errors_have_exact_offsets() {
         ("Trim([cn]", 4, "unclosed '(' of Trim", None),
         ("(1 + 2", 0, "unclosed '('", None),
         ("1 + ", 4, "expected a value, found end of expression", None),
-        ("1 2", 2, "unexpected number after a complete expression", None),
+        (
+            "1 2",
+            2,
+            "unexpected number after a complete expression",
+            None,
+        ),
         ("Trim([cn]))", 10, "unexpected ')'", None),
         ("Left([cn], 2,)", 13, "expected a value", Some("missing")),
         ("[cn] # 1", 5, "unexpected character '#'", None),
-        ("givenName", 0, "unknown name givenName", Some("[givenName]")),
+        (
+            "givenName",
+            0,
+            "unknown name givenName",
+            Some("[givenName]"),
+        ),
         ("Trim", 0, "unknown name Trim", Some("Trim(...)")),
         ("Truee", 0, "unknown name Truee", Some("True")),
         ("$item", 0, "unknown variable $item", None),
-        ("Select(item, [a], 1)", 7, "first argument must be a variable", None),
+        (
+            "Select(item, [a], 1)",
+            7,
+            "first argument must be a variable",
+            None,
+        ),
         ("Select($x, [a], $y)", 16, "unknown variable $y", None),
         ("Where($x, [a], \"yes\")", 15, "condition", None),
         ("Split([a], \";;\")", 11, "exactly one character", None),
@@ -945,19 +1286,69 @@ fn compile_errors_have_exact_offsets() {
         ("ReplaceChars([a], \"ab\")", 18, "has no ':'", None),
         ("CGuid(\"nope\")", 6, "is not a GUID", None),
         ("CDate(\"2001-02-30\")", 6, "not a date", None),
-        ("Contains([a], \"x\", Sometimes)", 19, "is not one of CaseSensitive, CaseInsensitive", None),
+        (
+            "Contains([a], \"x\", Sometimes)",
+            19,
+            "is not one of CaseSensitive, CaseInsensitive",
+            None,
+        ),
         ("InStr([a], \"x\", 1, vbFuzzy)", 19, "is not one of", None),
-        ("DNComponentRev([dn], 1, \"OU\")", 24, "is not one of DC", None),
-        ("ConvertFromBase64([a], UTF16)", 23, "is not one of Unicode, ASCII, UTF8", None),
+        (
+            "DNComponentRev([dn], 1, \"OU\")",
+            24,
+            "is not one of DC",
+            None,
+        ),
+        (
+            "ConvertFromBase64([a], UTF16)",
+            23,
+            "is not one of Unicode, ASCII, UTF8",
+            None,
+        ),
         ("DateAdd(\"fortnight\", 1, Now())", 8, "is not one of", None),
-        ("\"a\" + 1", 0, "'+' needs numbers, found a string", Some("use &")),
+        (
+            "\"a\" + 1",
+            0,
+            "'+' needs numbers, found a string",
+            Some("use &"),
+        ),
         ("1 - True", 4, "'-' needs numbers, found a boolean", None),
-        ("ConvertToBase64([a]) & CGuid([b])", 23, "'&' cannot join binary", None),
-        ("1 = \"a\" && \"b\"", 11, "'&&' needs conditions, found a string", None),
-        ("True = 1", 7, "cannot compare a boolean with a number", None),
-        ("StringFromGuid(ConvertFromBase64(\"AA==\") & \"\")", 15, "should be binary", None),
-        ("StringFromGuid(\"x\")", 15, "should be binary, found a string", Some("CGuid")),
-        ("FormatDateTime(Now(), \"q\")", 22, "unknown standard date format", None),
+        (
+            "ConvertToBase64([a]) & CGuid([b])",
+            23,
+            "'&' cannot join binary",
+            None,
+        ),
+        (
+            "1 = \"a\" && \"b\"",
+            11,
+            "'&&' needs conditions, found a string",
+            None,
+        ),
+        (
+            "True = 1",
+            7,
+            "cannot compare a boolean with a number",
+            None,
+        ),
+        (
+            "StringFromGuid(ConvertFromBase64(\"AA==\") & \"\")",
+            15,
+            "should be binary",
+            None,
+        ),
+        (
+            "StringFromGuid(\"x\")",
+            15,
+            "should be binary, found a string",
+            Some("CGuid"),
+        ),
+        (
+            "FormatDateTime(Now(), \"q\")",
+            22,
+            "unknown standard date format",
+            None,
+        ),
         ("-\"a\"", 1, "'-' needs a number", None),
         ("!\"a\"", 1, "'!' needs a condition", None),
         ("%Domain.Netbios%", 0, "parameters", None),
@@ -966,7 +1357,12 @@ fn compile_errors_have_exact_offsets() {
         ("12abc", 0, "malformed number", None),
         ("a | b", 2, "'|' on its own", None),
         ("Jürgen", 1, "unexpected character 'ü'", None),
-        ("\"Jürgen\" & Lefft([cn], 1)", 12, "unknown function Lefft", None),
+        (
+            "\"Jürgen\" & Lefft([cn], 1)",
+            12,
+            "unknown function Lefft",
+            None,
+        ),
     ];
     let mut failures = Vec::new();
     for (text, offset, msg, hint) in cases {
@@ -975,7 +1371,9 @@ fn compile_errors_have_exact_offsets() {
             Err(e) => {
                 let hint_ok = hint.is_none_or(|h| e.hint.as_deref().is_some_and(|x| x.contains(h)));
                 if e.offset != *offset || !e.message.contains(msg) || !hint_ok {
-                    failures.push(format!("{text}: got {e:?}, want offset {offset} / {msg:?} / hint {hint:?}"));
+                    failures.push(format!(
+                        "{text}: got {e:?}, want offset {offset} / {msg:?} / hint {hint:?}"
+                    ));
                 }
             }
         }
@@ -987,17 +1385,32 @@ fn compile_errors_have_exact_offsets() {
 fn deep_and_long_input_is_refused_not_overflowed() {
     let ctx = CompileContext::default();
     let deep = format!("{}[a]{}", "Trim(".repeat(200), ")".repeat(200));
-    assert!(Expr::compile(&deep, &ctx).unwrap_err().message.contains("nests"));
+    assert!(
+        Expr::compile(&deep, &ctx)
+            .unwrap_err()
+            .message
+            .contains("nests")
+    );
     let parens = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
     assert!(Expr::compile(&parens, &ctx).is_err());
     let chain = vec!["\"x\""; 5_000].join(" & ");
-    assert!(Expr::compile(&chain, &ctx).unwrap_err().message.contains("too large"));
+    assert!(
+        Expr::compile(&chain, &ctx)
+            .unwrap_err()
+            .message
+            .contains("too large")
+    );
     let nots = format!("{}True", "!".repeat(5_000));
     assert!(Expr::compile(&nots, &ctx).is_err());
     // The deepest accepted shapes evaluate on a small (test-thread-sized) stack.
     let ok_deep = format!("{}[cn]{}", "Trim(".repeat(60), ")".repeat(60));
     let ok_chain = vec!["[cn]"; 150].join(" & ");
-    let mixed = format!("{}{}{}", "IIF(True, ".repeat(30), vec!["[proxyAddresses]"; 100].join(" & "), ", 1)".repeat(30));
+    let mixed = format!(
+        "{}{}{}",
+        "IIF(True, ".repeat(30),
+        vec!["[proxyAddresses]"; 100].join(" & "),
+        ", 1)".repeat(30)
+    );
     let handle = std::thread::Builder::new()
         .stack_size(1 << 20)
         .spawn(move || {
@@ -1020,12 +1433,15 @@ fn work_is_bounded() {
     let big = "x".repeat(600_000);
     obj.attrs.insert("big".into(), ValueSet::one(st(&big)));
     let cases = [
-        ("[many] & [many2]", "values"),                                   // 40,000 combinations
+        ("[many] & [many2]", "values"), // 40,000 combinations
         ("[big] & [big]", "longer than"),
         ("Replace([big], \"x\", \"xx\")", "longer than"),
         ("ReplaceChars([big], \"x:yy\")", "longer than"),
         ("Join(Select($i, [many], [big]), \",\")", "longer than"),
-        ("Split(PadLeft(\"\", 65536, \",\") & [big], \",\")", "values"),
+        (
+            "Split(PadLeft(\"\", 65536, \",\") & [big], \",\")",
+            "values",
+        ),
     ];
     for (text, msg) in cases {
         match eval_on(text, &obj) {
@@ -1060,14 +1476,50 @@ impl Rng {
 }
 
 const ATOMS: &[&str] = &[
-    "[cn]", "[proxyAddresses]", "[objectGUID]", "[objectSid]", "[userAccountControl]", "[missing]",
-    "[dn]", "[whenCreated]", "[manager]", "[memberOf]", "[description]", "[many]", "\"x\"", "\"\"",
-    "\"Jürgen Ørsted\"", "\"山田\"", "\",\"", "\"a:b\"", "0", "1", "-1", "3", "&HFF", "9223372036854775807",
-    "True", "False", "NULL", "CRLF", "$item", "AuthoritativeNull", "IgnoreThisFlow", "Now()",
-    "\"2012-01-01\"", "\"{01234567-89ab-cdef-0123-456789abcdef}\"", "CaseInsensitive", "vbTextCompare",
-    "UTF8", "\"DC\"", "\"m\"", "\"yyyy-MM-dd\"",
+    "[cn]",
+    "[proxyAddresses]",
+    "[objectGUID]",
+    "[objectSid]",
+    "[userAccountControl]",
+    "[missing]",
+    "[dn]",
+    "[whenCreated]",
+    "[manager]",
+    "[memberOf]",
+    "[description]",
+    "[many]",
+    "\"x\"",
+    "\"\"",
+    "\"Jürgen Ørsted\"",
+    "\"山田\"",
+    "\",\"",
+    "\"a:b\"",
+    "0",
+    "1",
+    "-1",
+    "3",
+    "&HFF",
+    "9223372036854775807",
+    "True",
+    "False",
+    "NULL",
+    "CRLF",
+    "$item",
+    "AuthoritativeNull",
+    "IgnoreThisFlow",
+    "Now()",
+    "\"2012-01-01\"",
+    "\"{01234567-89ab-cdef-0123-456789abcdef}\"",
+    "CaseInsensitive",
+    "vbTextCompare",
+    "UTF8",
+    "\"DC\"",
+    "\"m\"",
+    "\"yyyy-MM-dd\"",
 ];
-const OPS: &[&str] = &[" & ", " + ", " - ", " * ", " / ", " = ", " <> ", " < ", " >= ", " && ", " || "];
+const OPS: &[&str] = &[
+    " & ", " + ", " - ", " * ", " / ", " = ", " <> ", " < ", " >= ", " && ", " || ",
+];
 
 /// A random, mostly well-formed expression.
 fn gen_expr(rng: &mut Rng, depth: usize) -> String {
@@ -1075,16 +1527,29 @@ fn gen_expr(rng: &mut Rng, depth: usize) -> String {
         return rng.word(ATOMS).to_string();
     }
     match rng.below(6) {
-        0 => format!("{}{}{}", gen_expr(rng, depth - 1), rng.word(OPS), gen_expr(rng, depth - 1)),
+        0 => format!(
+            "{}{}{}",
+            gen_expr(rng, depth - 1),
+            rng.word(OPS),
+            gen_expr(rng, depth - 1)
+        ),
         1 => format!("({})", gen_expr(rng, depth - 1)),
         2 => format!("!{}", gen_expr(rng, depth - 1)),
         3 => {
             let binder = rng.word(&["Select", "Where", "With"]);
-            format!("{binder}($item, {}, {})", gen_expr(rng, depth - 1), gen_expr(rng, depth - 1))
+            format!(
+                "{binder}($item, {}, {})",
+                gen_expr(rng, depth - 1),
+                gen_expr(rng, depth - 1)
+            )
         }
         _ => {
             let f = rng.pick(functions::FUNCS);
-            let max = if f.variadic { f.min + 3 } else { f.params.len() };
+            let max = if f.variadic {
+                f.min + 3
+            } else {
+                f.params.len()
+            };
             let count = f.min + rng.below(max - f.min + 1);
             let args: Vec<String> = (0..count).map(|_| gen_expr(rng, depth - 1)).collect();
             format!("{}({})", f.name, args.join(", "))
@@ -1101,7 +1566,10 @@ fn gen_soup(rng: &mut Rng) -> String {
             1 => s.push_str(rng.word(&["(", ")", ",", "(", ")"])),
             2 => s.push_str(rng.word(OPS)),
             3 => {
-                let chars = ['"', '[', ']', '$', '&', 'H', '\\', '%', 'ü', '山', '\u{0}', '\n', '!', '|', '9', '-', ' ', '{'];
+                let chars = [
+                    '"', '[', ']', '$', '&', 'H', '\\', '%', 'ü', '山', '\u{0}', '\n', '!', '|',
+                    '9', '-', ' ', '{',
+                ];
                 s.push(*rng.pick(&chars));
             }
             4 => s.push(char::from_u32((rng.next() % 0x3000) as u32).unwrap_or('?')),
@@ -1113,7 +1581,15 @@ fn gen_soup(rng: &mut Rng) -> String {
 
 fn random_object(rng: &mut Rng) -> Obj {
     let mut obj = if rng.below(3) == 0 { empty() } else { user() };
-    let names = ["cn", "proxyAddresses", "objectGUID", "userAccountControl", "many", "description", "whenCreated"];
+    let names = [
+        "cn",
+        "proxyAddresses",
+        "objectGUID",
+        "userAccountControl",
+        "many",
+        "description",
+        "whenCreated",
+    ];
     for name in names {
         if rng.below(3) != 0 {
             continue;
@@ -1125,7 +1601,14 @@ fn random_object(rng: &mut Rng) -> Obj {
                 2 => Value::Boolean(rng.below(2) == 0),
                 3 => Value::DateTime((rng.next() as i64) >> rng.below(64)),
                 4 => st(&gen_soup(rng)),
-                _ => st(rng.word(&["", "a,b", "Jürgen", "CN=x,DC=y", "12", "{01234567-89ab-cdef-0123-456789abcdef}"])),
+                _ => st(rng.word(&[
+                    "",
+                    "a,b",
+                    "Jürgen",
+                    "CN=x,DC=y",
+                    "12",
+                    "{01234567-89ab-cdef-0123-456789abcdef}",
+                ])),
             })
             .collect();
         obj.attrs.insert(name.to_ascii_lowercase(), values);
@@ -1145,8 +1628,13 @@ fn fuzz_compile_and_eval_never_panic() {
     let ctx = CompileContext::default();
     let (mut compiled, mut evaluated) = (0u64, 0u64);
     for i in 0..iters {
-        let text = if i % 2 == 0 { gen_expr(&mut rng, 4) } else { gen_soup(&mut rng) };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Expr::compile(&text, &ctx)));
+        let text = if i % 2 == 0 {
+            gen_expr(&mut rng, 4)
+        } else {
+            gen_soup(&mut rng)
+        };
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Expr::compile(&text, &ctx)));
         let Ok(result) = result else {
             panic!("compile panicked on {text:?}");
         };
@@ -1174,6 +1662,10 @@ fn every_function_is_covered_by_a_table() {
     // Guards against adding a function without tests: each name appears in this file.
     let me = include_str!("tests.rs");
     for f in functions::FUNCS {
-        assert!(me.contains(&format!("{}(", f.name)), "no test calls {}", f.name);
+        assert!(
+            me.contains(&format!("{}(", f.name)),
+            "no test calls {}",
+            f.name
+        );
     }
 }
