@@ -19,6 +19,7 @@ use super::{
     DEFAULT_REFERENCE_ATTRIBUTES, LdifConfig, LdifMode, Schedule, Secret,
 };
 use crate::model::{AttrName, ConnectorName, Dn, ObjectType, Value};
+use crate::rules::expr::{CompileContext, Expr};
 use crate::rules::{
     Deprovision, DnPart, DnTemplate, Flow, FlowSource, InboundRule, JoinCondition, JoinRule,
     OutboundRule, RuleSet, ScopeClause, ScopeOp,
@@ -125,6 +126,7 @@ struct RawInbound {
     project: Option<Spanned<bool>>,
     #[serde(default)]
     scope: Vec<Spanned<RawClause>>,
+    scope_expression: Option<Spanned<String>>,
     #[serde(default)]
     join: Vec<Spanned<Vec<Spanned<RawCondition>>>>,
     #[serde(default)]
@@ -145,6 +147,7 @@ struct RawOutbound {
     disable_value: Option<Spanned<RawScalar>>,
     #[serde(default)]
     scope: Vec<Spanned<RawClause>>,
+    scope_expression: Option<Spanned<String>>,
     #[serde(default)]
     flows: Vec<Spanned<RawFlow>>,
 }
@@ -180,6 +183,7 @@ struct RawFlow {
     source: Option<Spanned<String>>,
     constant: Option<Spanned<RawScalar>>,
     dn: Option<Spanned<String>>,
+    expression: Option<Spanned<String>>,
 }
 
 /// A constant as TOML spells it; the TOML type picks the [`Value`] variant.
@@ -803,6 +807,10 @@ fn check_inbound(
         });
     let project = r.project.as_ref().is_none_or(|v| *v.get_ref());
     let scope = check_scope(ctx, &r.scope, &p);
+    let scope_expression = r
+        .scope_expression
+        .as_ref()
+        .map(|v| compile_expression(ctx, v, &key("scope_expression"), true));
     let join = check_join(ctx, &r.join, &p);
     let flows = check_flows(ctx, &r.flows, &p, true);
     Some(InboundRule {
@@ -810,6 +818,7 @@ fn check_inbound(
         connector: connector?,
         object_class: object_class?,
         scope: scope?,
+        scope_expression: scope_expression.map(|e| e.ok_or(())).transpose().ok()?,
         object_type: object_type?,
         join: join?,
         project,
@@ -891,12 +900,17 @@ fn check_outbound(
         });
     let deprovision = check_deprovision(ctx, r, &span, &p);
     let scope = check_scope(ctx, &r.scope, &p);
+    let scope_expression = r
+        .scope_expression
+        .as_ref()
+        .map(|v| compile_expression(ctx, v, &key("scope_expression"), true));
     let flows = check_flows(ctx, &r.flows, &p, false);
     Some(OutboundRule {
         name: name?,
         connector: connector?,
         object_type: object_type?,
         scope: scope?,
+        scope_expression: scope_expression.map(|e| e.ok_or(())).transpose().ok()?,
         provision,
         object_class: object_class?,
         dn_template: dn_template?,
@@ -1098,17 +1112,50 @@ fn check_join(
     rules.into_iter().collect()
 }
 
+/// Compiles an expression; its errors point into the TOML string (offset + the quote).
+fn compile_expression(
+    ctx: &mut Ctx<'_>,
+    v: &Spanned<String>,
+    key: &str,
+    boolean: bool,
+) -> Option<Expr> {
+    match Expr::compile(v.get_ref(), &CompileContext::default()) {
+        Ok(e) if boolean && !e.is_boolean() => {
+            ctx.report(
+                v.span().start,
+                key,
+                format!(
+                    "a scope expression must be true or false, but {:?} is not a comparison or \
+                     test (hint: compare it, e.g. [department] = \"Sales\")",
+                    v.get_ref()
+                ),
+            );
+            None
+        }
+        Ok(e) => Some(e),
+        Err(e) => {
+            let hint = e.hint.map(|h| format!(" (hint: {h})")).unwrap_or_default();
+            ctx.report(
+                v.span().start + 1 + e.offset,
+                key,
+                format!("in expression {:?}: {}{hint}", v.get_ref(), e.message),
+            );
+            None
+        }
+    }
+}
+
 fn check_flows(
     ctx: &mut Ctx<'_>,
     raw: &[Spanned<RawFlow>],
     p: &str,
     inbound: bool,
 ) -> Option<Vec<Flow>> {
-    const ONE_OF: &str = "\"source\", \"constant\" or \"dn\"";
+    const ONE_OF: &str = "\"source\", \"constant\", \"expression\" or \"dn\"";
     let one_of = if inbound {
         ONE_OF
     } else {
-        "\"source\" or \"constant\""
+        "\"source\", \"constant\" or \"expression\""
     };
     let mut targets: HashMap<String, usize> = HashMap::new();
     let flows: Vec<Option<Flow>> = raw
@@ -1155,6 +1202,7 @@ fn check_flows(
                 ("source", f.source.as_ref().map(|v| v.span().start)),
                 ("constant", f.constant.as_ref().map(|v| v.span().start)),
                 ("dn", dn.map(|v| v.span().start)),
+                ("expression", f.expression.as_ref().map(|v| v.span().start)),
             ]
             .into_iter()
             .filter_map(|(n, s)| s.map(|s| (n, s)))
@@ -1187,6 +1235,9 @@ fn check_flows(
                         ctx.attr(v, &key("source")).map(FlowSource::Attribute)
                     } else if let Some(v) = &f.constant {
                         Some(FlowSource::Constant(v.get_ref().to_value()))
+                    } else if let Some(v) = &f.expression {
+                        compile_expression(ctx, v, &key("expression"), false)
+                            .map(FlowSource::Expression)
                     } else if let Some(v) = dn {
                         ctx.choice(
                             v,
@@ -1678,6 +1729,7 @@ anchor = "entryUUID"
                 name: "corp users".into(),
                 connector: corp_name.clone(),
                 object_class: "user".into(),
+                scope_expression: None,
                 scope: vec![
                     ScopeClause {
                         attr: AttrName::new("userAccountControl"),
@@ -1744,6 +1796,7 @@ anchor = "entryUUID"
                 name: "target-users".into(),
                 connector: target_name.clone(),
                 object_type: ObjectType::Person,
+                scope_expression: None,
                 scope: vec![ScopeClause {
                     attr: AttrName::new("department"),
                     op: ScopeOp::Equal,
@@ -1824,6 +1877,44 @@ anchor = "entryUUID"
         assert_error(&text, 17, "inbound[0].precedence", "expected an integer");
         let text = format!("{BASE}[[inbound]]\njoin = [ {{ cs = \"a\", mv = \"a\" }} ]\n");
         assert_error(&text, 17, "inbound[0].join[0]", "each a list of conditions");
+    }
+
+    #[test]
+    fn expressions_compile_at_load_and_errors_point_into_them() {
+        let rule = "[[inbound]]\nname = \"r\"\nconnector = \"corp\"\nobject_class = \"user\"\n\
+                    object_type = \"person\"\nprecedence = 1\n";
+        let ok = format!(
+            "{BASE}{rule}scope_expression = \"IsPresent([mail])\"\n\
+             flows = [ {{ target = \"displayName\", expression = \"Trim([givenName] & \\\" \\\" & [sn])\" }} ]\n"
+        );
+        let c = Config::parse(&ok, cfg_path()).unwrap();
+        assert!(c.rules.inbound[0].scope_expression.is_some());
+        assert!(matches!(
+            c.rules.inbound[0].flows[0].source,
+            FlowSource::Expression(_)
+        ));
+        // An unknown function: line 22 of the file, the column of the name inside the string.
+        let bad = format!(
+            "{BASE}{rule}flows = [ {{ target = \"cn\", expression = \"LCasee([cn])\" }} ]\n"
+        );
+        let e = Config::parse(&bad, cfg_path()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/etc/bridgehead/bridgehead.toml:22:42:"),
+            "{e}"
+        );
+        assert!(e.contains("inbound[0].flows[0].expression"), "{e}");
+        assert!(
+            e.contains("LCase"),
+            "the hint names the close function: {e}"
+        );
+        // A scope expression must be boolean.
+        let not_bool = format!("{BASE}{rule}scope_expression = \"[mail]\"\n");
+        assert_error(
+            &not_bool,
+            22,
+            "inbound[0].scope_expression",
+            "true or false",
+        );
     }
 
     #[test]

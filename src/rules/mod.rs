@@ -9,7 +9,7 @@ pub mod expr;
 mod scope;
 mod template;
 
-use crate::model::{AttrName, ConnectorName, Dn, ObjectType, Value};
+use crate::model::{AttrName, Attributes, ConnectorName, Dn, ObjectType, Value};
 
 pub use scope::{ScopeClause, ScopeOp, in_scope};
 pub use template::{DnTemplate, TemplateError};
@@ -23,6 +23,8 @@ pub enum FlowSource {
     Constant(Value),
     /// A part of the source object's DN (inbound only).
     Dn(DnPart),
+    /// An expression in the Azure AD Connect function language.
+    Expression(expr::Expr),
 }
 
 /// Which part of a CS object's DN an inbound flow reads.
@@ -73,6 +75,8 @@ pub struct InboundRule {
     pub object_class: String,
     /// Every clause must hold for the object to be in scope.
     pub scope: Vec<ScopeClause>,
+    /// And this boolean expression, if given.
+    pub scope_expression: Option<expr::Expr>,
     /// The MV type its objects join to or project as.
     pub object_type: ObjectType,
     /// Tried in order; the first that finds exactly one MV object joins.
@@ -112,6 +116,8 @@ pub struct OutboundRule {
     pub object_type: ObjectType,
     /// Every clause must hold (on MV attributes) for the object to be in scope.
     pub scope: Vec<ScopeClause>,
+    /// And this boolean expression, if given.
+    pub scope_expression: Option<expr::Expr>,
     /// Whether an MV object in scope without a target object gets one created.
     pub provision: bool,
     /// The structural object class of created objects.
@@ -176,4 +182,38 @@ pub fn dn_part(dn: &Dn, part: DnPart, partitions: &[Dn]) -> Option<Value> {
             }
         }
     }
+}
+
+/// An object's attributes and DN as an expression reads them.
+pub struct ObjectView<'a> {
+    /// The attributes.
+    pub attrs: &'a Attributes,
+    /// The DN (connector-space objects only).
+    pub dn: Option<&'a Dn>,
+}
+
+impl expr::AttrSource for ObjectView<'_> {
+    fn get(&self, name: &str) -> Option<&crate::model::ValueSet> {
+        self.attrs.get(name)
+    }
+    fn dn(&self) -> Option<&Dn> {
+        self.dn
+    }
+}
+
+/// Whether an object is in a rule's scope: every clause holds and the expression, if any,
+/// is true. An expression that fails to evaluate counts as out of scope.
+pub fn rule_in_scope(
+    clauses: &[ScopeClause],
+    expression: Option<&expr::Expr>,
+    attrs: &Attributes,
+    dn: Option<&Dn>,
+    now_secs: i64,
+) -> bool {
+    let dn_text = dn.map(Dn::as_str).unwrap_or("");
+    in_scope(clauses, attrs, dn_text)
+        && expression.is_none_or(|e| {
+            e.eval_bool(&ObjectView { attrs, dn }, now_secs)
+                .unwrap_or(false)
+        })
 }

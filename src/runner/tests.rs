@@ -322,3 +322,89 @@ fn a_target_object_deleted_in_its_directory_is_provisioned_again() {
     assert_eq!(run.connectors[1].export.adds, 1);
     assert_eq!(lab.target(), before);
 }
+
+const HR_EXPR: &str = r#"
+[[connector]]
+name = "hr"
+type = "ldif"
+mode = "source"
+path = "hr.ldif"
+anchor = "uuid"
+
+[[inbound]]
+name = "hr-people"
+connector = "hr"
+object_class = "worker"
+object_type = "person"
+precedence = 5
+project = false
+scope_expression = "[status] <> \"ignored\""
+join = [ [ { cs = "employeeID", mv = "employeeID" } ] ]
+flows = [ { target = "title", expression = "IIF([status] = \"left\", AuthoritativeNull, IIF([status] = \"bad\", Error(\"HR record is bad: \" & [employeeID]), IIF(IsPresent([title]), UCase([title]), IgnoreThisFlow)))" } ]
+"#;
+
+fn hr_worker(status: &str, title: &str) -> String {
+    format!(
+        "dn: wid=1,o=hr\nuuid: h1\nobjectClass: worker\nemployeeID: E-ann\nstatus: {status}\n{title}\n"
+    )
+}
+
+#[test]
+fn expressions_drive_flows_precedence_and_quarantine() {
+    let ad = user("1", "cn=Ann,dc=ad", "ann", "title: Engineer\n");
+    let title_of = |lab: &Lab| {
+        lab.target()[&key("uid=ann,ou=people,o=t")]
+            .get("title")
+            .cloned()
+    };
+    let mut lab = Lab::new(
+        &config(&format!("{AD}{HR_EXPR}"), "delete"),
+        &[
+            ("ad.ldif", &ad),
+            ("hr.ldif", &hr_worker("active", "title: lead")),
+        ],
+    );
+    lab.cycle();
+    assert_eq!(title_of(&lab), Some(vec!["LEAD".to_string()]));
+
+    // IgnoreThisFlow: HR supplies nothing, so AD's value flows.
+    lab.write("hr.ldif", &hr_worker("active", ""));
+    lab.cycle();
+    assert_eq!(title_of(&lab), Some(vec!["Engineer".to_string()]));
+
+    // AuthoritativeNull wins by precedence and clears the value although AD has one.
+    lab.write("hr.ldif", &hr_worker("left", "title: lead"));
+    lab.cycle();
+    assert_eq!(title_of(&lab), None);
+
+    // Error("...") quarantines the HR object with its message; AD's value flows meanwhile.
+    lab.write("hr.ldif", &hr_worker("bad", "title: lead"));
+    lab.cycle();
+    assert_eq!(title_of(&lab), Some(vec!["Engineer".to_string()]));
+    let mut errors = Vec::new();
+    lab.runner
+        .store()
+        .read()
+        .unwrap()
+        .for_each_cs(None, &mut |_, rec| {
+            if let Some(e) = rec.error {
+                errors.push(e.message);
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("HR record is bad: E-ann"),
+        "{}",
+        errors[0]
+    );
+
+    // Out of the expression scope: the HR object disconnects; fixed, the error clears.
+    lab.write("hr.ldif", &hr_worker("ignored", "title: lead"));
+    lab.cycle();
+    assert_eq!(title_of(&lab), Some(vec!["Engineer".to_string()]));
+    lab.write("hr.ldif", &hr_worker("active", "title: boss"));
+    lab.cycle();
+    assert_eq!(title_of(&lab), Some(vec!["BOSS".to_string()]));
+}

@@ -1,44 +1,87 @@
 //! Evaluating attribute flows: inbound with reference resolution through the metaverse,
-//! outbound with references rendered as the target's own DNs.
+//! outbound with references rendered as the target's own DNs. Expressions add three
+//! outcomes beyond values: AuthoritativeNull (win with no value), IgnoreThisFlow (supply
+//! nothing), and Error (quarantine the object with a message).
 
 use std::collections::HashMap;
 
 use crate::model::{AttrName, Attributes, ConnectorName, Dn, MvId, RefTarget, Value, ValueSet};
-use crate::rules::{Flow, FlowSource, dn_part};
+use crate::rules::expr::Outcome;
+use crate::rules::{Flow, FlowSource, ObjectView, dn_part};
 use crate::store::{CsRecord, StoreError, WriteTx};
 
-/// Result of evaluating inbound flows on one CS object.
-pub struct InboundValues {
-    /// Attribute → values, in flow order.
-    pub values: Vec<(AttrName, ValueSet)>,
+/// What one flow produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlowValue {
+    /// These values (empty = no value, which loses to any rule that has one).
+    Values(ValueSet),
+    /// No value, and it wins by precedence like a value would.
+    AuthoritativeNull,
+    /// This flow supplies nothing at all.
+    Ignore,
+}
+
+/// Result of evaluating one rule's flows on one object.
+pub struct FlowResult {
+    /// Attribute → outcome, in flow order.
+    pub values: Vec<(AttrName, FlowValue)>,
     /// References that could not be resolved yet: (attribute, DN).
     pub unresolved: Vec<(String, String)>,
+    /// An `Error("...")` raised by an expression: the object is quarantined.
+    pub error: Option<String>,
+}
+
+fn outcome(flow: &Flow, o: Outcome, error: &mut Option<String>) -> FlowValue {
+    match o {
+        Outcome::Values(vs) => FlowValue::Values(vs),
+        Outcome::AuthoritativeNull => FlowValue::AuthoritativeNull,
+        Outcome::IgnoreThisFlow => FlowValue::Ignore,
+        Outcome::Error(message) => {
+            if error.is_none() {
+                *error = Some(format!("flow to {}: {message}", flow.target));
+            }
+            FlowValue::Ignore
+        }
+    }
 }
 
 /// Evaluates inbound flows; DN references resolve to MV references through the store.
 pub fn inbound(
     tx: &WriteTx,
     rec: &CsRecord,
-    dn: &Dn,
     flows: &[Flow],
     partitions: &[Dn],
-) -> Result<InboundValues, StoreError> {
+    now_secs: i64,
+) -> Result<FlowResult, StoreError> {
     let conn = ConnectorName::new(&rec.connector).ok();
-    let mut out = InboundValues {
+    let mut out = FlowResult {
         values: Vec::with_capacity(flows.len()),
         unresolved: Vec::new(),
+        error: None,
+    };
+    let view = ObjectView {
+        attrs: &rec.attrs,
+        dn: Some(&rec.dn),
     };
     for flow in flows {
-        let vs: ValueSet = match &flow.source {
-            FlowSource::Constant(v) => ValueSet::one(v.clone()),
-            FlowSource::Dn(part) => dn_part(dn, *part, partitions).into_iter().collect(),
+        let raw = match &flow.source {
+            FlowSource::Constant(v) => FlowValue::Values(ValueSet::one(v.clone())),
+            FlowSource::Dn(part) => {
+                FlowValue::Values(dn_part(&rec.dn, *part, partitions).into_iter().collect())
+            }
             FlowSource::Attribute(a) => {
-                let Some(src) = rec.attrs.get(a.key()) else {
-                    out.values.push((flow.target.clone(), ValueSet::new()));
-                    continue;
+                FlowValue::Values(rec.attrs.get(a.key()).cloned().unwrap_or_default())
+            }
+            FlowSource::Expression(e) => outcome(flow, e.eval(&view, now_secs), &mut out.error),
+        };
+        let value = match raw {
+            FlowValue::Values(vs) => {
+                let attr = match &flow.source {
+                    FlowSource::Attribute(a) => a.as_str(),
+                    _ => flow.target.as_str(),
                 };
                 let mut set = ValueSet::new();
-                for v in src {
+                for v in vs.iter() {
                     match v {
                         Value::Reference(RefTarget::Dn(target)) => {
                             let resolved = match &conn {
@@ -49,9 +92,7 @@ pub fn inbound(
                                 Some(mv) => {
                                     set.insert(Value::Reference(RefTarget::Mv(mv)));
                                 }
-                                None => out
-                                    .unresolved
-                                    .push((a.as_str().to_string(), target.to_string())),
+                                None => out.unresolved.push((attr.to_string(), target.to_string())),
                             }
                         }
                         other => {
@@ -59,10 +100,11 @@ pub fn inbound(
                         }
                     }
                 }
-                set
+                FlowValue::Values(set)
             }
+            other => other,
         };
-        out.values.push((flow.target.clone(), vs));
+        out.values.push((flow.target.clone(), value));
     }
     Ok(out)
 }
@@ -92,23 +134,40 @@ pub fn target_dn_of(
     Ok(None)
 }
 
-/// Evaluates outbound flows on an MV object for target connector `conn`.
+/// Evaluates outbound flows on an MV object for target connector `conn`. Attributes whose
+/// flow said IgnoreThisFlow are left out (the target keeps what it has); AuthoritativeNull
+/// becomes an empty set (the target value is cleared).
 pub fn outbound(
     tx: &WriteTx,
     mv_attrs: &Attributes,
     flows: &[Flow],
     conn: &ConnectorName,
+    now_secs: i64,
     cache: &mut HashMap<MvId, Option<Dn>>,
-) -> Result<Vec<(AttrName, ValueSet)>, StoreError> {
-    let mut out = Vec::with_capacity(flows.len());
+) -> Result<FlowResult, StoreError> {
+    let mut out = FlowResult {
+        values: Vec::with_capacity(flows.len()),
+        unresolved: Vec::new(),
+        error: None,
+    };
+    let view = ObjectView {
+        attrs: mv_attrs,
+        dn: None,
+    };
     for flow in flows {
-        let vs: ValueSet = match &flow.source {
-            FlowSource::Constant(v) => ValueSet::one(v.clone()),
+        let raw = match &flow.source {
+            FlowSource::Constant(v) => FlowValue::Values(ValueSet::one(v.clone())),
             // Config refuses DN parts on outbound rules.
-            FlowSource::Dn(_) => ValueSet::new(),
+            FlowSource::Dn(_) => FlowValue::Ignore,
             FlowSource::Attribute(a) => {
+                FlowValue::Values(mv_attrs.get(a.key()).cloned().unwrap_or_default())
+            }
+            FlowSource::Expression(e) => outcome(flow, e.eval(&view, now_secs), &mut out.error),
+        };
+        let value = match raw {
+            FlowValue::Values(vs) => {
                 let mut set = ValueSet::new();
-                for v in mv_attrs.get(a.key()).into_iter().flatten() {
+                for v in vs.iter() {
                     match v {
                         Value::Reference(RefTarget::Mv(id)) => {
                             let dn = match cache.get(id) {
@@ -121,8 +180,13 @@ pub fn outbound(
                             };
                             // A referenced object without a target object yet waits: the
                             // referrer is queued again when it is provisioned.
-                            if let Some(dn) = dn {
-                                set.insert(Value::Reference(RefTarget::Dn(dn)));
+                            match dn {
+                                Some(dn) => {
+                                    set.insert(Value::Reference(RefTarget::Dn(dn)));
+                                }
+                                None => out
+                                    .unresolved
+                                    .push((flow.target.to_string(), id.to_string())),
                             }
                         }
                         other => {
@@ -130,10 +194,11 @@ pub fn outbound(
                         }
                     }
                 }
-                set
+                FlowValue::Values(set)
             }
+            other => other,
         };
-        out.push((flow.target.clone(), vs));
+        out.values.push((flow.target.clone(), value));
     }
     Ok(out)
 }

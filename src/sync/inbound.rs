@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::flows;
 use super::{SyncContext, SyncStats, record_error};
 use crate::model::{AttrName, Attributes, ConnectorName, Contribution, CsId, Dn, MvId, ValueSet};
-use crate::rules::{InboundRule, in_scope};
+use crate::rules::{InboundRule, rule_in_scope};
 use crate::store::write::LinkKind;
 use crate::store::{CsRecord, MvRecord, StoreError, WriteTx};
+use flows::FlowValue;
 
 /// The first inbound rule whose scope holds for this CS object.
 fn rule_for<'a>(
@@ -16,9 +17,15 @@ fn rule_for<'a>(
     rec: &CsRecord,
     conn: &ConnectorName,
 ) -> Option<&'a InboundRule> {
-    ctx.rules
-        .inbound_for(conn, &rec.object_class)
-        .find(|r| in_scope(&r.scope, &rec.attrs, rec.dn.as_str()))
+    ctx.rules.inbound_for(conn, &rec.object_class).find(|r| {
+        rule_in_scope(
+            &r.scope,
+            r.scope_expression.as_ref(),
+            &rec.attrs,
+            Some(&rec.dn),
+            ctx.now_ms / 1000,
+        )
+    })
 }
 
 /// Queues every CS object that references `dn`: a link appeared or went away, so their
@@ -162,8 +169,9 @@ pub fn recompute(
         return Ok(());
     };
     let mut alive = false;
-    // attribute → (precedence, order, values, contribution)
-    let mut winners: BTreeMap<AttrName, (u32, usize, ValueSet, Contribution)> = BTreeMap::new();
+    // attribute → (precedence, order, values or AuthoritativeNull, contribution)
+    let mut winners: BTreeMap<AttrName, (u32, usize, Option<ValueSet>, Contribution)> =
+        BTreeMap::new();
     let mut order = 0usize;
     for (_, cs) in tx.links_of(mv)? {
         let Some(mut rec) = tx.cs(cs)? else { continue };
@@ -181,16 +189,32 @@ pub fn recompute(
             alive = true;
         }
         let parts = ctx.partitions.get(&conn).map(Vec::as_slice).unwrap_or(&[]);
-        let values = flows::inbound(tx, &rec, &rec.dn, &rule.flows, parts)?;
-        if values.unresolved != rec.unresolved {
-            rec.unresolved = values.unresolved;
+        let result = flows::inbound(tx, &rec, &rule.flows, parts, ctx.now_ms / 1000)?;
+        let mut touched = result.unresolved != rec.unresolved;
+        rec.unresolved = result.unresolved;
+        if let Some(message) = result.error {
+            // Error("...") quarantines the object: it supplies nothing until it is fixed.
+            let message = format!("inbound rule {:?}: {message}", rule.name);
+            rec.error = Some(record_error(rec.error.take(), message, ctx.now_ms));
+            tx.put_cs(cs, &rec)?;
+            stats.errors += 1;
+            continue;
+        }
+        if rec.error.is_some() {
+            rec.error = None;
+            touched = true;
+        }
+        if touched {
             tx.put_cs(cs, &rec)?;
         }
-        for (attr, vs) in values.values {
+        for (attr, value) in result.values {
             order += 1;
-            if vs.is_empty() {
-                continue;
-            }
+            let vs = match value {
+                FlowValue::Values(vs) if vs.is_empty() => continue,
+                FlowValue::Values(vs) => Some(vs),
+                FlowValue::AuthoritativeNull => None,
+                FlowValue::Ignore => continue,
+            };
             let better = match winners.get(&attr) {
                 None => true,
                 Some((p, o, _, _)) => (rule.precedence, order) < (*p, *o),
@@ -219,6 +243,8 @@ pub fn recompute(
     let mut attr_sources = Vec::with_capacity(winners.len());
     // winners and attrs are both ordered by attribute name, so positions line up.
     for (attr, (_, _, vs, c)) in winners {
+        // AuthoritativeNull won: the attribute has no value, whatever lower rules say.
+        let Some(vs) = vs else { continue };
         let idx = match sources.iter().position(|s| s == &c) {
             Some(i) => i,
             None => {

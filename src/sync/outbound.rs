@@ -9,9 +9,10 @@ use super::{SyncContext, SyncStats, record_error};
 use crate::model::{
     AttrChange, AttrName, Attributes, ChangeOp, ConnectorName, CsId, Dn, ExportKind, MvId, ValueSet,
 };
-use crate::rules::{Deprovision, OutboundRule, in_scope};
+use crate::rules::{Deprovision, OutboundRule, rule_in_scope};
 use crate::store::write::LinkKind;
 use crate::store::{CsRecord, MvRecord, PendingExportRecord, StoreError, WriteTx};
+use flows::FlowValue;
 
 /// Syncs one MV object out to every target connector.
 pub fn sync_mv(
@@ -50,15 +51,20 @@ pub fn sync_mv(
         let in_scope_rule = if mvrec.deleted {
             None
         } else {
-            rules
-                .iter()
-                .copied()
-                .find(|r| in_scope(&r.scope, &mvrec.attrs, ""))
+            rules.iter().copied().find(|r| {
+                rule_in_scope(
+                    &r.scope,
+                    r.scope_expression.as_ref(),
+                    &mvrec.attrs,
+                    None,
+                    ctx.now_ms / 1000,
+                )
+            })
         };
         let result = match (existing, in_scope_rule) {
             (None, Some(rule)) if rule.provision => provision(tx, ctx, mv, &mvrec, rule, stats)?,
             (None, _) => Ok(()),
-            (Some((cs, rec)), Some(rule)) => update(tx, mv, &mvrec, cs, rec, rule)?,
+            (Some((cs, rec)), Some(rule)) => update(tx, ctx, mv, &mvrec, cs, rec, rule)?,
             (Some((cs, rec)), None) => {
                 let action = rules.first().map(|r| (&r.deprovision, r.name.as_str()));
                 deprovision(tx, mv, cs, rec, action)?;
@@ -156,7 +162,7 @@ fn provision(
     let _ = ctx;
     tx.link(cs, rule.connector.as_str(), mv, LinkKind::Provisioned)?;
     stats.provisioned += 1;
-    let r = update(tx, mv, mvrec, cs, rec, rule)?;
+    let r = update(tx, ctx, mv, mvrec, cs, rec, rule)?;
     requeue_referrers(tx, mv)?;
     Ok(r)
 }
@@ -164,6 +170,7 @@ fn provision(
 /// Computes the pending export of a linked target object.
 fn update(
     tx: &WriteTx,
+    ctx: &SyncContext<'_>,
     mv: MvId,
     mvrec: &MvRecord,
     cs: CsId,
@@ -171,7 +178,27 @@ fn update(
     rule: &OutboundRule,
 ) -> Result<Result<(), String>, StoreError> {
     let mut cache = HashMap::new();
-    let desired = flows::outbound(tx, &mvrec.attrs, &rule.flows, &rule.connector, &mut cache)?;
+    let result = flows::outbound(
+        tx,
+        &mvrec.attrs,
+        &rule.flows,
+        &rule.connector,
+        ctx.now_ms / 1000,
+        &mut cache,
+    )?;
+    if let Some(message) = result.error {
+        // Quarantined: the pending export stays as it was until the expression passes.
+        return Ok(Err(format!("outbound rule {:?}: {message}", rule.name)));
+    }
+    let desired: Vec<(AttrName, ValueSet)> = result
+        .values
+        .into_iter()
+        .filter_map(|(attr, v)| match v {
+            FlowValue::Values(vs) => Some((attr, vs)),
+            FlowValue::AuthoritativeNull => Some((attr, ValueSet::new())),
+            FlowValue::Ignore => None,
+        })
+        .collect();
     let mut problem = None;
     let desired_dn = match render_dn(rule, mvrec) {
         Ok(dn) => Some(dn),
