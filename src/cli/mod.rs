@@ -68,6 +68,18 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// What sync would do to one object (as last imported), changing nothing.
+    Preview {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The connector whose space holds the object.
+        #[arg(long)]
+        connector: String,
+        /// The object's DN.
+        #[arg(long)]
+        dn: String,
+    },
     /// Find metaverse and connector-space objects by name, DN, mail or anchor; print lineage.
     Search {
         /// The config file.
@@ -118,6 +130,11 @@ pub fn main() -> ExitCode {
             json,
         } => cmd_cycle(&config, full, connector, json),
         Command::Check { config } => cmd_check(&config),
+        Command::Preview {
+            config,
+            connector,
+            dn,
+        } => cmd_preview(&config, &connector, &dn),
         Command::Search {
             config,
             query,
@@ -441,4 +458,34 @@ fn cmd_restore(path: &Path, src: &Path) -> u8 {
         counts.2
     );
     exit::OK
+}
+
+fn cmd_preview(path: &Path, connector: &str, dn: &str) -> u8 {
+    let _guard = init_logging(None);
+    let dn = match crate::model::Dn::parse(dn) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: --dn: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runner = match runner_for(config, Shutdown::default()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match runner.preview(connector, &dn) {
+        Ok(Some(p)) => {
+            output::print_preview(connector, &dn, &p);
+            exit::OK
+        }
+        Ok(None) => {
+            eprintln!("error: connector {connector} has no object at {dn} (as last imported)");
+            exit::OBJECT_ERRORS
+        }
+        Err(e) => report_failure(&e),
+    }
 }

@@ -143,3 +143,75 @@ fn print_cs(id: CsId, rec: &CsRecord, prefix: &str) {
         println!("      error: {} ({} times)", e.message, e.attempts);
     }
 }
+
+fn change_text(c: &crate::model::AttrChange) -> String {
+    use crate::model::ChangeOp;
+    let (op, values) = match &c.op {
+        ChangeOp::Add(v) => ("add", v),
+        ChangeOp::Remove(v) => ("remove", v),
+        ChangeOp::Replace(v) => ("replace", v),
+    };
+    let shown: Vec<String> = values.iter().take(5).map(|v| v.to_text()).collect();
+    let more = if values.len() > 5 {
+        format!(" (+{} more)", values.len() - 5)
+    } else {
+        String::new()
+    };
+    format!("{op} {}: {}{more}", c.attr, shown.join("; "))
+}
+
+/// Prints a preview: rules in scope, the join decision, MV attributes with lineage, exports.
+pub fn print_preview(connector: &str, dn: &crate::model::Dn, p: &crate::sync::Preview) {
+    use crate::sync::Decision;
+    println!("{connector} {dn} ({})", p.cs);
+    if p.rules.is_empty() {
+        println!("  no inbound rule for its object class");
+    }
+    for r in &p.rules {
+        println!(
+            "  rule {:?}: {}",
+            r.rule,
+            if r.in_scope {
+                "in scope"
+            } else {
+                "out of scope"
+            }
+        );
+    }
+    let decision = match &p.decision {
+        Decision::StaysJoined(mv) => format!("stays joined to {mv}"),
+        Decision::Joins(mv) => format!("joins {mv}"),
+        Decision::Projects => "projects a new metaverse object".to_string(),
+        Decision::Disconnects(mv) => format!("disconnects from {mv}"),
+        Decision::StaysDisconnector => "stays a disconnector".to_string(),
+    };
+    println!("  decision: {decision}");
+    for (name, values, from) in &p.attributes {
+        let vals: Vec<String> = values.iter().map(|v| v.to_text()).collect();
+        let from = from
+            .as_ref()
+            .map(|c| format!("  [{} / {}]", c.connector, c.rule))
+            .unwrap_or_default();
+        println!("    {name}: {}{from}", vals.join("; "));
+    }
+    for (attr, dn) in &p.unresolved {
+        println!("  waiting: {attr} → {dn} (not in the metaverse yet)");
+    }
+    if p.exports.is_empty() {
+        println!("  exports: none");
+    }
+    for e in &p.exports {
+        let rename = e
+            .new_dn
+            .as_ref()
+            .map(|d| format!(" → {d}"))
+            .unwrap_or_default();
+        println!("  export to {}: {:?} {}{rename}", e.connector, e.kind, e.dn);
+        for c in &e.changes {
+            println!("    {}", change_text(c));
+        }
+    }
+    for e in &p.errors {
+        println!("  error: {e}");
+    }
+}

@@ -18,7 +18,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::connector::{self, Connector, ConnectorError, ConnectorErrorKind};
 use crate::model::{Clock, ConnectorName, Dn};
-use crate::store::{ConnectorRunStats, PhaseTime, RunRecord, Store, StoreError};
+use crate::store::{ChangeCounts, ConnectorRunStats, PhaseTime, RunRecord, Store, StoreError};
 use crate::sync::{self, SyncContext, SyncStats};
 
 const SYNC_BATCH: usize = 500;
@@ -154,6 +154,41 @@ impl Runner {
     /// The config.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The import run profile alone, over every connector: changes land in the connector
+    /// spaces and wait, queued, for the next sync.
+    pub fn import_only(&mut self, full: bool) -> Result<Vec<ChangeCounts>, RunError> {
+        let mut out = Vec::with_capacity(self.connectors.len());
+        for c in self.connectors.iter_mut() {
+            out.push(import::run(
+                &self.store,
+                c.as_mut(),
+                full,
+                &self.shutdown,
+                None,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// What sync would do to the object at `dn` in `connector`'s space, changing nothing:
+    /// the real sync runs in a write transaction that is rolled back.
+    pub fn preview(&self, connector: &str, dn: &Dn) -> Result<Option<sync::Preview>, RunError> {
+        let conn = ConnectorName::new(connector)
+            .ok()
+            .filter(|c| self.config.connector(c).is_some())
+            .ok_or_else(|| RunError::UnknownConnector(connector.to_string()))?;
+        let ctx = SyncContext {
+            rules: &self.config.rules,
+            partitions: &self.partitions,
+            now_ms: self.clock.now_ms(),
+        };
+        let tx = self.store.write()?;
+        let preview = sync::preview(&tx, &ctx, &conn, dn)?;
+        // Dropped uncommitted: the preview leaves no trace.
+        drop(tx);
+        Ok(preview)
     }
 
     /// Checks every connector's directory.

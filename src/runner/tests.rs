@@ -408,3 +408,45 @@ fn expressions_drive_flows_precedence_and_quarantine() {
     lab.cycle();
     assert_eq!(title_of(&lab), Some(vec!["BOSS".to_string()]));
 }
+
+#[test]
+fn preview_shows_what_the_real_sync_then_does() {
+    let ann = user("1", "cn=Ann,dc=ad", "ann", "title: Engineer\n");
+    let bob = user("2", "cn=Bob,dc=ad", "bob", "manager: cn=Ann,dc=ad\n");
+    let mut lab = Lab::new(
+        &config(AD, "delete"),
+        &[("ad.ldif", &format!("{ann}{bob}"))],
+    );
+    lab.runner.import_only(false).unwrap();
+    let dn = Dn::parse("cn=Ann,dc=ad").unwrap();
+    let p = lab.runner.preview("ad", &dn).unwrap().unwrap();
+    assert_eq!(p.decision, crate::sync::Decision::Projects);
+    assert_eq!(p.rules.len(), 1);
+    assert!(p.rules[0].in_scope);
+    let title = p.attributes.iter().find(|(a, _, _)| a == "title").unwrap();
+    assert_eq!(title.2.as_ref().unwrap().rule, "ad-users");
+    assert_eq!(p.exports.len(), 1);
+    let export = &p.exports[0];
+    assert_eq!(export.kind, crate::model::ExportKind::Add);
+    assert_eq!(export.dn.norm(), key("uid=ann,ou=people,o=t"));
+    // The preview changed nothing: a second one decides the same.
+    let again = lab.runner.preview("ad", &dn).unwrap().unwrap();
+    assert_eq!(again.decision, crate::sync::Decision::Projects);
+    // And the real sync does what the preview said.
+    lab.cycle();
+    let t = lab.target();
+    let entry = &t[&key("uid=ann,ou=people,o=t")];
+    for change in &export.changes {
+        let want: Vec<String> = match &change.op {
+            crate::model::ChangeOp::Replace(v) => v.iter().map(|v| v.to_text()).collect(),
+            other => panic!("an add carries replaces, not {other:?}"),
+        };
+        assert_eq!(entry[change.attr.key()], want, "{}", change.attr);
+    }
+    let after = lab.runner.preview("ad", &dn).unwrap().unwrap();
+    assert!(matches!(
+        after.decision,
+        crate::sync::Decision::StaysJoined(_)
+    ));
+    assert!(after.exports.is_empty());
+}

@@ -11,6 +11,7 @@
 mod flows;
 mod inbound;
 mod outbound;
+mod preview;
 
 use std::collections::HashMap;
 
@@ -19,6 +20,7 @@ use crate::rules::RuleSet;
 use crate::store::{ErrorRecord, StoreError, WriteTx};
 
 pub use outbound::apply_changes;
+pub use preview::{Decision, Preview, PreviewExport, RuleVerdict, preview};
 
 /// What the engine needs besides the store.
 pub struct SyncContext<'a> {
