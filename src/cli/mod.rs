@@ -152,7 +152,10 @@ fn init_logging(log_dir: Option<&Path>) -> Option<tracing_appender::non_blocking
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("BRIDGEHEAD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: the journal and log scrapers get plain text.
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     let (file_layer, guard) = match log_dir.map(|d| (d, std::fs::create_dir_all(d))) {
         Some((dir, Ok(()))) => {
             let appender = tracing_appender::rolling::daily(dir, "bridgehead.log");

@@ -5,3 +5,4 @@ mod crash;
 mod demo;
 mod edit;
 mod errors;
+mod signals;
