@@ -3,7 +3,9 @@
 //!
 //! - [`support`]: run the real binary; an independent LDIF reader/writer and DN normaliser;
 //!   the demo rules applied by hand.
-//! - [`e2e`]: the demo end to end, source edits, kill -9 recovery, error reporting.
+//! - [`e2e`]: the demo end to end, source edits, kill -9 recovery, signals, error reporting.
+//! - [`architecture`]: the module lanes of STYLE.md, checked on the sources.
 
+mod architecture;
 mod e2e;
 mod support;
