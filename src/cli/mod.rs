@@ -91,6 +91,12 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// List objects with errors: quarantined by a rule, ambiguous joins, refused exports.
+    Errors {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Consistent copy of the state file, also while `run` is active.
     Backup {
         /// The config file.
@@ -140,6 +146,7 @@ pub fn main() -> ExitCode {
             query,
             limit,
         } => cmd_search(&config, &query, limit),
+        Command::Errors { config } => cmd_errors(&config),
         Command::Backup { config, dest } => cmd_backup(&config, &dest),
         Command::Restore { config, src } => cmd_restore(&config, &src),
         Command::Demo { dir, once } => demo::run(&dir, once),
@@ -490,5 +497,32 @@ fn cmd_preview(path: &Path, connector: &str, dn: &str) -> u8 {
             exit::OBJECT_ERRORS
         }
         Err(e) => report_failure(&e),
+    }
+}
+
+fn cmd_errors(path: &Path) -> u8 {
+    let _guard = init_logging(None);
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // Read-only, so it works beside a running daemon.
+    let store = match Store::open_read_only(&config.state_file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    match output::errors(&store) {
+        Ok(0) => {
+            println!("no object has an error");
+            exit::OK
+        }
+        Ok(_) => exit::OBJECT_ERRORS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::OBJECT_ERRORS
+        }
     }
 }

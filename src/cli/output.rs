@@ -215,3 +215,75 @@ pub fn print_preview(connector: &str, dn: &crate::model::Dn, p: &crate::sync::Pr
         println!("  error: {e}");
     }
 }
+
+fn when(ms: i64) -> String {
+    let secs = ms / 1000;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Prints every object that carries an error; returns how many.
+pub fn errors(store: &Store) -> Result<usize, StoreError> {
+    let tx = store.read()?;
+    let mut n = 0;
+    tx.for_each_cs(None, &mut |id, rec| {
+        if let Some(e) = &rec.error {
+            n += 1;
+            println!("{id} [{}] {}", rec.connector, rec.dn);
+            println!(
+                "    {} (first {}, last {}, {} attempts)",
+                e.message,
+                when(e.first_seen_ms),
+                when(e.last_seen_ms),
+                e.attempts
+            );
+        }
+        Ok(())
+    })?;
+    tx.for_each_mv(&mut |id, rec| {
+        if let Some(e) = &rec.error {
+            n += 1;
+            let name = rec
+                .attrs
+                .first_text("displayName")
+                .or_else(|| rec.attrs.first_text("cn"))
+                .unwrap_or_default();
+            println!("{id} {} {name}", rec.object_type);
+            println!(
+                "    {} (first {}, last {}, {} attempts)",
+                e.message,
+                when(e.first_seen_ms),
+                when(e.last_seen_ms),
+                e.attempts
+            );
+        }
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_print_as_utc() {
+        assert_eq!(super::when(0), "1970-01-01 00:00:00Z");
+        assert_eq!(super::when(1_795_654_542_932), "2026-11-26 00:55:42Z");
+        assert_eq!(super::when(951_782_400_000), "2000-02-29 00:00:00Z");
+    }
+}
