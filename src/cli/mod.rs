@@ -193,6 +193,12 @@ fn init_logging(log_dir: Option<&Path>) -> Option<tracing_appender::non_blocking
     guard
 }
 
+/// Logging to stderr, then the config: how every one-shot command begins.
+fn start(path: &Path) -> Result<(Option<tracing_appender::non_blocking::WorkerGuard>, Config), u8> {
+    let guard = init_logging(None);
+    Ok((guard, load_config(path)?))
+}
+
 fn load_config(path: &Path) -> Result<Config, u8> {
     Config::load(path).map_err(|e: ConfigError| {
         eprintln!("{e}");
@@ -207,6 +213,14 @@ fn open_store(config: &Config) -> Result<Store, u8> {
             StoreError::Db { .. } | StoreError::Record { .. } => exit::OBJECT_ERRORS,
             _ => exit::CONFIG,
         }
+    })
+}
+
+/// Read-only, so that it works beside a running daemon.
+fn open_store_read_only(config: &Config) -> Result<Store, u8> {
+    Store::open_read_only(&config.state_file).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::CONFIG
     })
 }
 
@@ -290,9 +304,8 @@ fn cmd_run(path: &Path) -> u8 {
 }
 
 fn cmd_cycle(path: &Path, full: bool, only: Option<String>, json: bool) -> u8 {
-    let _guard = init_logging(None);
-    let config = match load_config(path) {
-        Ok(c) => c,
+    let (_guard, config) = match start(path) {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let Ok(rt) = runtime() else {
@@ -328,9 +341,8 @@ fn cmd_cycle(path: &Path, full: bool, only: Option<String>, json: bool) -> u8 {
 }
 
 fn cmd_check(path: &Path) -> u8 {
-    let _guard = init_logging(None);
-    let config = match load_config(path) {
-        Ok(c) => c,
+    let (_guard, config) = match start(path) {
+        Ok(started) => started,
         Err(code) => return code,
     };
     println!(
@@ -368,18 +380,13 @@ fn cmd_check(path: &Path) -> u8 {
 }
 
 fn cmd_search(path: &Path, query: &str, limit: usize) -> u8 {
-    let _guard = init_logging(None);
-    let config = match load_config(path) {
-        Ok(c) => c,
+    let (_guard, config) = match start(path) {
+        Ok(started) => started,
         Err(code) => return code,
     };
-    // Read-only, so it works beside a running daemon.
-    let store = match Store::open_read_only(&config.state_file) {
+    let store = match open_store_read_only(&config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     match output::search(&store, query, limit) {
         Ok(0) => {
@@ -395,9 +402,8 @@ fn cmd_search(path: &Path, query: &str, limit: usize) -> u8 {
 }
 
 fn cmd_backup(path: &Path, dest: &Path) -> u8 {
-    let _guard = init_logging(None);
-    let config = match load_config(path) {
-        Ok(c) => c,
+    let (_guard, config) = match start(path) {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let started = std::time::Instant::now();
@@ -422,9 +428,8 @@ fn cmd_backup(path: &Path, dest: &Path) -> u8 {
 }
 
 fn cmd_restore(path: &Path, src: &Path) -> u8 {
-    let _guard = init_logging(None);
-    let config = match load_config(path) {
-        Ok(c) => c,
+    let (_guard, config) = match start(path) {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let counts = match Store::open_read_only(src).and_then(|s| s.read()?.counts()) {
@@ -501,18 +506,13 @@ fn cmd_preview(path: &Path, connector: &str, dn: &str) -> u8 {
 }
 
 fn cmd_errors(path: &Path) -> u8 {
-    let _guard = init_logging(None);
-    let config = match load_config(path) {
-        Ok(c) => c,
+    let (_guard, config) = match start(path) {
+        Ok(started) => started,
         Err(code) => return code,
     };
-    // Read-only, so it works beside a running daemon.
-    let store = match Store::open_read_only(&config.state_file) {
+    let store = match open_store_read_only(&config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     match output::errors(&store) {
         Ok(0) => {

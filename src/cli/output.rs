@@ -238,6 +238,16 @@ fn when(ms: i64) -> String {
     )
 }
 
+fn print_error(e: &crate::store::ErrorRecord) {
+    println!(
+        "    {} (first {}, last {}, {} attempts)",
+        e.message,
+        when(e.first_seen_ms),
+        when(e.last_seen_ms),
+        e.attempts
+    );
+}
+
 /// Prints every object that carries an error; returns how many.
 pub fn errors(store: &Store) -> Result<usize, StoreError> {
     let tx = store.read()?;
@@ -246,13 +256,7 @@ pub fn errors(store: &Store) -> Result<usize, StoreError> {
         if let Some(e) = &rec.error {
             n += 1;
             println!("{id} [{}] {}", rec.connector, rec.dn);
-            println!(
-                "    {} (first {}, last {}, {} attempts)",
-                e.message,
-                when(e.first_seen_ms),
-                when(e.last_seen_ms),
-                e.attempts
-            );
+            print_error(e);
         }
         Ok(())
     })?;
@@ -265,13 +269,7 @@ pub fn errors(store: &Store) -> Result<usize, StoreError> {
                 .or_else(|| rec.attrs.first_text("cn"))
                 .unwrap_or_default();
             println!("{id} {} {name}", rec.object_type);
-            println!(
-                "    {} (first {}, last {}, {} attempts)",
-                e.message,
-                when(e.first_seen_ms),
-                when(e.last_seen_ms),
-                e.attempts
-            );
+            print_error(e);
         }
         Ok(())
     })?;

@@ -156,21 +156,8 @@ impl Store {
         };
         let tx = store.read()?;
         let meta = tx.tx.open_table(META).ctx(path)?;
-        let magic = meta.get("magic").ctx(path)?.map(|g| g.value().to_vec());
-        if magic.as_deref() != Some(MAGIC) {
+        if !check_magic_and_format(&meta, path)? {
             return Err(StoreError::NotOurs(path.to_path_buf(), "no magic".into()));
-        }
-        let found = meta
-            .get("format")
-            .ctx(path)?
-            .and_then(|g| g.value().first().copied())
-            .unwrap_or(0);
-        if found > FORMAT_VERSION {
-            return Err(StoreError::TooNew {
-                path: path.to_path_buf(),
-                found,
-                supported: FORMAT_VERSION,
-            });
         }
         drop(meta);
         drop(tx);
@@ -192,29 +179,16 @@ impl Store {
         let tx = self.writer()?.begin_write().ctx(path)?;
         {
             let mut meta = tx.open_table(META).ctx(path)?;
-            let magic = meta.get("magic").ctx(path)?.map(|g| g.value().to_vec());
-            match magic {
-                Some(m) if m == MAGIC => {
-                    let found = meta
-                        .get("format")
-                        .ctx(path)?
-                        .and_then(|g| g.value().first().copied())
-                        .unwrap_or(0);
-                    if found > FORMAT_VERSION {
-                        return Err(StoreError::TooNew {
-                            path: path.clone(),
-                            found,
-                            supported: FORMAT_VERSION,
-                        });
-                    }
-                }
-                Some(_) => {
+            let has_magic = meta.get("magic").ctx(path)?.is_some();
+            match has_magic {
+                true if check_magic_and_format(&meta, path)? => {}
+                true => {
                     return Err(StoreError::NotOurs(path.clone(), "wrong magic".into()));
                 }
-                None if existed && meta.len().ctx(path)? > 0 => {
+                false if existed && meta.len().ctx(path)? > 0 => {
                     return Err(StoreError::NotOurs(path.clone(), "no magic".into()));
                 }
-                None => {
+                false => {
                     if existed && tx.list_tables().ctx(path)?.count() > 1 {
                         return Err(StoreError::NotOurs(
                             path.clone(),
@@ -281,6 +255,30 @@ impl Store {
     pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
         backup::copy(&self.read()?.tx, &self.path, dest)
     }
+}
+
+/// Whether the meta table carries our magic; a newer format is an error naming both versions.
+fn check_magic_and_format(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    path: &Path,
+) -> Result<bool, StoreError> {
+    let magic = meta.get("magic").ctx(path)?.map(|g| g.value().to_vec());
+    if magic.as_deref() != Some(MAGIC) {
+        return Ok(false);
+    }
+    let found = meta
+        .get("format")
+        .ctx(path)?
+        .and_then(|g| g.value().first().copied())
+        .unwrap_or(0);
+    if found > FORMAT_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    Ok(true)
 }
 
 /// Decodes a record and names the table and key when it fails.

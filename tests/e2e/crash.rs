@@ -4,18 +4,9 @@
 use std::time::Duration;
 
 use crate::support::{
-    Must, TestDir, assert_quiet_cycle, assert_same_target, cycle_json, demo_once, read_target, run,
-    run_and_kill,
+    TestDir, assert_quiet_cycle, assert_same_target, cycle_json, demo_once, fresh_copy,
+    read_target, run, run_and_kill,
 };
-
-/// A folder holding only the demo's config and source, so the next cycle is a first full run.
-fn fresh_copy(template: &TestDir, name: &str) -> TestDir {
-    let dir = TestDir::new(name);
-    for f in ["bridgehead.toml", "contoso.ldif"] {
-        std::fs::copy(template.join(f), dir.join(f)).must(&format!("copying {f}"));
-    }
-    dir
-}
 
 #[test]
 fn kill_nine_converges() {

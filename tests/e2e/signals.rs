@@ -4,17 +4,9 @@
 use std::time::Duration;
 
 use crate::support::{
-    Background, Must, TestDir, assert_quiet_cycle, assert_same_target, cycle_json, demo_once,
+    Background, TestDir, assert_quiet_cycle, assert_same_target, cycle_json, demo_once, fresh_copy,
     read_target, run, wait_for_log,
 };
-
-fn fresh_copy(template: &TestDir, name: &str) -> TestDir {
-    let dir = TestDir::new(name);
-    for f in ["bridgehead.toml", "contoso.ldif"] {
-        std::fs::copy(template.join(f), dir.join(f)).must(&format!("copying {f}"));
-    }
-    dir
-}
 
 #[test]
 fn signals_stop_run_between_batches_and_lose_nothing() {

@@ -344,6 +344,16 @@ impl Drop for Background {
 // ---------------------------------------------------------------------------------------------
 // The CLI's commands as the tests use them.
 
+/// A folder holding only the demo's config and source from `template`, so that the next
+/// cycle there is a first full run.
+pub fn fresh_copy(template: &TestDir, name: &str) -> TestDir {
+    let dir = TestDir::new(name);
+    for f in ["bridgehead.toml", "contoso.ldif"] {
+        std::fs::copy(template.join(f), dir.join(f)).must(&format!("copying {f}"));
+    }
+    dir
+}
+
 /// `bridgehead demo --dir DIR --once`, which must succeed.
 pub fn demo_once(dir: &TestDir) -> Run {
     let run = run(&[
