@@ -91,6 +91,15 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Release the deletes the deletion threshold is holding back for one connector.
+    Approve {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The connector whose held deletes to release.
+        #[arg(long)]
+        connector: String,
+    },
     /// List objects with errors: quarantined by a rule, ambiguous joins, refused exports.
     Errors {
         /// The config file.
@@ -147,6 +156,7 @@ pub fn main() -> ExitCode {
             limit,
         } => cmd_search(&config, &query, limit),
         Command::Errors { config } => cmd_errors(&config),
+        Command::Approve { config, connector } => cmd_approve(&config, &connector),
         Command::Backup { config, dest } => cmd_backup(&config, &dest),
         Command::Restore { config, src } => cmd_restore(&config, &src),
         Command::Demo { dir, once } => demo::run(&dir, once),
@@ -330,7 +340,11 @@ fn cmd_cycle(path: &Path, full: bool, only: Option<String>, json: bool) -> u8 {
             } else {
                 output::print_summary(&record);
             }
-            if record.connectors.iter().any(|c| c.errors > 0) {
+            if record
+                .connectors
+                .iter()
+                .any(|c| c.errors > 0 || c.blocked_deletes > 0)
+            {
                 exit::OBJECT_ERRORS
             } else {
                 exit::OK
@@ -524,5 +538,33 @@ fn cmd_errors(path: &Path) -> u8 {
             eprintln!("error: {e}");
             exit::OBJECT_ERRORS
         }
+    }
+}
+
+fn cmd_approve(path: &Path, connector: &str) -> u8 {
+    let (_guard, config) = match start(path) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let runner = match runner_for(config, Shutdown::default()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match runner.approve_deletes(connector) {
+        Ok(dns) if dns.is_empty() => {
+            println!("connector {connector} has no deletes held back");
+            exit::OK
+        }
+        Ok(dns) => {
+            for dn in &dns {
+                println!("released: {dn}");
+            }
+            println!(
+                "{} deletes approved for {connector}; the next cycle exports them",
+                dns.len()
+            );
+            exit::OK
+        }
+        Err(e) => report_failure(&e),
     }
 }

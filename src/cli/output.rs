@@ -32,6 +32,19 @@ pub fn print_summary(run: &RunRecord) {
         run.mode,
         (run.finished_ms - run.started_ms) as f64 / 1000.0
     );
+    if run.staging {
+        println!("STAGING MODE: nothing was exported; pending exports wait for review:");
+        for c in run.connectors.iter().filter(|c| c.pending > 0) {
+            println!("  {}: {} pending exports", c.connector, c.pending);
+        }
+    }
+    for c in run.connectors.iter().filter(|c| c.blocked_deletes > 0) {
+        println!(
+            "{}: {} deletes held back by the deletion threshold; review them with `bridgehead \
+             search`, release them with `bridgehead approve --connector {}`",
+            c.connector, c.blocked_deletes, c.connector
+        );
+    }
 }
 
 /// The run record as one JSON object on stdout.

@@ -16,7 +16,7 @@ use toml::Spanned;
 
 use super::{
     Config, ConnectorConfig, ConnectorKind, DEFAULT_BINARY_ATTRIBUTES,
-    DEFAULT_REFERENCE_ATTRIBUTES, LdifConfig, LdifMode, Schedule, Secret,
+    DEFAULT_REFERENCE_ATTRIBUTES, DeletionThreshold, LdifConfig, LdifMode, Schedule, Secret,
 };
 use crate::model::{AttrName, ConnectorName, Dn, ObjectType, Value};
 use crate::rules::expr::{CompileContext, Expr};
@@ -87,6 +87,7 @@ struct RawConfig {
     state_file: Option<Spanned<String>>,
     log_dir: Option<Spanned<String>>,
     schedule: Option<Spanned<RawSchedule>>,
+    staging: Option<Spanned<bool>>,
     #[serde(default)]
     connector: Vec<Spanned<RawConnector>>,
     #[serde(default)]
@@ -113,6 +114,8 @@ struct RawConnector {
     partitions: Option<Vec<Spanned<String>>>,
     reference_attributes: Option<Vec<Spanned<String>>>,
     binary_attributes: Option<Vec<Spanned<String>>>,
+    deletion_threshold: Option<Spanned<i64>>,
+    deletion_threshold_percent: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -469,6 +472,7 @@ fn check_config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Option<Config> {
         state_file: state_file?,
         log_dir: log_dir?,
         schedule: schedule?,
+        staging: raw.staging.as_ref().is_some_and(|v| *v.get_ref()),
         connectors: connectors?,
         rules: RuleSet {
             inbound: inbound.into_iter().collect::<Option<_>>()?,
@@ -660,6 +664,42 @@ fn check_connectors(
             DEFAULT_BINARY_ATTRIBUTES,
         );
 
+        let count = match &c.deletion_threshold {
+            None => Some(DeletionThreshold::default().count),
+            Some(v) => match u64::try_from(*v.get_ref()) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    ctx.report(
+                        v.span().start,
+                        &key("deletion_threshold"),
+                        format!(
+                            "expected a number of objects (0 or more), found {}",
+                            v.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let percent = match &c.deletion_threshold_percent {
+            None => Some(None),
+            Some(v) => match u8::try_from(*v.get_ref()) {
+                Ok(n) if (1..=100).contains(&n) => Some(Some(n)),
+                _ => {
+                    ctx.report(
+                        v.span().start,
+                        &key("deletion_threshold_percent"),
+                        format!("expected a percentage from 1 to 100, found {}", v.get_ref()),
+                    );
+                    None
+                }
+            },
+        };
+        let deletion_threshold = match (count, percent) {
+            (Some(count), Some(percent)) => Some(DeletionThreshold { count, percent }),
+            _ => None,
+        };
+
         // Registered even when invalid, so rules naming it do not add a second, misleading
         // "no such connector" error.
         if let Some(v) = &c.name {
@@ -676,6 +716,7 @@ fn check_connectors(
         out.push((|| {
             Some(ConnectorConfig {
                 name: name?,
+                deletion_threshold: deletion_threshold?,
                 kind: {
                     is_ldif?;
                     ConnectorKind::Ldif(LdifConfig {

@@ -28,6 +28,8 @@ pub struct Config {
     pub log_dir: Option<PathBuf>,
     /// Scheduler settings.
     pub schedule: Schedule,
+    /// Staging mode: import and sync run, exports never do; pending exports wait for review.
+    pub staging: bool,
     /// Connectors in config order (the order a cycle runs them).
     pub connectors: Vec<ConnectorConfig>,
     /// Sync rules.
@@ -56,6 +58,26 @@ pub struct ConnectorConfig {
     pub name: ConnectorName,
     /// Type-specific settings.
     pub kind: ConnectorKind,
+    /// How many deletes one export may carry before it stops for approval.
+    pub deletion_threshold: DeletionThreshold,
+}
+
+/// The accidental-deletion guard of one connector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeletionThreshold {
+    /// More deletes than this in one export are held (default 500, as Azure AD Connect).
+    pub count: u64,
+    /// Also held when the deletes exceed this percentage of the connector's objects.
+    pub percent: Option<u8>,
+}
+
+impl Default for DeletionThreshold {
+    fn default() -> Self {
+        DeletionThreshold {
+            count: 500,
+            percent: None,
+        }
+    }
 }
 
 /// Type-specific connector settings.

@@ -3,6 +3,7 @@
 //! updates, then deletes. Failures stay pending with the directory's message.
 
 use super::{RunError, Shutdown};
+use crate::config::DeletionThreshold;
 use crate::connector::{Connector, SpaceView};
 use crate::model::{
     Anchor, ConnectorName, CsObject, ExportItem, ExportKind, ExportOutcome, ObjectType,
@@ -19,6 +20,8 @@ pub struct ExportStats {
     pub counts: ChangeCounts,
     /// Objects the directory refused.
     pub errors: u64,
+    /// Deletes held back by the deletion threshold.
+    pub blocked_deletes: u64,
 }
 
 struct TxView<'a> {
@@ -63,10 +66,12 @@ fn rank(rec: &CsRecord) -> (u8, u8) {
     (kind, ty)
 }
 
-/// Exports everything pending for one connector.
+/// Exports everything pending for one connector, holding back the deletes when there are
+/// more than the threshold allows (unless an admin approved exactly those).
 pub fn run(
     store: &Store,
     connector: &mut dyn Connector,
+    threshold: DeletionThreshold,
     now_ms: i64,
     shutdown: &Shutdown,
 ) -> Result<ExportStats, RunError> {
@@ -75,12 +80,50 @@ pub fn run(
     let mut ids: Vec<(u8, u8, crate::model::CsId)> = {
         let tx = store.write()?;
         let mut v = Vec::new();
+        let mut deletes = Vec::new();
         for id in tx.pending_exports(&conn)? {
             if let Some(rec) = tx.cs(id)? {
                 let (k, t) = rank(&rec);
-                v.push((k, t, id));
+                if rec
+                    .export
+                    .as_ref()
+                    .is_some_and(|e| e.kind == ExportKind::Delete)
+                {
+                    deletes.push((k, t, id));
+                } else {
+                    v.push((k, t, id));
+                }
             }
         }
+        let approved = tx.approved_deletes(&conn)?;
+        let (approved_now, unapproved): (Vec<_>, Vec<_>) = deletes
+            .into_iter()
+            .partition(|(_, _, id)| approved.contains(id));
+        let population = tx.anchored_cs_ids(&conn)?.len() as u64;
+        let n = unapproved.len() as u64;
+        let over = n > threshold.count
+            || threshold
+                .percent
+                .is_some_and(|p| n * 100 > u64::from(p) * population.max(1));
+        let held: Vec<crate::model::CsId> = if over {
+            unapproved.iter().map(|(_, _, id)| *id).collect()
+        } else {
+            Vec::new()
+        };
+        // The batch held back is exactly what `approve` will release; it is replaced each
+        // export, so deletes that stopped being pending are no longer held.
+        tx.set_blocked_deletes(&conn, &held)?;
+        for id in &approved {
+            if !approved_now.iter().any(|(_, _, a)| a == id) {
+                tx.consume_approval(&conn, *id)?;
+            }
+        }
+        stats.blocked_deletes = held.len() as u64;
+        v.extend(approved_now);
+        if !over {
+            v.extend(unapproved);
+        }
+        tx.commit()?;
         v
     };
     if ids.is_empty() {
@@ -148,6 +191,9 @@ fn apply_outcome(
             server_attrs,
         } => match item.kind {
             ExportKind::Delete => {
+                if let Ok(conn) = ConnectorName::new(&rec.connector) {
+                    tx.consume_approval(&conn, item.cs_id)?;
+                }
                 tx.delete_cs(item.cs_id)?;
                 stats.counts.deletes += 1;
             }

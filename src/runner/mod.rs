@@ -218,6 +218,7 @@ impl Runner {
                 .collect(),
             failure: None,
             phases: Vec::new(),
+            staging: self.config.staging,
         };
         let result = self.cycle_inner(opts, &mut record);
         let touched: u64 = record
@@ -292,10 +293,25 @@ impl Runner {
         let now = self.clock.now_ms();
         let mut exported = Vec::new();
         for &i in &selected {
+            if self.config.staging {
+                // Staging: the pending exports stay for review; nothing reaches a directory.
+                break;
+            }
             self.shutdown.check()?;
+            let threshold = self.config.connectors[i].deletion_threshold;
             let c = self.connectors[i].as_mut();
             let t = Instant::now();
-            let s = export::run(&self.store, c, now, &self.shutdown)?;
+            let s = export::run(&self.store, c, threshold, now, &self.shutdown)?;
+            record.connectors[i].blocked_deletes = s.blocked_deletes;
+            if s.blocked_deletes > 0 {
+                tracing::warn!(
+                    connector = %c.name(),
+                    held = s.blocked_deletes,
+                    threshold = threshold.count,
+                    "deletes held back by the deletion threshold; release them with `bridgehead approve --connector {}`",
+                    c.name()
+                );
+            }
             record.phases.push(phase(
                 "export",
                 Some(c.name()),
@@ -324,7 +340,30 @@ impl Runner {
         if let Some(p) = progress {
             p.finish_and_clear();
         }
+        let tx = self.store.read()?;
+        for (i, c) in self.connectors.iter().enumerate() {
+            record.connectors[i].pending = tx.pending_count(c.name())?;
+        }
         Ok(())
+    }
+
+    /// Releases exactly the deletes the threshold is holding back for `connector`; they go
+    /// out with the next export. Returns the DNs released.
+    pub fn approve_deletes(&self, connector: &str) -> Result<Vec<String>, RunError> {
+        let conn = ConnectorName::new(connector)
+            .ok()
+            .filter(|c| self.config.connector(c).is_some())
+            .ok_or_else(|| RunError::UnknownConnector(connector.to_string()))?;
+        let tx = self.store.write()?;
+        let ids = tx.approve_deletes(&conn)?;
+        let mut dns = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(rec) = tx.cs(id)? {
+                dns.push(rec.dn.to_string());
+            }
+        }
+        tx.commit()?;
+        Ok(dns)
     }
 
     /// Drains the inbound then the outbound queue (a full sync queues everything first).

@@ -450,3 +450,94 @@ fn preview_shows_what_the_real_sync_then_does() {
     ));
     assert!(after.exports.is_empty());
 }
+
+fn users(range: std::ops::Range<usize>) -> String {
+    range
+        .map(|i| {
+            user(
+                &format!("u{i}"),
+                &format!("cn=U{i},dc=ad"),
+                &format!("u{i}"),
+                "",
+            )
+        })
+        .collect()
+}
+
+fn reopen(lab: &mut Lab, config_text: &str) {
+    // A new runner over the same folder: what a restart with an edited config does.
+    std::fs::write(lab.dir.path().join("c.toml"), config_text).unwrap();
+    let config = Config::load(&lab.dir.path().join("c.toml")).unwrap();
+    let state = config.state_file.clone();
+    let placeholder = Runner::new(
+        config.clone(),
+        Store::open(&lab.dir.path().join("scratch.redb")).unwrap(),
+        Arc::new(FixedClock::at(1_000)),
+        Shutdown::default(),
+    );
+    drop(std::mem::replace(&mut lab.runner, placeholder));
+    lab.runner = Runner::new(
+        config,
+        Store::open(&state).unwrap(),
+        Arc::new(FixedClock::at(2_000)),
+        Shutdown::default(),
+    );
+}
+
+#[test]
+fn the_deletion_threshold_holds_deletes_until_exactly_that_batch_is_approved() {
+    let text = config(AD, "delete").replace(
+        "anchor = \"entryUUID\"",
+        "anchor = \"entryUUID\"\ndeletion_threshold = 5",
+    );
+    let mut lab = Lab::new(&text, &[("ad.ldif", &users(0..20))]);
+    lab.cycle();
+    assert_eq!(lab.target().len(), 20);
+    // Seven deletes: more than 5, so none goes; everything else still exports.
+    lab.write("ad.ldif", &format!("{}{}", users(7..20), users(100..101)));
+    let run = lab.cycle();
+    assert_eq!(run.connectors[1].export.deletes, 0);
+    assert_eq!(run.connectors[1].export.adds, 1);
+    assert_eq!(run.connectors[1].blocked_deletes, 7);
+    assert_eq!(lab.target().len(), 21);
+    // Still held on the next cycle.
+    assert_eq!(lab.cycle().connectors[1].blocked_deletes, 7);
+    // Approval releases exactly those seven; two more deletes that arrive meanwhile are
+    // under the threshold on their own and go too, but nothing else.
+    let released = lab.runner.approve_deletes("out").unwrap();
+    assert_eq!(released.len(), 7);
+    lab.write("ad.ldif", &format!("{}{}", users(9..20), users(100..101)));
+    let run = lab.cycle();
+    assert_eq!(run.connectors[1].export.deletes, 9);
+    assert_eq!(run.connectors[1].blocked_deletes, 0);
+    assert_eq!(lab.target().len(), 12);
+    // With a higher threshold, a batch under it goes at once.
+    let higher = text.replace("deletion_threshold = 5", "deletion_threshold = 50");
+    reopen(&mut lab, &higher);
+    lab.write("ad.ldif", &users(100..101));
+    let run = lab.cycle();
+    assert_eq!(run.connectors[1].export.deletes, 11);
+    assert_eq!(lab.target().len(), 1);
+}
+
+#[test]
+fn staging_mode_exports_nothing_and_leaving_it_exports_exactly_what_was_pending() {
+    let staged = format!("staging = true\n{}", config(AD, "delete"));
+    let mut lab = Lab::new(&staged, &[("ad.ldif", &users(0..10))]);
+    let run = lab.cycle();
+    assert!(run.staging);
+    assert_eq!(run.connectors[1].export.total(), 0);
+    assert_eq!(run.connectors[1].pending, 10);
+    assert!(lab.target().is_empty(), "staging wrote the target");
+    // Changes keep accumulating as pending exports, still without touching the target.
+    lab.write("ad.ldif", &users(0..12));
+    assert_eq!(lab.cycle().connectors[1].pending, 12);
+    assert!(lab.target().is_empty());
+    // Leaving staging is an explicit config change; the next cycle exports what was shown.
+    reopen(&mut lab, &config(AD, "delete"));
+    let run = lab.cycle();
+    assert!(!run.staging);
+    assert_eq!(run.connectors[1].export.adds, 12);
+    assert_eq!(run.connectors[1].pending, 0);
+    assert_eq!(lab.target().len(), 12);
+}

@@ -211,6 +211,8 @@ impl Store {
         tx.open_table(DIRTY_OUT).ctx(path)?;
         tx.open_table(PENDING).ctx(path)?;
         tx.open_table(WATERMARK).ctx(path)?;
+        tx.open_table(BLOCKED_DELETES).ctx(path)?;
+        tx.open_table(APPROVED_DELETES).ctx(path)?;
         tx.open_table(RUNS).ctx(path)?;
         tx.open_multimap_table(MV_CS).ctx(path)?;
         tx.open_multimap_table(JOIN).ctx(path)?;
@@ -405,6 +407,29 @@ impl ReadTx {
         Ok(t.get(connector.as_str())
             .ctx(&self.path)?
             .map(|g| g.value().to_vec()))
+    }
+
+    /// Deletes held back by the deletion threshold for a connector.
+    pub fn blocked_deletes(&self, connector: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
+        let t = self.tx.open_table(BLOCKED_DELETES).ctx(&self.path)?;
+        let mut out = Vec::new();
+        let range = (connector.as_str(), 0u64)..=(connector.as_str(), u64::MAX);
+        for row in t.range(range).ctx(&self.path)? {
+            out.push(CsId(row.ctx(&self.path)?.0.value().1));
+        }
+        Ok(out)
+    }
+
+    /// Number of pending exports of a connector.
+    pub fn pending_count(&self, connector: &ConnectorName) -> Result<u64, StoreError> {
+        let t = self.tx.open_table(PENDING).ctx(&self.path)?;
+        let range = (connector.as_str(), 0u64)..=(connector.as_str(), u64::MAX);
+        let mut n = 0;
+        for row in t.range(range).ctx(&self.path)? {
+            row.ctx(&self.path)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Counts: (CS objects, MV objects, pending exports).

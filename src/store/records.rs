@@ -118,6 +118,8 @@ pub struct RunRecord {
     pub failure: Option<String>,
     /// How long each phase took, in order.
     pub phases: Vec<PhaseTime>,
+    /// The cycle ran in staging mode: nothing was exported.
+    pub staging: bool,
 }
 
 /// One phase of a cycle, timed.
@@ -144,6 +146,10 @@ pub struct ConnectorRunStats {
     pub export: ChangeCounts,
     /// Objects whose export or sync failed.
     pub errors: u64,
+    /// Exports left pending at the end (all of them in staging mode).
+    pub pending: u64,
+    /// Deletes held back by the deletion threshold, awaiting `approve`.
+    pub blocked_deletes: u64,
 }
 
 /// Adds, updates, deletes, renames.

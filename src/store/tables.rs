@@ -35,6 +35,12 @@ pub const DIRTY_IN: TableDefinition<(&str, u64), u8> = TableDefinition::new("dir
 pub const DIRTY_OUT: TableDefinition<u64, u8> = TableDefinition::new("dirty_outbound");
 /// (connector, CS id) → 1: CS objects with a pending export.
 pub const PENDING: TableDefinition<(&str, u64), u8> = TableDefinition::new("pending_exports");
+/// (connector, CS id) → 1: deletes held back by the deletion threshold, awaiting approval.
+pub const BLOCKED_DELETES: TableDefinition<(&str, u64), u8> =
+    TableDefinition::new("blocked_deletes");
+/// (connector, CS id) → 1: held deletes an admin approved; consumed when exported.
+pub const APPROVED_DELETES: TableDefinition<(&str, u64), u8> =
+    TableDefinition::new("approved_deletes");
 /// connector → watermark bytes.
 pub const WATERMARK: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");
 /// run id → RunRecord.

@@ -612,6 +612,69 @@ impl WriteTx {
         Ok(())
     }
 
+    fn id_set(
+        &self,
+        def: redb::TableDefinition<(&str, u64), u8>,
+        conn: &ConnectorName,
+    ) -> Result<Vec<CsId>, StoreError> {
+        let t = self.tx.open_table(def).ctx(&self.path)?;
+        let mut out = Vec::new();
+        for row in t
+            .range((conn.as_str(), 0u64)..=(conn.as_str(), u64::MAX))
+            .ctx(&self.path)?
+        {
+            out.push(CsId(row.ctx(&self.path)?.0.value().1));
+        }
+        Ok(out)
+    }
+
+    /// Deletes an admin approved for a connector.
+    pub fn approved_deletes(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
+        self.id_set(APPROVED_DELETES, conn)
+    }
+
+    /// Deletes held back for a connector.
+    pub fn blocked_deletes(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
+        self.id_set(BLOCKED_DELETES, conn)
+    }
+
+    /// Replaces the set of deletes held back for a connector.
+    pub fn set_blocked_deletes(
+        &self,
+        conn: &ConnectorName,
+        ids: &[CsId],
+    ) -> Result<(), StoreError> {
+        let p = &self.path;
+        let old = self.blocked_deletes(conn)?;
+        let mut t = self.tx.open_table(BLOCKED_DELETES).ctx(p)?;
+        for id in old {
+            t.remove((conn.as_str(), id.0)).ctx(p)?;
+        }
+        for id in ids {
+            t.insert((conn.as_str(), id.0), 1).ctx(p)?;
+        }
+        Ok(())
+    }
+
+    /// Approves exactly the deletes now held back; returns them.
+    pub fn approve_deletes(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
+        let held = self.blocked_deletes(conn)?;
+        let mut t = self.tx.open_table(APPROVED_DELETES).ctx(&self.path)?;
+        for id in &held {
+            t.insert((conn.as_str(), id.0), 1).ctx(&self.path)?;
+        }
+        drop(t);
+        self.set_blocked_deletes(conn, &[])?;
+        Ok(held)
+    }
+
+    /// Forgets an approval once its delete was exported (or is no longer pending).
+    pub fn consume_approval(&self, conn: &ConnectorName, id: CsId) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(APPROVED_DELETES).ctx(&self.path)?;
+        t.remove((conn.as_str(), id.0)).ctx(&self.path)?;
+        Ok(())
+    }
+
     /// A connector's watermark.
     pub fn watermark(&self, conn: &ConnectorName) -> Result<Option<Vec<u8>>, StoreError> {
         let t = self.tx.open_table(WATERMARK).ctx(&self.path)?;
