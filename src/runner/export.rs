@@ -22,6 +22,15 @@ pub struct ExportStats {
     pub errors: u64,
     /// Deletes held back by the deletion threshold.
     pub blocked_deletes: u64,
+    /// Exports not tried this time because they failed recently (backoff).
+    pub deferred: u64,
+}
+
+/// How long to wait before retrying an export that failed `attempts` times in a row:
+/// 30 s, doubling, at most an hour.
+pub fn retry_delay_ms(attempts: u32) -> i64 {
+    let doublings = attempts.saturating_sub(1).min(7);
+    (30_000i64 << doublings).min(3_600_000)
 }
 
 struct TxView<'a> {
@@ -145,6 +154,13 @@ pub fn run(
         for (_, _, id) in chunk {
             let Some(rec) = tx.cs(*id)? else { continue };
             let Some(export) = &rec.export else { continue };
+            if let Some(e) = &rec.error {
+                if now_ms < e.last_seen_ms.saturating_add(retry_delay_ms(e.attempts)) {
+                    // Refused recently: wait before asking the directory again.
+                    stats.deferred += 1;
+                    continue;
+                }
+            }
             let (dn, new_dn) = (rec.dn.clone(), export.new_dn.clone());
             items.push(ExportItem {
                 cs_id: *id,

@@ -191,6 +191,12 @@ impl Runner {
         Ok(preview)
     }
 
+    /// Replaces one connector (tests drive the runner with scripted directories).
+    #[cfg(test)]
+    pub(crate) fn replace_connector(&mut self, index: usize, connector: Box<dyn Connector>) {
+        self.connectors[index] = connector;
+    }
+
     /// Checks every connector's directory.
     pub fn check_connectors(&mut self) -> Vec<ConnectorError> {
         self.connectors
@@ -303,6 +309,13 @@ impl Runner {
             let t = Instant::now();
             let s = export::run(&self.store, c, threshold, now, &self.shutdown)?;
             record.connectors[i].blocked_deletes = s.blocked_deletes;
+            if s.deferred > 0 {
+                tracing::info!(
+                    connector = %c.name(),
+                    deferred = s.deferred,
+                    "exports that failed recently wait for their retry time"
+                );
+            }
             if s.blocked_deletes > 0 {
                 tracing::warn!(
                     connector = %c.name(),

@@ -41,6 +41,7 @@ fn target(path: &Path) -> Entries {
 struct Lab {
     dir: tempfile::TempDir,
     runner: Runner,
+    clock: Arc<FixedClock>,
 }
 
 impl Lab {
@@ -52,13 +53,9 @@ impl Lab {
         std::fs::write(dir.path().join("c.toml"), config).unwrap();
         let config = Config::load(&dir.path().join("c.toml")).unwrap();
         let store = Store::open(&config.state_file).unwrap();
-        let runner = Runner::new(
-            config,
-            store,
-            Arc::new(FixedClock::at(1_000)),
-            Shutdown::default(),
-        );
-        Lab { dir, runner }
+        let clock = Arc::new(FixedClock::at(1_000));
+        let runner = Runner::new(config, store, clock.clone(), Shutdown::default());
+        Lab { dir, runner, clock }
     }
 
     fn write(&self, name: &str, text: &str) {
@@ -540,4 +537,125 @@ fn staging_mode_exports_nothing_and_leaving_it_exports_exactly_what_was_pending(
     assert_eq!(run.connectors[1].export.adds, 12);
     assert_eq!(run.connectors[1].pending, 0);
     assert_eq!(lab.target().len(), 12);
+}
+
+/// A target that refuses exports to chosen DNs the way a directory does, and records
+/// every export it is asked for; everything else goes to a real LDIF target.
+struct Refusing {
+    inner: Box<dyn crate::connector::Connector>,
+    refuse: Arc<std::sync::Mutex<Vec<String>>>,
+    asked: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl crate::connector::Connector for Refusing {
+    fn name(&self) -> &crate::model::ConnectorName {
+        self.inner.name()
+    }
+    fn check(&mut self) -> Result<(), crate::connector::ConnectorError> {
+        self.inner.check()
+    }
+    fn import(
+        &mut self,
+        watermark: Option<&crate::model::Watermark>,
+        full: bool,
+        sink: &mut dyn crate::connector::ImportSink,
+    ) -> Result<crate::connector::ImportEnd, crate::connector::ConnectorError> {
+        self.inner.import(watermark, full, sink)
+    }
+    fn export(
+        &mut self,
+        items: &[crate::model::ExportItem],
+    ) -> Result<Vec<crate::model::ExportOutcome>, crate::connector::ConnectorError> {
+        let mut out = Vec::new();
+        for item in items {
+            self.asked.lock().unwrap().push(item.dn.norm().to_string());
+            if self
+                .refuse
+                .lock()
+                .unwrap()
+                .contains(&item.dn.norm().to_string())
+            {
+                out.push(crate::model::ExportOutcome::Failed {
+                    message: "00002071: UpdErr: DSID-030503F8, problem 6005 (ENTRY_EXISTS)".into(),
+                    retryable: false,
+                });
+            } else {
+                out.extend(self.inner.export(std::slice::from_ref(item))?);
+            }
+        }
+        Ok(out)
+    }
+    fn finish_export(
+        &mut self,
+        space: &dyn crate::connector::SpaceView,
+    ) -> Result<Option<crate::model::Watermark>, crate::connector::ConnectorError> {
+        self.inner.finish_export(space)
+    }
+}
+
+#[test]
+fn a_refused_export_stays_pending_with_the_directory_message_and_is_retried_with_backoff() {
+    let mut lab = Lab::new(&config(AD, "delete"), &[("ad.ldif", &users(0..4))]);
+    let bad = key("uid=u1,ou=people,o=t");
+    let refuse = Arc::new(std::sync::Mutex::new(vec![bad.clone()]));
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let target = lab.runner.config().connectors[1].clone();
+    lab.runner.replace_connector(
+        1,
+        Box::new(Refusing {
+            inner: crate::connector::build(&target),
+            refuse: refuse.clone(),
+            asked: asked.clone(),
+        }),
+    );
+    let tries = |asked: &Arc<std::sync::Mutex<Vec<String>>>| {
+        asked.lock().unwrap().iter().filter(|d| **d == bad).count()
+    };
+    let run = lab.cycle();
+    assert_eq!(run.connectors[1].export.adds, 3);
+    assert_eq!(run.connectors[1].errors, 1);
+    assert_eq!(run.connectors[1].pending, 1);
+    assert_eq!(lab.target().len(), 3);
+    assert_eq!(tries(&asked), 1);
+    let error = |lab: &Lab| {
+        let tx = lab.runner.store().read().unwrap();
+        let mut found = None;
+        tx.for_each_cs(None, &mut |_, rec| {
+            if rec.error.is_some() {
+                found = rec.error;
+            }
+            Ok(())
+        })
+        .unwrap();
+        found
+    };
+    let e = error(&lab).unwrap();
+    assert!(e.message.contains("ENTRY_EXISTS"), "{}", e.message);
+    assert!(
+        e.message.contains("uid=u1"),
+        "the error names the object: {}",
+        e.message
+    );
+    // Straight away: not asked again (30 s backoff).
+    lab.cycle();
+    assert_eq!(tries(&asked), 1);
+    lab.clock.advance(31_000);
+    lab.cycle();
+    assert_eq!(tries(&asked), 2);
+    assert_eq!(error(&lab).unwrap().attempts, 2);
+    // The delay doubles: 31 s later is too early, 61 s is not.
+    lab.clock.advance(31_000);
+    lab.cycle();
+    assert_eq!(tries(&asked), 2);
+    lab.clock.advance(30_000);
+    lab.cycle();
+    assert_eq!(tries(&asked), 3);
+    // The directory accepts it now: exported, error gone, nothing pending.
+    refuse.lock().unwrap().clear();
+    lab.clock.advance(600_000);
+    let run = lab.cycle();
+    assert_eq!(run.connectors[1].export.adds, 1);
+    assert_eq!(run.connectors[1].pending, 0);
+    assert!(error(&lab).is_none());
+    assert_eq!(lab.target().len(), 4);
 }
