@@ -116,6 +116,7 @@ struct RawConnector {
     binary_attributes: Option<Vec<Spanned<String>>>,
     deletion_threshold: Option<Spanned<i64>>,
     deletion_threshold_percent: Option<Spanned<i64>>,
+    unique_attributes: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -695,6 +696,8 @@ fn check_connectors(
                 }
             },
         };
+        let unique_attributes =
+            ctx.attr_list(c.unique_attributes.as_ref(), &key("unique_attributes"), &[]);
         let deletion_threshold = match (count, percent) {
             (Some(count), Some(percent)) => Some(DeletionThreshold { count, percent }),
             _ => None,
@@ -717,6 +720,7 @@ fn check_connectors(
             Some(ConnectorConfig {
                 name: name?,
                 deletion_threshold: deletion_threshold?,
+                unique_attributes: unique_attributes?,
                 kind: {
                     is_ldif?;
                     ConnectorKind::Ldif(LdifConfig {

@@ -60,6 +60,10 @@ pub struct ConnectorConfig {
     pub kind: ConnectorKind,
     /// How many deletes one export may carry before it stops for approval.
     pub deletion_threshold: DeletionThreshold,
+    /// Attributes whose values must be unique among this connector's objects (e.g. mail,
+    /// userPrincipalName, proxyAddresses): a second object wanting a taken value is
+    /// quarantined instead of exported.
+    pub unique_attributes: Vec<AttrName>,
 }
 
 /// The accidental-deletion guard of one connector.

@@ -173,6 +173,7 @@ fn upsert(
             error: None,
             unresolved: Vec::new(),
             unconfirmed: false,
+            claims: Vec::new(),
         };
         tx.put_cs(id, &rec)?;
         tx.set_import_digest(id, &digest)?;

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::connector::{self, Connector, ConnectorError, ConnectorErrorKind};
-use crate::model::{Clock, ConnectorName, Dn};
+use crate::model::{AttrName, Clock, ConnectorName, Dn};
 use crate::store::{ChangeCounts, ConnectorRunStats, PhaseTime, RunRecord, Store, StoreError};
 use crate::sync::{self, SyncContext, SyncStats};
 
@@ -115,6 +115,7 @@ pub struct Runner {
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
     partitions: HashMap<ConnectorName, Vec<Dn>>,
+    unique: HashMap<ConnectorName, Vec<AttrName>>,
 }
 
 impl Runner {
@@ -131,6 +132,11 @@ impl Runner {
                 (c.name.clone(), parts)
             })
             .collect();
+        let unique = config
+            .connectors
+            .iter()
+            .map(|c| (c.name.clone(), c.unique_attributes.clone()))
+            .collect();
         Runner {
             config,
             store,
@@ -138,6 +144,7 @@ impl Runner {
             clock,
             shutdown,
             partitions,
+            unique,
         }
     }
 
@@ -182,6 +189,7 @@ impl Runner {
         let ctx = SyncContext {
             rules: &self.config.rules,
             partitions: &self.partitions,
+            unique: &self.unique,
             now_ms: self.clock.now_ms(),
         };
         let tx = self.store.write()?;
@@ -388,6 +396,7 @@ impl Runner {
         let ctx = SyncContext {
             rules: &self.config.rules,
             partitions: &self.partitions,
+            unique: &self.unique,
             now_ms: self.clock.now_ms(),
         };
         let mut stats = SyncStats::default();

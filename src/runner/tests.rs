@@ -659,3 +659,68 @@ fn a_refused_export_stays_pending_with_the_directory_message_and_is_retried_with
     assert!(error(&lab).is_none());
     assert_eq!(lab.target().len(), 4);
 }
+
+fn mv_errors(lab: &Lab) -> Vec<String> {
+    let mut out = Vec::new();
+    lab.runner
+        .store()
+        .read()
+        .unwrap()
+        .for_each_mv(&mut |_, rec| {
+            if let Some(e) = rec.error {
+                out.push(e.message);
+            }
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+#[test]
+fn a_unique_value_conflict_quarantines_the_later_object_and_clears_itself() {
+    let text = config(AD, "delete")
+        .replace(
+            "anchor = \"entryUUID\"",
+            "anchor = \"entryUUID\"\nunique_attributes = [\"mail\"]",
+        )
+        .replace(
+            "{ target = \"uid\", source = \"uid\" }, { target = \"title\"",
+            "{ target = \"uid\", source = \"uid\" }, { target = \"mail\", source = \"mail\" }, { target = \"title\"",
+        );
+    let a = user("1", "cn=A,dc=ad", "a", "mail: same@x.test\n");
+    let b = user("2", "cn=B,dc=ad", "b", "mail: Same@X.test\n");
+    let mut lab = Lab::new(&text, &[("ad.ldif", &format!("{a}{b}"))]);
+    let run = lab.cycle();
+    assert_eq!(
+        run.connectors[1].export.adds, 1,
+        "only the first object goes out"
+    );
+    let t = lab.target();
+    assert!(t.contains_key(&key("uid=a,ou=people,o=t")));
+    assert!(!t.contains_key(&key("uid=b,ou=people,o=t")));
+    let errors = mv_errors(&lab);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("uid=a,ou=people,o=t") && errors[0].contains("same@x.test"),
+        "the message names the holder and the value: {}",
+        errors[0]
+    );
+    // The holder changes its mail: the value frees up and the waiting object goes out.
+    let a2 = user("1", "cn=A,dc=ad", "a", "mail: other@x.test\n");
+    lab.write("ad.ldif", &format!("{a2}{b}"));
+    let run = lab.cycle();
+    assert_eq!(run.connectors[1].export.adds, 1);
+    assert_eq!(run.connectors[1].export.updates, 1);
+    assert!(mv_errors(&lab).is_empty(), "{:?}", mv_errors(&lab));
+    assert_eq!(lab.target().len(), 2);
+    // A new clash, fixed on the later object's side.
+    let c = user("3", "cn=C,dc=ad", "c", "mail: other@x.test\n");
+    lab.write("ad.ldif", &format!("{a2}{b}{c}"));
+    lab.cycle();
+    assert_eq!(mv_errors(&lab).len(), 1);
+    let c2 = user("3", "cn=C,dc=ad", "c", "mail: c@x.test\n");
+    lab.write("ad.ldif", &format!("{a2}{b}{c2}"));
+    lab.cycle();
+    assert!(mv_errors(&lab).is_empty());
+    assert_eq!(lab.target().len(), 3);
+}

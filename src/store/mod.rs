@@ -212,6 +212,8 @@ impl Store {
         tx.open_table(PENDING).ctx(path)?;
         tx.open_table(WATERMARK).ctx(path)?;
         tx.open_table(BLOCKED_DELETES).ctx(path)?;
+        tx.open_table(UNIQUE).ctx(path)?;
+        tx.open_multimap_table(UNIQUE_WAIT).ctx(path)?;
         tx.open_table(APPROVED_DELETES).ctx(path)?;
         tx.open_table(RUNS).ctx(path)?;
         tx.open_multimap_table(MV_CS).ctx(path)?;

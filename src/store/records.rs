@@ -35,6 +35,8 @@ pub struct CsRecord {
     pub unresolved: Vec<(String, String)>,
     /// The hologram holds exported values not yet seen by a confirming import.
     pub unconfirmed: bool,
+    /// Unique values this object holds in its connector: (attribute key, normalised value).
+    pub claims: Vec<(String, String)>,
 }
 
 /// A pending export as stored.

@@ -41,6 +41,11 @@ pub const BLOCKED_DELETES: TableDefinition<(&str, u64), u8> =
 /// (connector, CS id) → 1: held deletes an admin approved; consumed when exported.
 pub const APPROVED_DELETES: TableDefinition<(&str, u64), u8> =
     TableDefinition::new("approved_deletes");
+/// (connector, attribute, normalised value) → the CS object that holds a unique value.
+pub const UNIQUE: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("unique_values");
+/// (connector, attribute, normalised value) → MV objects quarantined waiting for it.
+pub const UNIQUE_WAIT: MultimapTableDefinition<(&str, &str, &str), u64> =
+    MultimapTableDefinition::new("unique_waiters");
 /// connector → watermark bytes.
 pub const WATERMARK: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");
 /// run id → RunRecord.

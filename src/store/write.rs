@@ -184,6 +184,76 @@ impl WriteTx {
         Ok(())
     }
 
+    /// The CS object holding a unique value in a connector, if any.
+    pub fn unique_holder(
+        &self,
+        conn: &str,
+        attr: &str,
+        value: &str,
+    ) -> Result<Option<CsId>, StoreError> {
+        let t = self.tx.open_table(UNIQUE).ctx(&self.path)?;
+        Ok(t.get((conn, attr, value))
+            .ctx(&self.path)?
+            .map(|g| CsId(g.value())))
+    }
+
+    /// Records that `cs` holds a unique value.
+    pub fn claim_unique(
+        &self,
+        conn: &str,
+        attr: &str,
+        value: &str,
+        cs: CsId,
+    ) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(UNIQUE).ctx(&self.path)?;
+        t.insert((conn, attr, value), cs.0).ctx(&self.path)?;
+        Ok(())
+    }
+
+    /// Gives a unique value up (if `cs` holds it) and queues the MV objects waiting for it.
+    pub fn release_unique(
+        &self,
+        conn: &str,
+        attr: &str,
+        value: &str,
+        cs: CsId,
+    ) -> Result<(), StoreError> {
+        let p = &self.path;
+        if self.unique_holder(conn, attr, value)? != Some(cs) {
+            return Ok(());
+        }
+        self.tx
+            .open_table(UNIQUE)
+            .ctx(p)?
+            .remove((conn, attr, value))
+            .ctx(p)?;
+        let waiters: Vec<u64> = {
+            let mut w = self.tx.open_multimap_table(UNIQUE_WAIT).ctx(p)?;
+            let mut out = Vec::new();
+            for v in w.remove_all((conn, attr, value)).ctx(p)? {
+                out.push(v.ctx(p)?.value());
+            }
+            out
+        };
+        for mv in waiters {
+            self.mark_outbound(MvId(mv))?;
+        }
+        Ok(())
+    }
+
+    /// Remembers that `mv` waits for a unique value to become free.
+    pub fn wait_for_unique(
+        &self,
+        conn: &str,
+        attr: &str,
+        value: &str,
+        mv: MvId,
+    ) -> Result<(), StoreError> {
+        let mut w = self.tx.open_multimap_table(UNIQUE_WAIT).ctx(&self.path)?;
+        w.insert((conn, attr, value), mv.0).ctx(&self.path)?;
+        Ok(())
+    }
+
     /// Removes a CS object with its indexes, link and queue entries.
     pub fn delete_cs(&self, id: CsId) -> Result<(), StoreError> {
         let p = &self.path;
@@ -191,6 +261,9 @@ impl WriteTx {
             return Ok(());
         };
         let conn = old.connector.as_str();
+        for (attr, value) in &old.claims {
+            self.release_unique(conn, attr, value, id)?;
+        }
         self.unlink(id)?;
         if let Some(a) = &old.anchor {
             self.tx

@@ -15,7 +15,7 @@ mod preview;
 
 use std::collections::HashMap;
 
-use crate::model::{ConnectorName, Dn};
+use crate::model::{AttrName, ConnectorName, Dn};
 use crate::rules::RuleSet;
 use crate::store::{ErrorRecord, StoreError, WriteTx};
 
@@ -28,6 +28,8 @@ pub struct SyncContext<'a> {
     pub rules: &'a RuleSet,
     /// Each connector's partitions (for the `container` DN part).
     pub partitions: &'a HashMap<ConnectorName, Vec<Dn>>,
+    /// Each target connector's attributes whose values must be unique.
+    pub unique: &'a HashMap<ConnectorName, Vec<AttrName>>,
     /// The time, Unix ms, for error records.
     pub now_ms: i64,
 }

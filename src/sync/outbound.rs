@@ -109,6 +109,89 @@ fn requeue_referrers(tx: &WriteTx, mv: MvId) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The values the rule's flows want in the target; Err quarantines (an expression Error).
+fn desired_values(
+    tx: &WriteTx,
+    ctx: &SyncContext<'_>,
+    mvrec: &MvRecord,
+    rule: &OutboundRule,
+) -> Result<Result<Vec<(AttrName, ValueSet)>, String>, StoreError> {
+    let mut cache = HashMap::new();
+    let result = flows::outbound(
+        tx,
+        &mvrec.attrs,
+        &rule.flows,
+        &rule.connector,
+        ctx.now_ms / 1000,
+        &mut cache,
+    )?;
+    if let Some(message) = result.error {
+        return Ok(Err(format!("outbound rule {:?}: {message}", rule.name)));
+    }
+    Ok(Ok(result
+        .values
+        .into_iter()
+        .filter_map(|(attr, v)| match v {
+            FlowValue::Values(vs) => Some((attr, vs)),
+            FlowValue::AuthoritativeNull => Some((attr, ValueSet::new())),
+            FlowValue::Ignore => None,
+        })
+        .collect()))
+}
+
+/// The (attribute, normalised value) pairs of `desired` that must be unique in `conn`.
+fn unique_claims(
+    ctx: &SyncContext<'_>,
+    conn: &ConnectorName,
+    desired: &[(AttrName, ValueSet)],
+) -> Vec<(String, String)> {
+    let Some(unique) = ctx.unique.get(conn).filter(|u| !u.is_empty()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = desired
+        .iter()
+        .filter(|(attr, _)| unique.contains(attr))
+        .flat_map(|(attr, vs)| {
+            vs.iter()
+                .map(|v| (attr.key().to_string(), v.to_text().trim().to_lowercase()))
+        })
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A unique value that another object already holds: the message naming both objects.
+/// The MV object is recorded as waiting, so it is synced again when the value frees up.
+fn conflict(
+    tx: &WriteTx,
+    conn: &ConnectorName,
+    claims: &[(String, String)],
+    me: Option<CsId>,
+    mv: MvId,
+) -> Result<Option<String>, StoreError> {
+    for (attr, value) in claims {
+        let Some(holder) = tx.unique_holder(conn.as_str(), attr, value)? else {
+            continue;
+        };
+        if Some(holder) == me {
+            continue;
+        }
+        tx.wait_for_unique(conn.as_str(), attr, value, mv)?;
+        let holder_dn = tx.cs(holder)?.map(|r| r.dn.to_string()).unwrap_or_default();
+        let owner = tx
+            .link_of(holder)?
+            .map(|(m, _)| m.to_string())
+            .unwrap_or_else(|| "no metaverse object".into());
+        return Ok(Some(format!(
+            "conflict in {conn}: {attr} value {value:?} is already held by {holder_dn} ({owner}); \
+             {mv} is quarantined until one of them changes"
+        )));
+    }
+    Ok(None)
+}
+
 fn provision(
     tx: &WriteTx,
     ctx: &SyncContext<'_>,
@@ -121,6 +204,17 @@ fn provision(
         Ok(dn) => dn,
         Err(e) => return Ok(Err(e)),
     };
+    // A value another object holds stops provisioning before anything is created.
+    let desired = match desired_values(tx, ctx, mvrec, rule)? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    let claims = unique_claims(ctx, &rule.connector, &desired);
+    // An unlinked object already at the DN would be adopted: its own values are no conflict.
+    let adoptable = tx.cs_by_dn(&rule.connector, &dn)?;
+    if let Some(message) = conflict(tx, &rule.connector, &claims, adoptable, mv)? {
+        return Ok(Err(message));
+    }
     let (cs, rec) = match tx.cs_by_dn(&rule.connector, &dn)? {
         Some(cs) => {
             if let Some((owner, _)) = tx.link_of(cs)? {
@@ -155,6 +249,7 @@ fn provision(
                 error: None,
                 unresolved: Vec::new(),
                 unconfirmed: false,
+                claims: Vec::new(),
             };
             (cs, rec)
         }
@@ -177,28 +272,25 @@ fn update(
     mut rec: CsRecord,
     rule: &OutboundRule,
 ) -> Result<Result<(), String>, StoreError> {
-    let mut cache = HashMap::new();
-    let result = flows::outbound(
-        tx,
-        &mvrec.attrs,
-        &rule.flows,
-        &rule.connector,
-        ctx.now_ms / 1000,
-        &mut cache,
-    )?;
-    if let Some(message) = result.error {
+    let desired = match desired_values(tx, ctx, mvrec, rule)? {
+        Ok(d) => d,
         // Quarantined: the pending export stays as it was until the expression passes.
-        return Ok(Err(format!("outbound rule {:?}: {message}", rule.name)));
+        Err(e) => return Ok(Err(e)),
+    };
+    let claims = unique_claims(ctx, &rule.connector, &desired);
+    if let Some(message) = conflict(tx, &rule.connector, &claims, Some(cs), mv)? {
+        return Ok(Err(message));
     }
-    let desired: Vec<(AttrName, ValueSet)> = result
-        .values
-        .into_iter()
-        .filter_map(|(attr, v)| match v {
-            FlowValue::Values(vs) => Some((attr, vs)),
-            FlowValue::AuthoritativeNull => Some((attr, ValueSet::new())),
-            FlowValue::Ignore => None,
-        })
-        .collect();
+    for (attr, value) in &rec.claims {
+        if !claims.contains(&(attr.clone(), value.clone())) {
+            tx.release_unique(rule.connector.as_str(), attr, value, cs)?;
+        }
+    }
+    for (attr, value) in &claims {
+        tx.claim_unique(rule.connector.as_str(), attr, value, cs)?;
+    }
+    let claims_changed = claims != rec.claims;
+    rec.claims = claims;
     let mut problem = None;
     let desired_dn = match render_dn(rule, mvrec) {
         Ok(dn) => Some(dn),
@@ -250,7 +342,7 @@ fn update(
         .and_then(|e| e.new_dn.clone())
         .unwrap_or_else(|| rec.dn.clone());
     let moved = old_target_dn != new_target_dn;
-    if export != rec.export || moved || rec.object_type.is_none() {
+    if export != rec.export || moved || rec.object_type.is_none() || claims_changed {
         rec.export = export;
         rec.object_type = Some(mvrec.object_type);
         tx.put_cs(cs, &rec)?;
