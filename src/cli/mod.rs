@@ -220,7 +220,10 @@ fn open_store(config: &Config) -> Result<Store, u8> {
     Store::open(&config.state_file).map_err(|e: StoreError| {
         eprintln!("error: {e}");
         match e {
-            StoreError::Db { .. } | StoreError::Record { .. } => exit::OBJECT_ERRORS,
+            StoreError::Db { .. }
+            | StoreError::Record { .. }
+            | StoreError::Corrupted(..)
+            | StoreError::Unwritable(..) => exit::OBJECT_ERRORS,
             _ => exit::CONFIG,
         }
     })

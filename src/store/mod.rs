@@ -63,6 +63,16 @@ pub enum StoreError {
         /// Why.
         source: CodecError,
     },
+    /// The file is damaged.
+    #[error(
+        "state file {0} is damaged ({1}); restore the last backup with `bridgehead restore`, or move the file away and run `bridgehead cycle --full` to rebuild it from the directories"
+    )]
+    Corrupted(PathBuf, String),
+    /// The file cannot be opened for writing.
+    #[error(
+        "state file {0} cannot be opened: {1}; check that the service user owns it and that its file system is writable and not full"
+    )]
+    Unwritable(PathBuf, String),
     /// redb reported an error (IO, corruption, full disk).
     #[error("state file {path}: {message}")]
     Db {
@@ -121,6 +131,19 @@ impl Store {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::InUse(path.to_path_buf()));
+            }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(m))) if existed => {
+                return Err(StoreError::Corrupted(path.to_path_buf(), m));
+            }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied
+                        | std::io::ErrorKind::ReadOnlyFilesystem
+                        | std::io::ErrorKind::StorageFull
+                ) =>
+            {
+                return Err(StoreError::Unwritable(path.to_path_buf(), e.to_string()));
             }
             Err(e) if existed => {
                 return Err(StoreError::NotOurs(path.to_path_buf(), e.to_string()));
@@ -561,6 +584,26 @@ mod tests {
             std::fs::read(&path).unwrap(),
             b"hello, this is not a database"
         );
+    }
+
+    #[test]
+    fn a_damaged_file_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            let tx = store.write().unwrap();
+            tx.new_mv_id().unwrap();
+            tx.commit().unwrap();
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len / 3).unwrap();
+        drop(f);
+        let err = Store::open(&path).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Corrupted(..)), "{text}");
+        assert!(text.contains("bridgehead restore"), "{text}");
     }
 
     #[test]
