@@ -6,6 +6,7 @@
 //! an MVCC snapshot that never blocks the writer. Nothing here knows rules or protocols.
 
 mod backup;
+mod gates;
 pub mod records;
 mod tables;
 pub mod write;

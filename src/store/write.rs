@@ -21,8 +21,8 @@ pub enum LinkKind {
 
 /// One write transaction. Dropped without [`WriteTx::commit`] it rolls back.
 pub struct WriteTx {
-    tx: redb::WriteTransaction,
-    path: PathBuf,
+    pub(super) tx: redb::WriteTransaction,
+    pub(super) path: PathBuf,
     join_attrs: Vec<String>,
 }
 
@@ -181,76 +181,6 @@ impl WriteTx {
     pub fn set_import_digest(&self, id: CsId, digest: &[u8]) -> Result<(), StoreError> {
         let mut t = self.tx.open_table(CS_DIGEST).ctx(&self.path)?;
         t.insert(id.0, digest).ctx(&self.path)?;
-        Ok(())
-    }
-
-    /// The CS object holding a unique value in a connector, if any.
-    pub fn unique_holder(
-        &self,
-        conn: &str,
-        attr: &str,
-        value: &str,
-    ) -> Result<Option<CsId>, StoreError> {
-        let t = self.tx.open_table(UNIQUE).ctx(&self.path)?;
-        Ok(t.get((conn, attr, value))
-            .ctx(&self.path)?
-            .map(|g| CsId(g.value())))
-    }
-
-    /// Records that `cs` holds a unique value.
-    pub fn claim_unique(
-        &self,
-        conn: &str,
-        attr: &str,
-        value: &str,
-        cs: CsId,
-    ) -> Result<(), StoreError> {
-        let mut t = self.tx.open_table(UNIQUE).ctx(&self.path)?;
-        t.insert((conn, attr, value), cs.0).ctx(&self.path)?;
-        Ok(())
-    }
-
-    /// Gives a unique value up (if `cs` holds it) and queues the MV objects waiting for it.
-    pub fn release_unique(
-        &self,
-        conn: &str,
-        attr: &str,
-        value: &str,
-        cs: CsId,
-    ) -> Result<(), StoreError> {
-        let p = &self.path;
-        if self.unique_holder(conn, attr, value)? != Some(cs) {
-            return Ok(());
-        }
-        self.tx
-            .open_table(UNIQUE)
-            .ctx(p)?
-            .remove((conn, attr, value))
-            .ctx(p)?;
-        let waiters: Vec<u64> = {
-            let mut w = self.tx.open_multimap_table(UNIQUE_WAIT).ctx(p)?;
-            let mut out = Vec::new();
-            for v in w.remove_all((conn, attr, value)).ctx(p)? {
-                out.push(v.ctx(p)?.value());
-            }
-            out
-        };
-        for mv in waiters {
-            self.mark_outbound(MvId(mv))?;
-        }
-        Ok(())
-    }
-
-    /// Remembers that `mv` waits for a unique value to become free.
-    pub fn wait_for_unique(
-        &self,
-        conn: &str,
-        attr: &str,
-        value: &str,
-        mv: MvId,
-    ) -> Result<(), StoreError> {
-        let mut w = self.tx.open_multimap_table(UNIQUE_WAIT).ctx(&self.path)?;
-        w.insert((conn, attr, value), mv.0).ctx(&self.path)?;
         Ok(())
     }
 
@@ -682,69 +612,6 @@ impl WriteTx {
                 f(CsId(id), &rec)?;
             }
         }
-        Ok(())
-    }
-
-    fn id_set(
-        &self,
-        def: redb::TableDefinition<(&str, u64), u8>,
-        conn: &ConnectorName,
-    ) -> Result<Vec<CsId>, StoreError> {
-        let t = self.tx.open_table(def).ctx(&self.path)?;
-        let mut out = Vec::new();
-        for row in t
-            .range((conn.as_str(), 0u64)..=(conn.as_str(), u64::MAX))
-            .ctx(&self.path)?
-        {
-            out.push(CsId(row.ctx(&self.path)?.0.value().1));
-        }
-        Ok(out)
-    }
-
-    /// Deletes an admin approved for a connector.
-    pub fn approved_deletes(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
-        self.id_set(APPROVED_DELETES, conn)
-    }
-
-    /// Deletes held back for a connector.
-    pub fn blocked_deletes(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
-        self.id_set(BLOCKED_DELETES, conn)
-    }
-
-    /// Replaces the set of deletes held back for a connector.
-    pub fn set_blocked_deletes(
-        &self,
-        conn: &ConnectorName,
-        ids: &[CsId],
-    ) -> Result<(), StoreError> {
-        let p = &self.path;
-        let old = self.blocked_deletes(conn)?;
-        let mut t = self.tx.open_table(BLOCKED_DELETES).ctx(p)?;
-        for id in old {
-            t.remove((conn.as_str(), id.0)).ctx(p)?;
-        }
-        for id in ids {
-            t.insert((conn.as_str(), id.0), 1).ctx(p)?;
-        }
-        Ok(())
-    }
-
-    /// Approves exactly the deletes now held back; returns them.
-    pub fn approve_deletes(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
-        let held = self.blocked_deletes(conn)?;
-        let mut t = self.tx.open_table(APPROVED_DELETES).ctx(&self.path)?;
-        for id in &held {
-            t.insert((conn.as_str(), id.0), 1).ctx(&self.path)?;
-        }
-        drop(t);
-        self.set_blocked_deletes(conn, &[])?;
-        Ok(held)
-    }
-
-    /// Forgets an approval once its delete was exported (or is no longer pending).
-    pub fn consume_approval(&self, conn: &ConnectorName, id: CsId) -> Result<(), StoreError> {
-        let mut t = self.tx.open_table(APPROVED_DELETES).ctx(&self.path)?;
-        t.remove((conn.as_str(), id.0)).ctx(&self.path)?;
         Ok(())
     }
 
