@@ -19,4 +19,4 @@ pub use change::{
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use dn::{Dn, DnError};
 pub use ids::{Anchor, ConnectorName, CsId, MvId, NameError, ObjectType};
-pub use object::{Contribution, CsObject, MvObject};
+pub use object::{Contribution, CsObject};

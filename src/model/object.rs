@@ -1,10 +1,8 @@
 //! Connector-space and metaverse objects as the engine sees them.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::{Anchor, AttrName, Attributes, ConnectorName, CsId, Dn, MvId, ObjectType};
+use super::{Anchor, Attributes, ConnectorName, CsId, Dn};
 
 /// A connector-space object: the last imported state of one directory object (the hologram).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,17 +30,4 @@ pub struct Contribution {
     pub rule: String,
     /// That rule's precedence (lower wins).
     pub precedence: u32,
-}
-
-/// A metaverse object: one real identity, joined from any number of connector spaces.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MvObject {
-    /// Its id.
-    pub id: MvId,
-    /// person, group, contact or device.
-    pub object_type: ObjectType,
-    /// The joined attribute values; references are [`super::RefTarget::Mv`].
-    pub attrs: Attributes,
-    /// For each attribute, who supplied it (lineage for preview and the status page).
-    pub contributors: BTreeMap<AttrName, Contribution>,
 }
