@@ -89,6 +89,42 @@ pub struct InboundRule {
     pub flows: Vec<Flow>,
 }
 
+/// How an outbound rule builds target DNs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DnSource {
+    /// A template with `{attr}` placeholders.
+    Template(DnTemplate),
+    /// An expression whose (string) value is the DN, as in Azure AD Connect's rules.
+    Expression(expr::Expr),
+}
+
+impl DnSource {
+    /// Renders the DN for an MV object's attributes.
+    pub fn render(&self, attrs: &Attributes, now_secs: i64) -> Result<Dn, String> {
+        match self {
+            DnSource::Template(t) => t
+                .render(&|a: &AttrName| attrs.first_text(a.key()))
+                .map_err(|e| e.to_string()),
+            DnSource::Expression(e) => {
+                let view = ObjectView { attrs, dn: None };
+                match e.eval(&view, now_secs) {
+                    expr::Outcome::Values(vs) => {
+                        let text = vs
+                            .first()
+                            .map(Value::to_text)
+                            .ok_or_else(|| format!("DN expression {:?} gave no value", e.text()))?;
+                        Dn::parse(&text).map_err(|err| {
+                            format!("DN expression {:?} gave an invalid DN: {err}", e.text())
+                        })
+                    }
+                    expr::Outcome::Error(m) => Err(m),
+                    _ => Err(format!("DN expression {:?} gave no value", e.text())),
+                }
+            }
+        }
+    }
+}
+
 /// What happens to a target object when its MV object leaves scope or is deleted.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Deprovision {
@@ -123,7 +159,7 @@ pub struct OutboundRule {
     /// The structural object class of created objects.
     pub object_class: String,
     /// Builds the target DN from MV attributes.
-    pub dn_template: DnTemplate,
+    pub dn_template: DnSource,
     /// Attribute flows to the target.
     pub flows: Vec<Flow>,
     /// What to do when the MV object goes away or leaves scope.

@@ -724,3 +724,25 @@ fn a_unique_value_conflict_quarantines_the_later_object_and_clears_itself() {
     assert!(mv_errors(&lab).is_empty());
     assert_eq!(lab.target().len(), 3);
 }
+
+#[test]
+fn a_dn_expression_places_objects_and_moves_them_when_it_changes() {
+    let text = config(AD, "delete").replace(
+        "dn = \"uid={uid},ou=people,o=t\"",
+        "dn_expression = \"\\\"uid=\\\" & LCase([uid]) & \\\",ou=\\\" & IIF([title] = \\\"Boss\\\", \\\"bosses\\\", \\\"people\\\") & \\\",o=t\\\"\"",
+    );
+    let ann = |title: &str| user("1", "cn=Ann,dc=ad", "Ann", &format!("title: {title}\n"));
+    let mut lab = Lab::new(&text, &[("ad.ldif", &ann("Boss"))]);
+    lab.cycle();
+    assert!(lab.target().contains_key(&key("uid=ann,ou=bosses,o=t")));
+    lab.write("ad.ldif", &ann("Engineer"));
+    let run = lab.cycle();
+    assert_eq!(run.connectors[1].export.renames, 1);
+    let t = lab.target();
+    assert!(
+        t.contains_key(&key("uid=ann,ou=people,o=t")),
+        "{:?}",
+        t.keys()
+    );
+    assert_eq!(t.len(), 1);
+}

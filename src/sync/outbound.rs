@@ -96,9 +96,9 @@ pub fn sync_mv(
     Ok(())
 }
 
-fn render_dn(rule: &OutboundRule, mvrec: &MvRecord) -> Result<Dn, String> {
+fn render_dn(rule: &OutboundRule, mvrec: &MvRecord, now_secs: i64) -> Result<Dn, String> {
     rule.dn_template
-        .render(&|a: &AttrName| mvrec.attrs.first_text(a.key()))
+        .render(&mvrec.attrs, now_secs)
         .map_err(|e| format!("outbound rule {:?}: {e}", rule.name))
 }
 
@@ -200,7 +200,7 @@ fn provision(
     rule: &OutboundRule,
     stats: &mut SyncStats,
 ) -> Result<Result<(), String>, StoreError> {
-    let dn = match render_dn(rule, mvrec) {
+    let dn = match render_dn(rule, mvrec, ctx.now_ms / 1000) {
         Ok(dn) => dn,
         Err(e) => return Ok(Err(e)),
     };
@@ -292,7 +292,7 @@ fn update(
     let claims_changed = claims != rec.claims;
     rec.claims = claims;
     let mut problem = None;
-    let desired_dn = match render_dn(rule, mvrec) {
+    let desired_dn = match render_dn(rule, mvrec, ctx.now_ms / 1000) {
         Ok(dn) => Some(dn),
         Err(e) => {
             problem = Some(e);

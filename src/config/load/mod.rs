@@ -21,8 +21,8 @@ use super::{
 use crate::model::{AttrName, ConnectorName, Dn, ObjectType, Value};
 use crate::rules::expr::{CompileContext, Expr};
 use crate::rules::{
-    Deprovision, DnPart, DnTemplate, Flow, FlowSource, InboundRule, JoinCondition, JoinRule,
-    OutboundRule, RuleSet, ScopeClause, ScopeOp,
+    Deprovision, DnPart, DnSource, DnTemplate, Flow, FlowSource, InboundRule, JoinCondition,
+    JoinRule, OutboundRule, RuleSet, ScopeClause, ScopeOp,
 };
 
 /// Why a config file was refused.

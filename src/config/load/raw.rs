@@ -68,6 +68,7 @@ pub(super) struct RawOutbound {
     pub(super) object_class: Option<Spanned<String>>,
     pub(super) provision: Option<Spanned<bool>>,
     pub(super) dn: Option<Spanned<String>>,
+    pub(super) dn_expression: Option<Spanned<String>>,
     pub(super) deprovision: Option<Spanned<String>>,
     pub(super) disable_attribute: Option<Spanned<String>>,
     pub(super) disable_value: Option<Spanned<RawScalar>>,

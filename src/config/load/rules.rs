@@ -166,20 +166,33 @@ pub(super) fn check_outbound(
         )
         .and_then(|v| ctx.non_empty(v, &key("object_class"), "an object class"));
     let provision = r.provision.as_ref().is_none_or(|v| *v.get_ref());
-    let dn_template = ctx
-        .required(
-            &r.dn,
-            &span,
-            &key("dn"),
-            "a DN template like \"cn={cn},ou=People,dc=example,dc=com\"",
-        )
-        .and_then(|v| match DnTemplate::parse(v.get_ref()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                ctx.report(v.span().start, &key("dn"), e.to_string());
-                None
-            }
-        });
+    let dn_template = match (&r.dn, &r.dn_expression) {
+        (Some(_), Some(e)) => {
+            ctx.report(
+                e.span().start,
+                &key("dn_expression"),
+                "give either dn (a template) or dn_expression, not both",
+            );
+            None
+        }
+        (None, Some(e)) => {
+            compile_expression(ctx, e, &key("dn_expression"), false).map(DnSource::Expression)
+        }
+        _ => ctx
+            .required(
+                &r.dn,
+                &span,
+                &key("dn"),
+                "a DN template like \"cn={cn},ou=People,dc=example,dc=com\" (or dn_expression)",
+            )
+            .and_then(|v| match DnTemplate::parse(v.get_ref()) {
+                Ok(t) => Some(DnSource::Template(t)),
+                Err(e) => {
+                    ctx.report(v.span().start, &key("dn"), e.to_string());
+                    None
+                }
+            }),
+    };
     let deprovision = check_deprovision(ctx, r, &span, &p);
     let scope = check_scope(ctx, &r.scope, &p);
     let scope_expression = r

@@ -259,8 +259,9 @@ fn full_config_parses() {
             }],
             provision: true,
             object_class: "inetOrgPerson".into(),
-            dn_template: DnTemplate::parse("cn={cn},{container:dn},ou=People,dc=target,dc=example")
-                .unwrap(),
+            dn_template: DnSource::Template(
+                DnTemplate::parse("cn={cn},{container:dn},ou=People,dc=target,dc=example").unwrap(),
+            ),
             flows: vec![
                 Flow {
                     target: AttrName::new("cn"),
