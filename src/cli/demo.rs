@@ -63,16 +63,16 @@ pub fn run(dir: &Path, once: bool) -> u8 {
         }
     }
     drop(runner);
-    println!();
-    println!("demo folder:   {}", dir.display());
-    println!(
+    out!("");
+    out!("demo folder:   {}", dir.display());
+    out!(
         "source:        {} (edit it, then run a cycle)",
         ldif.display()
     );
-    println!("target:        {}", target.display());
-    println!("config:        {}", config_path.display());
-    println!("state file:    {}", config.state_file.display());
-    println!(
+    out!("target:        {}", target.display());
+    out!("config:        {}", config_path.display());
+    out!("state file:    {}", config.state_file.display());
+    out!(
         "next cycle:    bridgehead cycle -c {}   |   find someone: bridgehead search -c {} Jürgen",
         config_path.display(),
         config_path.display()
@@ -80,7 +80,7 @@ pub fn run(dir: &Path, once: bool) -> u8 {
     if once {
         return exit::OK;
     }
-    println!(
+    out!(
         "running every {:?}; stop with Ctrl-C",
         config.schedule.interval
     );

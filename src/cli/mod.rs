@@ -1,6 +1,17 @@
 //! The command line: argument parsing, logging setup, subcommands and exit codes. The
 //! composition root: the only module that wires config, store, runner and output together.
 
+/// Prints a line on stdout; a closed pipe (`bridgehead search … | head`) ends the process
+/// quietly, as it does for other Unix tools, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod demo;
 pub mod demo_data;
 mod output;
@@ -362,7 +373,7 @@ fn cmd_check(path: &Path) -> u8 {
         Ok(started) => started,
         Err(code) => return code,
     };
-    println!(
+    out!(
         "config {}: {} connectors, {} inbound and {} outbound rules",
         path.display(),
         config.connectors.len(),
@@ -371,8 +382,8 @@ fn cmd_check(path: &Path) -> u8 {
     );
     let store = Store::open(&config.state_file);
     match &store {
-        Ok(_) => println!("state file {}: ok", config.state_file.display()),
-        Err(e) => println!("state file: {e}"),
+        Ok(_) => out!("state file {}: ok", config.state_file.display()),
+        Err(e) => out!("state file: {e}"),
     }
     let mut connectors: Vec<_> = config
         .connectors
@@ -386,9 +397,9 @@ fn cmd_check(path: &Path) -> u8 {
     };
     for c in connectors.iter_mut() {
         match c.check() {
-            Ok(()) => println!("connector {}: ok", c.name()),
+            Ok(()) => out!("connector {}: ok", c.name()),
             Err(e) => {
-                println!("connector {}: {}", c.name(), e.message);
+                out!("connector {}: {}", c.name(), e.message);
                 code = exit::UNREACHABLE;
             }
         }
@@ -407,7 +418,7 @@ fn cmd_search(path: &Path, query: &str, limit: usize) -> u8 {
     };
     match output::search(&store, query, limit) {
         Ok(0) => {
-            println!("nothing matches {query:?}");
+            out!("nothing matches {query:?}");
             exit::OBJECT_ERRORS
         }
         Ok(_) => exit::OK,
@@ -430,7 +441,7 @@ fn cmd_backup(path: &Path, dest: &Path) -> u8 {
         .and_then(|copy| copy.read()?.counts());
     match result {
         Ok((cs, mv, pending)) => {
-            println!(
+            out!(
                 "backup {} written and verified in {:.2} s: {cs} connector-space objects, {mv} metaverse objects, {pending} pending exports",
                 dest.display(),
                 started.elapsed().as_secs_f64()
@@ -481,7 +492,7 @@ fn cmd_restore(path: &Path, src: &Path) -> u8 {
         );
         return exit::OBJECT_ERRORS;
     }
-    println!(
+    out!(
         "restored {} to {}: {} connector-space objects, {} metaverse objects, {} pending exports",
         src.display(),
         state.display(),
@@ -533,7 +544,7 @@ fn cmd_errors(path: &Path) -> u8 {
     };
     match output::errors(&store) {
         Ok(0) => {
-            println!("no object has an error");
+            out!("no object has an error");
             exit::OK
         }
         Ok(_) => exit::OBJECT_ERRORS,
@@ -555,14 +566,14 @@ fn cmd_approve(path: &Path, connector: &str) -> u8 {
     };
     match runner.approve_deletes(connector) {
         Ok(dns) if dns.is_empty() => {
-            println!("connector {connector} has no deletes held back");
+            out!("connector {connector} has no deletes held back");
             exit::OK
         }
         Ok(dns) => {
             for dn in &dns {
-                println!("released: {dn}");
+                out!("released: {dn}");
             }
-            println!(
+            out!(
                 "{} deletes approved for {connector}; the next cycle exports them",
                 dns.len()
             );

@@ -14,12 +14,15 @@ fn counts(c: &ChangeCounts) -> String {
 
 /// A table: one line per connector with import and export counts.
 pub fn print_summary(run: &RunRecord) {
-    println!(
+    out!(
         "{:<16} {:^27} | {:^27} | {:>6}",
-        "connector", "import add/upd/del/ren", "export add/upd/del/ren", "errors"
+        "connector",
+        "import add/upd/del/ren",
+        "export add/upd/del/ren",
+        "errors"
     );
     for c in &run.connectors {
-        println!(
+        out!(
             "{:<16} {} | {} | {:>6}",
             c.connector,
             counts(&c.import),
@@ -27,22 +30,24 @@ pub fn print_summary(run: &RunRecord) {
             c.errors
         );
     }
-    println!(
+    out!(
         "{} cycle finished in {:.2} s",
         run.mode,
         (run.finished_ms - run.started_ms) as f64 / 1000.0
     );
     if run.staging {
-        println!("STAGING MODE: nothing was exported; pending exports wait for review:");
+        out!("STAGING MODE: nothing was exported; pending exports wait for review:");
         for c in run.connectors.iter().filter(|c| c.pending > 0) {
-            println!("  {}: {} pending exports", c.connector, c.pending);
+            out!("  {}: {} pending exports", c.connector, c.pending);
         }
     }
     for c in run.connectors.iter().filter(|c| c.blocked_deletes > 0) {
-        println!(
+        out!(
             "{}: {} deletes held back by the deletion threshold; review them with `bridgehead \
              search`, release them with `bridgehead approve --connector {}`",
-            c.connector, c.blocked_deletes, c.connector
+            c.connector,
+            c.blocked_deletes,
+            c.connector
         );
     }
 }
@@ -50,7 +55,7 @@ pub fn print_summary(run: &RunRecord) {
 /// The run record as one JSON object on stdout.
 pub fn print_json(run: &RunRecord) {
     match serde_json::to_string(run) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => out!("{s}"),
         Err(e) => eprintln!("error: cannot encode the run as JSON: {e}"),
     }
 }
@@ -100,7 +105,7 @@ pub fn search(store: &Store, query: &str, limit: usize) -> Result<usize, StoreEr
     })?;
     for id in &hits {
         let Some(mv) = tx.mv(*id)? else { continue };
-        println!(
+        out!(
             "{id} {}{}",
             mv.object_type,
             if mv.deleted { " (deleted)" } else { "" }
@@ -111,10 +116,10 @@ pub fn search(store: &Store, query: &str, limit: usize) -> Result<usize, StoreEr
                 .map(|c| format!("  [{} / {}]", c.connector, c.rule))
                 .unwrap_or_default();
             let vals: Vec<String> = values.iter().map(|v| v.to_text()).collect();
-            println!("    {name}: {}{from}", vals.join("; "));
+            out!("    {name}: {}{from}", vals.join("; "));
         }
         if let Some(e) = &mv.error {
-            println!("    error: {} ({} times)", e.message, e.attempts);
+            out!("    error: {} ({} times)", e.message, e.attempts);
         }
         for cs in tx.links_of(*id)? {
             if let Some(rec) = tx.cs(cs)? {
@@ -134,12 +139,13 @@ fn print_cs(id: CsId, rec: &CsRecord, prefix: &str) {
         .as_ref()
         .map(|a| crate::model::Anchor::new(a.clone()).to_string())
         .unwrap_or_else(|| "(not exported yet)".into());
-    println!(
+    out!(
         "{prefix}{id} [{}] {} anchor={anchor}",
-        rec.connector, rec.dn
+        rec.connector,
+        rec.dn
     );
     if let Some(e) = &rec.export {
-        println!(
+        out!(
             "      pending {:?}: {} changes{}",
             e.kind,
             e.changes.len(),
@@ -150,10 +156,10 @@ fn print_cs(id: CsId, rec: &CsRecord, prefix: &str) {
         );
     }
     for (attr, dn) in &rec.unresolved {
-        println!("      waiting: {attr} → {dn} (not in the metaverse yet)");
+        out!("      waiting: {attr} → {dn} (not in the metaverse yet)");
     }
     if let Some(e) = &rec.error {
-        println!("      error: {} ({} times)", e.message, e.attempts);
+        out!("      error: {} ({} times)", e.message, e.attempts);
     }
 }
 
@@ -176,12 +182,12 @@ fn change_text(c: &crate::model::AttrChange) -> String {
 /// Prints a preview: rules in scope, the join decision, MV attributes with lineage, exports.
 pub fn print_preview(connector: &str, dn: &crate::model::Dn, p: &crate::sync::Preview) {
     use crate::sync::Decision;
-    println!("{connector} {dn} ({})", p.cs);
+    out!("{connector} {dn} ({})", p.cs);
     if p.rules.is_empty() {
-        println!("  no inbound rule for its object class");
+        out!("  no inbound rule for its object class");
     }
     for r in &p.rules {
-        println!(
+        out!(
             "  rule {:?}: {}",
             r.rule,
             if r.in_scope {
@@ -198,20 +204,20 @@ pub fn print_preview(connector: &str, dn: &crate::model::Dn, p: &crate::sync::Pr
         Decision::Disconnects(mv) => format!("disconnects from {mv}"),
         Decision::StaysDisconnector => "stays a disconnector".to_string(),
     };
-    println!("  decision: {decision}");
+    out!("  decision: {decision}");
     for (name, values, from) in &p.attributes {
         let vals: Vec<String> = values.iter().map(|v| v.to_text()).collect();
         let from = from
             .as_ref()
             .map(|c| format!("  [{} / {}]", c.connector, c.rule))
             .unwrap_or_default();
-        println!("    {name}: {}{from}", vals.join("; "));
+        out!("    {name}: {}{from}", vals.join("; "));
     }
     for (attr, dn) in &p.unresolved {
-        println!("  waiting: {attr} → {dn} (not in the metaverse yet)");
+        out!("  waiting: {attr} → {dn} (not in the metaverse yet)");
     }
     if p.exports.is_empty() {
-        println!("  exports: none");
+        out!("  exports: none");
     }
     for e in &p.exports {
         let rename = e
@@ -219,13 +225,13 @@ pub fn print_preview(connector: &str, dn: &crate::model::Dn, p: &crate::sync::Pr
             .as_ref()
             .map(|d| format!(" → {d}"))
             .unwrap_or_default();
-        println!("  export to {}: {:?} {}{rename}", e.connector, e.kind, e.dn);
+        out!("  export to {}: {:?} {}{rename}", e.connector, e.kind, e.dn);
         for c in &e.changes {
-            println!("    {}", change_text(c));
+            out!("    {}", change_text(c));
         }
     }
     for e in &p.errors {
-        println!("  error: {e}");
+        out!("  error: {e}");
     }
 }
 
@@ -252,7 +258,7 @@ fn when(ms: i64) -> String {
 }
 
 fn print_error(e: &crate::store::ErrorRecord) {
-    println!(
+    out!(
         "    {} (first {}, last {}, {} attempts)",
         e.message,
         when(e.first_seen_ms),
@@ -268,7 +274,7 @@ pub fn errors(store: &Store) -> Result<usize, StoreError> {
     tx.for_each_cs(None, &mut |id, rec| {
         if let Some(e) = &rec.error {
             n += 1;
-            println!("{id} [{}] {}", rec.connector, rec.dn);
+            out!("{id} [{}] {}", rec.connector, rec.dn);
             print_error(e);
         }
         Ok(())
@@ -281,7 +287,7 @@ pub fn errors(store: &Store) -> Result<usize, StoreError> {
                 .first_text("displayName")
                 .or_else(|| rec.attrs.first_text("cn"))
                 .unwrap_or_default();
-            println!("{id} {} {name}", rec.object_type);
+            out!("{id} {} {name}", rec.object_type);
             print_error(e);
         }
         Ok(())
