@@ -9,22 +9,6 @@ use super::{DbContext, StoreError, WriteTx};
 use crate::model::{ConnectorName, CsId, MvId};
 
 impl WriteTx {
-    fn id_set(
-        &self,
-        def: redb::TableDefinition<(&str, u64), u8>,
-        conn: &ConnectorName,
-    ) -> Result<Vec<CsId>, StoreError> {
-        let t = self.tx.open_table(def).ctx(&self.path)?;
-        let mut out = Vec::new();
-        for row in t
-            .range((conn.as_str(), 0u64)..=(conn.as_str(), u64::MAX))
-            .ctx(&self.path)?
-        {
-            out.push(CsId(row.ctx(&self.path)?.0.value().1));
-        }
-        Ok(out)
-    }
-
     /// Deletes an admin approved for a connector.
     pub fn approved_deletes(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
         self.id_set(APPROVED_DELETES, conn)

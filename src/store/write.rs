@@ -578,7 +578,16 @@ impl WriteTx {
 
     /// Objects with a pending export in a connector space, in id order.
     pub fn pending_exports(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
-        let t = self.tx.open_table(PENDING).ctx(&self.path)?;
+        self.id_set(PENDING, conn)
+    }
+
+    /// The CS ids of one connector in a (connector, CS id) keyed table, in id order.
+    pub(super) fn id_set(
+        &self,
+        def: redb::TableDefinition<(&str, u64), u8>,
+        conn: &ConnectorName,
+    ) -> Result<Vec<CsId>, StoreError> {
+        let t = self.tx.open_table(def).ctx(&self.path)?;
         let mut out = Vec::new();
         for row in t
             .range((conn.as_str(), 0u64)..=(conn.as_str(), u64::MAX))
