@@ -616,6 +616,38 @@ mod tests {
     }
 
     #[test]
+    fn random_input_never_panics_and_accepted_dns_round_trip() {
+        // xorshift: reproducible without a crate; tokens bias towards the tricky parts.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let tokens = [
+            "cn", "OU", "dc", "2.5.4.3", "=", ",", ";", "+", "\\", "\\,", "\\2c", "\\c3\\bc", "#",
+            "#04", "\"", " ", "a", "Ä", "李", "\\ ", "\\#", "x=y", "\u{0}", "<", ">",
+        ];
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let n = (next() % 12) as usize;
+            let text: String = (0..n)
+                .map(|_| tokens[(next() % tokens.len() as u64) as usize])
+                .collect();
+            let Ok(d) = Dn::parse(&text) else { continue };
+            accepted += 1;
+            // What we print parses back to the same DN, and so does the normal form.
+            let again = Dn::parse(d.as_str()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(again, d, "{text:?}");
+            let normal = Dn::parse(d.norm()).unwrap_or_else(|e| panic!("{text:?} norm: {e}"));
+            assert_eq!(normal.norm(), d.norm(), "{text:?}");
+            let _ = (d.parent(), d.rdn(), d.rdn_value(), d.depth());
+        }
+        assert!(accepted > 1_000, "only {accepted} random DNs parsed");
+    }
+
+    #[test]
     fn malformed_dns_are_refused() {
         for bad in ["cn", "cn=a,", "=a", "cn=a\\", "cn=a\\q", "1cn=a", "cn=#abc"] {
             assert!(Dn::parse(bad).is_err(), "{bad}");
