@@ -16,7 +16,7 @@ pub use change::{
     AttrChange, ChangeOp, ExportItem, ExportKind, ExportOutcome, ImportChange, ImportedObject,
     Watermark,
 };
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{Clock, FixedClock, SystemClock, civil_from_days};
 pub use dn::{Dn, DnError};
 pub use ids::{Anchor, ConnectorName, CsId, MvId, NameError, ObjectType};
 pub use object::{Contribution, CsObject};

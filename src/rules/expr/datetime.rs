@@ -2,6 +2,8 @@
 //! Gregorian, UTC), parsing date text for `CDate`, .NET-style format strings for
 //! `FormatDateTime`, AD file times, and `DateAdd` intervals. Pure integer code, no clock.
 
+use crate::model::civil_from_days;
+
 /// Seconds per day.
 const DAY: i64 = 86_400;
 /// Seconds from 1601-01-01 (the Windows FILETIME epoch) to 1970-01-01.
@@ -23,21 +25,6 @@ pub(super) struct Civil {
     pub hour: u32,
     pub minute: u32,
     pub second: u32,
-}
-
-/// Days since 1970-01-01 → (year, month, day). Howard Hinnant's `civil_from_days`; valid for
-/// every `i64 / 86400`.
-pub(super) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// (year, month, day) → days since 1970-01-01. Callers keep |year| within a few million.
