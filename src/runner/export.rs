@@ -108,12 +108,16 @@ pub fn run(
         let (approved_now, unapproved): (Vec<_>, Vec<_>) = deletes
             .into_iter()
             .partition(|(_, _, id)| approved.contains(id));
-        let population = tx.anchored_cs_ids(&conn)?.len() as u64;
         let n = unapproved.len() as u64;
         let over = n > threshold.count
-            || threshold
-                .percent
-                .is_some_and(|p| n * 100 > u64::from(p) * population.max(1));
+            || match threshold.percent {
+                // The connector's size is read only when a percentage can matter.
+                Some(p) if n > 0 => {
+                    let population = tx.anchored_cs_ids(&conn)?.len() as u64;
+                    n * 100 > u64::from(p) * population.max(1)
+                }
+                _ => false,
+            };
         let held: Vec<crate::model::CsId> = if over {
             unapproved.iter().map(|(_, _, id)| *id).collect()
         } else {

@@ -179,19 +179,29 @@ impl Runner {
         Ok(out)
     }
 
-    /// What sync would do to the object at `dn` in `connector`'s space, changing nothing:
-    /// the real sync runs in a write transaction that is rolled back.
-    pub fn preview(&self, connector: &str, dn: &Dn) -> Result<Option<sync::Preview>, RunError> {
-        let conn = ConnectorName::new(connector)
+    /// A configured connector's name, or the error a command line shows for a wrong one.
+    fn connector_name(&self, name: &str) -> Result<ConnectorName, RunError> {
+        ConnectorName::new(name)
             .ok()
             .filter(|c| self.config.connector(c).is_some())
-            .ok_or_else(|| RunError::UnknownConnector(connector.to_string()))?;
-        let ctx = SyncContext {
+            .ok_or_else(|| RunError::UnknownConnector(name.to_string()))
+    }
+
+    /// What the sync engine needs from the config, at the current time.
+    fn sync_context(&self) -> SyncContext<'_> {
+        SyncContext {
             rules: &self.config.rules,
             partitions: &self.partitions,
             unique: &self.unique,
             now_ms: self.clock.now_ms(),
-        };
+        }
+    }
+
+    /// What sync would do to the object at `dn` in `connector`'s space, changing nothing:
+    /// the real sync runs in a write transaction that is rolled back.
+    pub fn preview(&self, connector: &str, dn: &Dn) -> Result<Option<sync::Preview>, RunError> {
+        let conn = self.connector_name(connector)?;
+        let ctx = self.sync_context();
         let tx = self.store.write()?;
         let preview = sync::preview(&tx, &ctx, &conn, dn)?;
         // Dropped uncommitted: the preview leaves no trace.
@@ -371,10 +381,7 @@ impl Runner {
     /// Releases exactly the deletes the threshold is holding back for `connector`; they go
     /// out with the next export. Returns the DNs released.
     pub fn approve_deletes(&self, connector: &str) -> Result<Vec<String>, RunError> {
-        let conn = ConnectorName::new(connector)
-            .ok()
-            .filter(|c| self.config.connector(c).is_some())
-            .ok_or_else(|| RunError::UnknownConnector(connector.to_string()))?;
+        let conn = self.connector_name(connector)?;
         let tx = self.store.write()?;
         let ids = tx.approve_deletes(&conn)?;
         let mut dns = Vec::with_capacity(ids.len());
@@ -393,12 +400,7 @@ impl Runner {
         full: bool,
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<SyncStats, RunError> {
-        let ctx = SyncContext {
-            rules: &self.config.rules,
-            partitions: &self.partitions,
-            unique: &self.unique,
-            now_ms: self.clock.now_ms(),
-        };
+        let ctx = self.sync_context();
         let mut stats = SyncStats::default();
         if full {
             let tx = self.store.write()?;

@@ -309,6 +309,22 @@ fn check_magic_and_format(
     Ok(true)
 }
 
+/// The CS ids of one connector in a table keyed by (connector, CS id), in id order.
+pub(crate) fn ids_of(
+    table: &impl ReadableTable<(&'static str, u64), u8>,
+    conn: &ConnectorName,
+    path: &Path,
+) -> Result<Vec<CsId>, StoreError> {
+    let mut out = Vec::new();
+    for row in table
+        .range((conn.as_str(), 0u64)..=(conn.as_str(), u64::MAX))
+        .ctx(path)?
+    {
+        out.push(CsId(row.ctx(path)?.0.value().1));
+    }
+    Ok(out)
+}
+
 /// Decodes a record and names the table and key when it fails.
 pub(crate) fn decode_at<T: serde::de::DeserializeOwned>(
     path: &Path,
@@ -438,24 +454,13 @@ impl ReadTx {
     /// Deletes held back by the deletion threshold for a connector.
     pub fn blocked_deletes(&self, connector: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
         let t = self.tx.open_table(BLOCKED_DELETES).ctx(&self.path)?;
-        let mut out = Vec::new();
-        let range = (connector.as_str(), 0u64)..=(connector.as_str(), u64::MAX);
-        for row in t.range(range).ctx(&self.path)? {
-            out.push(CsId(row.ctx(&self.path)?.0.value().1));
-        }
-        Ok(out)
+        ids_of(&t, connector, &self.path)
     }
 
     /// Number of pending exports of a connector.
     pub fn pending_count(&self, connector: &ConnectorName) -> Result<u64, StoreError> {
         let t = self.tx.open_table(PENDING).ctx(&self.path)?;
-        let range = (connector.as_str(), 0u64)..=(connector.as_str(), u64::MAX);
-        let mut n = 0;
-        for row in t.range(range).ctx(&self.path)? {
-            row.ctx(&self.path)?;
-            n += 1;
-        }
-        Ok(n)
+        Ok(ids_of(&t, connector, &self.path)?.len() as u64)
     }
 
     /// Counts: (CS objects, MV objects, pending exports).

@@ -588,14 +588,7 @@ impl WriteTx {
         conn: &ConnectorName,
     ) -> Result<Vec<CsId>, StoreError> {
         let t = self.tx.open_table(def).ctx(&self.path)?;
-        let mut out = Vec::new();
-        for row in t
-            .range((conn.as_str(), 0u64)..=(conn.as_str(), u64::MAX))
-            .ctx(&self.path)?
-        {
-            out.push(CsId(row.ctx(&self.path)?.0.value().1));
-        }
-        Ok(out)
+        super::ids_of(&t, conn, &self.path)
     }
 
     /// Calls `f` for each CS object of a connector (for writers that render a whole file).

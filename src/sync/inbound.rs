@@ -56,7 +56,7 @@ pub fn sync_cs(
         if let Some((mv, _)) = link {
             tx.unlink(id)?;
             stats.disconnected += 1;
-            recompute(tx, ctx, mv, stats)?;
+            recompute(tx, ctx, mv, None, stats)?;
             // Even if no MV attribute changed, outbound must see the object gone: a target
             // object deleted in its directory is provisioned again.
             tx.mark_outbound(mv)?;
@@ -72,14 +72,16 @@ pub fn sync_cs(
             // against the new hologram; a rule reading it back may contribute too.
             tx.mark_outbound(mv)?;
             if rule.is_some() {
-                recompute(tx, ctx, mv, stats)?;
+                recompute(tx, ctx, mv, Some((id, &rec)), stats)?;
             }
         }
-        (Some((mv, LinkKind::Inbound)), Some(_)) => recompute(tx, ctx, mv, stats)?,
+        (Some((mv, LinkKind::Inbound)), Some(_)) => {
+            recompute(tx, ctx, mv, Some((id, &rec)), stats)?
+        }
         (Some((mv, LinkKind::Inbound)), None) => {
             tx.unlink(id)?;
             stats.disconnected += 1;
-            recompute(tx, ctx, mv, stats)?;
+            recompute(tx, ctx, mv, None, stats)?;
             tx.mark_outbound(mv)?;
             requeue_referrers(tx, &rec.connector, &rec.dn)?;
         }
@@ -104,7 +106,7 @@ pub fn sync_cs(
                 }
             };
             tx.link(id, conn.as_str(), mv, LinkKind::Inbound)?;
-            recompute(tx, ctx, mv, stats)?;
+            recompute(tx, ctx, mv, Some((id, &rec)), stats)?;
             requeue_referrers(tx, &rec.connector, &rec.dn)?;
         }
         (None, None) => {}
@@ -158,11 +160,13 @@ fn join(
 }
 
 /// Recomputes an MV object's attributes from every CS object linked to it, applying
-/// precedence; deletes it (via outbound) when no inbound link is left.
+/// precedence; deletes it (via outbound) when no inbound link is left. `known` is a linked
+/// object the caller already read, so it is not decoded again.
 pub fn recompute(
     tx: &WriteTx,
     ctx: &SyncContext<'_>,
     mv: MvId,
+    known: Option<(CsId, &CsRecord)>,
     stats: &mut SyncStats,
 ) -> Result<(), StoreError> {
     let Some(mut mvrec) = tx.mv(mv)? else {
@@ -174,7 +178,11 @@ pub fn recompute(
         BTreeMap::new();
     let mut order = 0usize;
     for (_, cs) in tx.links_of(mv)? {
-        let Some(mut rec) = tx.cs(cs)? else { continue };
+        let read = match known {
+            Some((id, rec)) if id == cs => Some(rec.clone()),
+            _ => tx.cs(cs)?,
+        };
+        let Some(mut rec) = read else { continue };
         if rec.deleted {
             continue;
         }

@@ -257,9 +257,19 @@ fn provision(
     let _ = ctx;
     tx.link(cs, rule.connector.as_str(), mv, LinkKind::Provisioned)?;
     stats.provisioned += 1;
-    let r = update(tx, ctx, mv, mvrec, cs, rec, rule)?;
+    let desired = Desired {
+        rule,
+        values: desired,
+    };
+    let r = apply_desired(tx, ctx, mv, mvrec, cs, rec, desired)?;
     requeue_referrers(tx, mv)?;
     Ok(r)
+}
+
+/// What one outbound rule wants a target object to hold.
+struct Desired<'r> {
+    rule: &'r OutboundRule,
+    values: Vec<(AttrName, ValueSet)>,
 }
 
 /// Computes the pending export of a linked target object.
@@ -269,14 +279,32 @@ fn update(
     mv: MvId,
     mvrec: &MvRecord,
     cs: CsId,
-    mut rec: CsRecord,
+    rec: CsRecord,
     rule: &OutboundRule,
 ) -> Result<Result<(), String>, StoreError> {
-    let desired = match desired_values(tx, ctx, mvrec, rule)? {
+    let values = match desired_values(tx, ctx, mvrec, rule)? {
         Ok(d) => d,
         // Quarantined: the pending export stays as it was until the expression passes.
         Err(e) => return Ok(Err(e)),
     };
+    apply_desired(tx, ctx, mv, mvrec, cs, rec, Desired { rule, values })
+}
+
+/// Turns the desired values into the pending export (a diff against the hologram), after
+/// the unique-value check; keeps the object's unique-value claims in step.
+fn apply_desired(
+    tx: &WriteTx,
+    ctx: &SyncContext<'_>,
+    mv: MvId,
+    mvrec: &MvRecord,
+    cs: CsId,
+    mut rec: CsRecord,
+    desired: Desired<'_>,
+) -> Result<Result<(), String>, StoreError> {
+    let Desired {
+        rule,
+        values: desired,
+    } = desired;
     let claims = unique_claims(ctx, &rule.connector, &desired);
     if let Some(message) = conflict(tx, &rule.connector, &claims, Some(cs), mv)? {
         return Ok(Err(message));
