@@ -13,19 +13,34 @@ set -euo pipefail
 readonly MUSL_TARGET=x86_64-unknown-linux-musl
 readonly BIN_NAME=bridgehead
 
-# System packages, as "command-that-proves-it-is-there:debian-package".
+# System packages, as "command-that-proves-it-is-there:debian-package" (or, for a package
+# without a command, "/path/that/proves/it:debian-package").
 # Later steps will add here (see "Directory servers" below):
-#   samba samba-ad-dc winbind krb5-user python3-samba   (Samba AD DC, LAB.md)
-#   slapd ldap-utils                                     (OpenLDAP, LAB.md)
 #   python3-venv                                         (scim2-server from PyPI, LAB.md)
-# Installing samba/slapd starts their system daemons on Debian; the tests run private
-# instances on their own addresses/ports, so stop or mask the system ones (or install under
-# a policy-rc.d that returns 101) when adding them.
+# Installing samba/slapd would start their system daemons on Debian; the tests run private
+# instances on their own addresses/ports, so ensure_system_packages installs under a
+# policy-rc.d that returns 101.
 readonly SYSTEM_PACKAGES=(
     "cc:build-essential"   # C compiler and linker for build scripts (ring's C code)
     "pkg-config:pkg-config"
     "musl-gcc:musl-tools"  # C compiler for the static x86_64-unknown-linux-musl build (ring)
     "file:file"            # to check that the release binary is statically linked
+    "chromium:chromium"               # the status page's real-browser test (tests/e2e/web_browser.rs)
+    "chromedriver:chromium-driver"    # drives it over W3C WebDriver on loopback
+    # The real-server lab (tests/support/lab, LAB.md). An entry starting with / names a file
+    # that proves a package without a command is there. samba's AD parts are Recommends,
+    # which --no-install-recommends skips, so they are listed themselves; samba-ad-dc (only
+    # docs and a dependency list) and winbind are not needed: the lab runs `samba` with
+    # `server services=ldap`.
+    "samba:samba"                                                # the AD DC daemon
+    "samba-tool:samba-common-bin"                                # domain provision
+    "/usr/share/samba/setup/provision_users.ldif:samba-ad-provision" # provisioning templates
+    "/usr/lib/*/samba/ldb/samldb.so:samba-dsdb-modules"          # sam.ldb's ldb modules
+    "/usr/lib/python3/dist-packages/samba/samdb.py:python3-samba" # bulk loads (samba_load.py)
+    "slapd:slapd"                                                # OpenLDAP server, slapadd
+    "ldapsearch:ldap-utils"                                      # ldapadd/modify/delete/search
+    "openssl:openssl"                                            # the lab CA and certificates
+    "ss:iproute2"                                                # ip addr add 127.0.0.2; ss
 )
 
 # Per-step time limits in minutes, applied when unattended (CI=true or no terminal). A
@@ -150,10 +165,22 @@ as_root() {
     fi
 }
 
+# present PROOF: whether a SYSTEM_PACKAGES proof holds: a command (on PATH, or in /usr/sbin
+# or /sbin, where daemons live and a non-root PATH does not look), or for a package without
+# a command an absolute path, which may be a glob (multiarch library folders).
+present() {
+    local proof=$1
+    if [[ $proof == /* ]]; then
+        compgen -G "$proof" >/dev/null
+    else
+        command -v "$proof" >/dev/null || [[ -x /usr/sbin/$proof || -x /sbin/$proof ]]
+    fi
+}
+
 ensure_system_packages() {
     local entry missing=()
     for entry in "${SYSTEM_PACKAGES[@]}"; do
-        if ! command -v "${entry%%:*}" >/dev/null; then
+        if ! present "${entry%%:*}"; then
             missing+=("${entry#*:}")
         fi
     done
@@ -171,8 +198,21 @@ ensure_system_packages() {
     # Wait for another apt/dpkg (e.g. unattended-upgrades at boot) instead of failing.
     local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300)
     as_root "${apt[@]}" update || die "apt-get update failed"
-    as_root "${apt[@]}" install -y --no-install-recommends "${missing[@]}" ||
-        die "apt-get install ${missing[*]} failed"
+    # Installing samba or slapd starts their system daemons, which would hold 127.0.0.1:389
+    # and :636 that the lab's own servers need. A policy-rc.d answering 101 ("forbidden")
+    # keeps invoke-rc.d and deb-systemd-invoke from starting anything during the install;
+    # one already there (Docker images have one) is left alone, ours is removed afterwards.
+    local policy=/usr/sbin/policy-rc.d added_policy=false rc=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\n# test.sh: start no services while installing test packages\nexit 101\n' |
+            as_root tee "$policy" >/dev/null && as_root chmod 755 "$policy" && added_policy=true ||
+            die "cannot write $policy"
+    fi
+    as_root "${apt[@]}" install -y --no-install-recommends "${missing[@]}" || rc=$?
+    if $added_policy; then
+        as_root rm -f "$policy" || die "cannot remove $policy; remove it by hand"
+    fi
+    ((rc == 0)) || die "apt-get install ${missing[*]} failed"
 }
 
 ensure_rust() {
