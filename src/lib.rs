@@ -11,6 +11,7 @@
 //! - [`connector`]: one protocol each; import changes, apply exports.
 //! - [`sync`]: inbound and outbound sync over one store transaction.
 //! - [`runner`]: run profiles, the cycle and the scheduler; where connectors meet the store.
+//! - [`web`]: the HTTPS status page, JSON API and metrics; reads snapshots, asks the runner.
 //! - [`cli`]: the command line, the composition root.
 
 pub mod cli;
@@ -21,3 +22,4 @@ pub mod rules;
 pub mod runner;
 pub mod store;
 pub mod sync;
+pub mod web;

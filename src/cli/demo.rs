@@ -10,7 +10,7 @@ use super::{exit, init_logging, load_config, output, runner_for, serve};
 use crate::runner::{CycleOptions, Shutdown};
 
 /// Runs the demo in `dir`.
-pub fn run(dir: &Path, once: bool) -> u8 {
+pub fn run(dir: &Path, once: bool, listen: Option<std::net::SocketAddr>) -> u8 {
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!("error: cannot create demo folder {}: {e}", dir.display());
         return exit::CONFIG;
@@ -35,10 +35,13 @@ pub fn run(dir: &Path, once: bool) -> u8 {
             return exit::CONFIG;
         }
     }
-    let config = match load_config(&config_path) {
+    let mut config = match load_config(&config_path) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(addr) = listen {
+        config.web.listen = addr;
+    }
     let _guard = init_logging(if once {
         None
     } else {
@@ -84,5 +87,5 @@ pub fn run(dir: &Path, once: bool) -> u8 {
         "running every {:?}; stop with Ctrl-C",
         config.schedule.interval
     );
-    serve(config)
+    serve(config, true)
 }

@@ -15,6 +15,7 @@ macro_rules! out {
 mod demo;
 pub mod demo_data;
 mod output;
+mod status_page;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -141,6 +142,18 @@ enum Command {
         /// Run one cycle and exit instead of staying on the schedule.
         #[arg(long)]
         once: bool,
+        /// The status page's address (default from the config: 127.0.0.1:8443).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Set the status page's admin password (also while `run` is active).
+    Passwd {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Generate a random password and write it to a 0600 file beside the state file.
+        #[arg(long)]
+        generate: bool,
     },
 }
 
@@ -170,7 +183,8 @@ pub fn main() -> ExitCode {
         Command::Approve { config, connector } => cmd_approve(&config, &connector),
         Command::Backup { config, dest } => cmd_backup(&config, &dest),
         Command::Restore { config, src } => cmd_restore(&config, &src),
-        Command::Demo { dir, once } => demo::run(&dir, once),
+        Command::Demo { dir, once, listen } => demo::run(&dir, once, listen),
+        Command::Passwd { config, generate } => status_page::passwd(&config, generate),
     };
     ExitCode::from(code)
 }
@@ -295,25 +309,41 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
         })
 }
 
-/// Runs the scheduler until a signal; shared by `run` and `demo`.
-fn serve(config: Config) -> u8 {
+/// Runs the scheduler and the status page until a signal; shared by `run` and `demo`
+/// (which also prints where the status page is).
+fn serve(config: Config, announce: bool) -> u8 {
     let Ok(rt) = runtime() else {
         return exit::OBJECT_ERRORS;
     };
     let shutdown = Shutdown::default();
     let interval = config.schedule.interval;
     let state = config.state_file.clone();
-    let runner = match runner_for(config, shutdown.clone()) {
+    let clock: Arc<dyn crate::model::Clock> = Arc::new(SystemClock);
+    let mut runner = match runner_for(config.clone(), shutdown.clone()) {
         Ok(r) => r,
         Err(code) => return code,
     };
     tracing::info!(state_file = %state.display(), ?interval, "bridgehead running");
+    let (handle, inbox) = crate::runner::handle::channel(Arc::clone(&clock));
+    runner.attach(handle.live());
     shutdown_on_signals(&rt, &shutdown);
+    let web = config
+        .web
+        .enabled
+        .then(|| status_page::start(&rt, &config, &runner, handle, clock, &shutdown, announce))
+        .flatten();
     rt.block_on(scheduler::run(
         Arc::new(Mutex::new(runner)),
         interval,
         shutdown,
+        inbox,
     ));
+    if let Some(server) = web {
+        // The server saw the same shutdown flag; give open requests a moment to finish.
+        let _ = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(12), server).await
+        });
+    }
     tracing::info!("stopped");
     exit::OK
 }
@@ -324,7 +354,7 @@ fn cmd_run(path: &Path) -> u8 {
         Err(code) => return code,
     };
     let _guard = init_logging(config.log_dir.as_deref());
-    serve(config)
+    serve(config, false)
 }
 
 fn cmd_cycle(path: &Path, full: bool, only: Option<String>, json: bool) -> u8 {

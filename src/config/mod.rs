@@ -34,6 +34,44 @@ pub struct Config {
     pub connectors: Vec<ConnectorConfig>,
     /// Sync rules.
     pub rules: RuleSet,
+    /// The HTTPS status page.
+    pub web: WebConfig,
+}
+
+/// The HTTPS status page (`[web]`).
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// Serve it at all (default true).
+    pub enabled: bool,
+    /// Address and port (default 127.0.0.1:8443; port 0 picks a free one).
+    pub listen: std::net::SocketAddr,
+    /// A configured certificate; None = a self-signed one generated beside the state file.
+    pub tls: Option<TlsFiles>,
+    /// Bearer token that scripts may use for `/api/` and `/metrics` instead of a login.
+    pub api_token: Option<Secret>,
+    /// A login session ends after this long without a request (default 30 minutes).
+    pub session_idle: Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: true,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8443)),
+            tls: None,
+            api_token: None,
+            session_idle: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
 }
 
 /// When `run` mode starts cycles.
@@ -89,7 +127,146 @@ impl Default for DeletionThreshold {
 pub enum ConnectorKind {
     /// LDIF files in or out.
     Ldif(LdifConfig),
+    /// Active Directory or another LDAP directory, read and written over LDAP.
+    Ldap(Box<LdapConfig>),
 }
+
+/// Which kind of LDAP directory a connector talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LdapFlavor {
+    /// Active Directory (Windows or Samba): objectGUID anchors, DirSync deltas.
+    Ad,
+    /// OpenLDAP, 389 DS and the like: entryUUID anchors, syncrepl deltas.
+    Ldap,
+}
+
+/// How the server's TLS certificate is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVerify {
+    /// Chain to a trusted CA and the name or IP in the URL (the default).
+    Full,
+    /// Chain to the configured CA, any name: for DCs whose certificate has no subjectAltName.
+    ChainOnly,
+    /// No check at all: anyone on the path can read the bind password. Logged at every start.
+    DangerAcceptInvalidCerts,
+}
+
+/// How delta imports find changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeltaMethod {
+    /// AD: DirSync; LDAP: syncrepl where the server offers it, else modifyTimestamp.
+    Auto,
+    /// AD DirSync control (needs replication rights, or falls back to object security).
+    DirSync,
+    /// AD uSNChanged polling plus a tombstone search, keyed by the DC's invocationId.
+    Usn,
+    /// RFC 4533 syncrepl refreshOnly.
+    Syncrepl,
+    /// modifyTimestamp polling plus an entryUUID sweep for deletes.
+    Timestamp,
+    /// No delta: every import reads everything.
+    None,
+}
+
+/// Settings of an `ad` or `ldap` connector.
+#[derive(Clone, Debug)]
+pub struct LdapConfig {
+    /// AD or plain LDAP.
+    pub flavor: LdapFlavor,
+    /// `ldaps://host:port` or `ldap://host:port`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS (required for a simple bind).
+    pub starttls: bool,
+    /// Plain `ldap://` without TLS, allowed only to loopback and only when asked for.
+    pub danger_plaintext: bool,
+    /// The bind identity (a DN, or `user@domain` for AD).
+    pub bind_dn: String,
+    /// The bind password.
+    pub bind_password: Secret,
+    /// How the certificate is checked.
+    pub tls_verify: TlsVerify,
+    /// A PEM file of CA certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The naming context (domain) to read.
+    pub base_dn: Dn,
+    /// Only objects inside these subtrees (empty: the whole base).
+    pub include_ous: Vec<Dn>,
+    /// Never objects inside these subtrees.
+    pub exclude_ous: Vec<Dn>,
+    /// Only direct members of this group (and the group itself).
+    pub member_of: Option<Dn>,
+    /// Structural object classes imported.
+    pub object_classes: Vec<String>,
+    /// Per object class, an LDAP filter its objects must also match.
+    pub filters: Vec<(String, String)>,
+    /// Attributes read (empty: all user attributes).
+    pub attributes: Vec<AttrName>,
+    /// Attributes dropped on import (volatile ones like uSNChanged by default).
+    pub exclude_attributes: Vec<AttrName>,
+    /// Attributes with DN syntax: imported as references.
+    pub reference_attributes: Vec<AttrName>,
+    /// Attributes whose values stay binary even when they are valid UTF-8.
+    pub binary_attributes: Vec<AttrName>,
+    /// Paged-results page size.
+    pub page_size: u32,
+    /// Ask for multi-valued attributes in ranges of this many values (AD range retrieval);
+    /// None lets the server decide.
+    pub range_size: Option<u32>,
+    /// Delta import method.
+    pub delta: DeltaMethod,
+    /// Time limit for connecting and for each operation.
+    pub timeout: Duration,
+}
+
+/// Object classes an `ad` connector imports when none are configured.
+pub const AD_OBJECT_CLASSES: &[&str] = &[
+    "user",
+    "inetOrgPerson",
+    "group",
+    "contact",
+    "computer",
+    "foreignSecurityPrincipal",
+];
+
+/// Object classes an `ldap` connector imports when none are configured.
+pub const LDAP_OBJECT_CLASSES: &[&str] = &[
+    "inetOrgPerson",
+    "organizationalPerson",
+    "person",
+    "groupOfNames",
+    "groupOfUniqueNames",
+    "posixGroup",
+    "device",
+];
+
+/// Attributes an `ad` connector drops unless configured otherwise: they change without
+/// anyone editing the object (logons, replication bookkeeping) or are constructed.
+pub const AD_EXCLUDED_ATTRIBUTES: &[&str] = &[
+    "uSNChanged",
+    "uSNCreated",
+    "whenChanged",
+    "dSCorePropagationData",
+    "lastLogon",
+    "lastLogonTimestamp",
+    "lastLogoff",
+    "logonCount",
+    "badPwdCount",
+    "badPasswordTime",
+    "instanceType",
+    "memberOf",
+    "replPropertyMetaData",
+    "msDS-KeyVersionNumber",
+    "isCriticalSystemObject",
+];
+
+/// Attributes an `ldap` connector drops unless configured otherwise.
+pub const LDAP_EXCLUDED_ATTRIBUTES: &[&str] = &[
+    "modifyTimestamp",
+    "modifiersName",
+    "entryCSN",
+    "contextCSN",
+    "memberOf",
+];
 
 /// Whether an LDIF connector reads a file or writes one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,10 +2,13 @@
 //! and apply pending exports on export; they know nothing of rules and never open the
 //! store (the runner hands them what they need).
 
+pub mod ldap;
 pub mod ldif;
 
 use crate::config::{ConnectorConfig, ConnectorKind};
-use crate::model::{ConnectorName, CsObject, ExportItem, ExportOutcome, ImportChange, Watermark};
+use crate::model::{
+    Anchor, ConnectorName, CsObject, ExportItem, ExportOutcome, ImportChange, Watermark,
+};
 
 /// Why a connector could not do its job as a whole (per-object export failures are
 /// [`ExportOutcome::Failed`] instead).
@@ -35,6 +38,10 @@ pub enum ConnectorErrorKind {
 pub trait ImportSink {
     /// Takes one change. An error stops the import (the store failed).
     fn push(&mut self, change: ImportChange) -> Result<(), String>;
+
+    /// Whether the connector space holds a live object with this anchor, so that a
+    /// [`ImportChange::Merge`] can apply to it (otherwise the connector reads it whole).
+    fn knows(&mut self, anchor: &Anchor) -> Result<bool, String>;
 }
 
 /// How an import ended.
@@ -82,5 +89,8 @@ pub trait Connector: Send {
 pub fn build(cfg: &ConnectorConfig) -> Box<dyn Connector> {
     match &cfg.kind {
         ConnectorKind::Ldif(l) => Box::new(ldif::LdifConnector::new(cfg.name.clone(), l.clone())),
+        ConnectorKind::Ldap(l) => {
+            Box::new(ldap::LdapConnector::new(cfg.name.clone(), (**l).clone()))
+        }
     }
 }

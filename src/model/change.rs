@@ -17,11 +17,27 @@ pub struct ImportedObject {
     pub attrs: Attributes,
 }
 
+/// Changed attributes of an object the connector space already holds (a DirSync delta
+/// names only what changed, and linked attributes only the values added or removed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartialObject {
+    /// The directory's immutable id.
+    pub anchor: Anchor,
+    /// Its DN now (a different DN is a move).
+    pub dn: Dn,
+    /// Attribute changes to apply to the hologram, in order.
+    pub changes: Vec<AttrChange>,
+}
+
 /// One change from an import.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ImportChange {
     /// The object exists with this state (an add, an update or a move: the anchor decides).
     Upsert(ImportedObject),
+    /// Some attributes of a known object changed (see [`PartialObject`]).
+    Merge(PartialObject),
+    /// The object still exists unchanged (a complete snapshot names it so it is kept).
+    Present(Anchor),
     /// The object with this anchor is gone.
     Delete(Anchor),
 }
@@ -90,6 +106,12 @@ pub enum ExportOutcome {
         /// Attributes the directory set by itself (generated ids, object classes), so the
         /// hologram matches what a later import will read.
         server_attrs: Attributes,
+    },
+    /// Not tried: the directory became unreachable before this item. It stays pending,
+    /// with no error recorded on the object, and the export stops with this reason.
+    NotTried {
+        /// Why the connector stopped.
+        reason: String,
     },
     /// The directory refused it, in its own words.
     Failed {

@@ -20,11 +20,38 @@ impl Anchor {
     }
 }
 
+/// A 16-byte GUID in AD's string form (first three fields little-endian, as objectGUID is
+/// stored): `4afdf953-…`.
+pub fn guid_string(b: &[u8]) -> Option<String> {
+    let b: &[u8; 16] = b.try_into().ok()?;
+    Some(format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[3],
+        b[2],
+        b[1],
+        b[0],
+        b[5],
+        b[4],
+        b[7],
+        b[6],
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    ))
+}
+
 impl fmt::Display for Anchor {
-    /// Text anchors print as text, binary ones (objectGUID) as hex.
+    /// Text anchors print as text, 16-byte binary ones (objectGUID) in AD's GUID form,
+    /// other binary ones as hex.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match std::str::from_utf8(&self.0) {
             Ok(s) if s.chars().all(|c| !c.is_control()) => f.write_str(s),
+            _ if self.0.len() == 16 => f.write_str(&guid_string(&self.0).unwrap_or_default()),
             _ => {
                 for b in &self.0 {
                     write!(f, "{b:02x}")?;

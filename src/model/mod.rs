@@ -14,9 +14,9 @@ mod object;
 pub use attr::{AttrName, Attributes, RefTarget, Value, ValueSet};
 pub use change::{
     AttrChange, ChangeOp, ExportItem, ExportKind, ExportOutcome, ImportChange, ImportedObject,
-    Watermark,
+    PartialObject, Watermark,
 };
 pub use clock::{Clock, FixedClock, SystemClock, civil_from_days};
 pub use dn::{Dn, DnError};
-pub use ids::{Anchor, ConnectorName, CsId, MvId, NameError, ObjectType};
+pub use ids::{Anchor, ConnectorName, CsId, MvId, NameError, ObjectType, guid_string};
 pub use object::{Contribution, CsObject};

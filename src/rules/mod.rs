@@ -46,6 +46,9 @@ pub struct Flow {
     pub target: AttrName,
     /// Where its value comes from.
     pub source: FlowSource,
+    /// Outbound only: written when the target object is created, never afterwards (Azure
+    /// AD Connect's "apply once"), for an initial password or a value the target owns.
+    pub apply_once: bool,
 }
 
 /// One join rule: all its conditions must hold (CS attribute value = MV attribute value).

@@ -4,7 +4,7 @@
 
 use super::{RunError, Shutdown};
 use crate::config::DeletionThreshold;
-use crate::connector::{Connector, SpaceView};
+use crate::connector::{Connector, ConnectorError, ConnectorErrorKind, SpaceView};
 use crate::model::{
     Anchor, ConnectorName, CsObject, ExportItem, ExportKind, ExportOutcome, ObjectType,
 };
@@ -177,10 +177,25 @@ pub fn run(
             });
         }
         let outcomes = connector.export(&items)?;
+        let mut stopped = None;
         for (item, outcome) in items.iter().zip(outcomes) {
+            if let ExportOutcome::NotTried { reason } = outcome {
+                stopped.get_or_insert(reason);
+                continue;
+            }
             apply_outcome(&tx, item, outcome, now_ms, &mut stats)?;
         }
+        // What the directory took is committed before the failure is reported, so the
+        // next cycle neither loses nor repeats it.
         tx.commit()?;
+        if let Some(reason) = stopped {
+            return Err(ConnectorError {
+                connector: conn.clone(),
+                kind: ConnectorErrorKind::Unreachable,
+                message: reason,
+            }
+            .into());
+        }
     }
     let tx = store.write()?;
     let mark = connector.finish_export(&TxView {
@@ -253,6 +268,7 @@ fn apply_outcome(
                 tx.put_cs(item.cs_id, &rec)?;
             }
         },
+        ExportOutcome::NotTried { .. } => {}
         ExportOutcome::Failed { message, .. } => {
             let dn = item.new_dn.as_ref().unwrap_or(&item.dn);
             rec.error = Some(record_error(

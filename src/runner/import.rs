@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use super::{RunError, Shutdown};
 use crate::connector::{Connector, ImportSink};
 use crate::model::{
-    ConnectorName, CsId, Dn, ImportChange, ImportedObject, RefTarget, Value, Watermark,
+    Anchor, ChangeOp, ConnectorName, CsId, Dn, ImportChange, ImportedObject, PartialObject,
+    RefTarget, Value, Watermark,
 };
 use crate::store::{ChangeCounts, CsRecord, Store, StoreError, WriteTx};
 
@@ -38,6 +39,27 @@ impl Sink<'_> {
 }
 
 impl ImportSink for Sink<'_> {
+    fn knows(&mut self, anchor: &Anchor) -> Result<bool, String> {
+        let buffered = self.buf.iter().any(|c| match c {
+            ImportChange::Upsert(o) => &o.anchor == anchor,
+            _ => false,
+        });
+        if buffered {
+            return Ok(true);
+        }
+        let tx = self.store.read().map_err(|e| e.to_string())?;
+        let Some(id) = tx
+            .cs_by_anchor(self.conn, anchor)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(false);
+        };
+        Ok(tx
+            .cs(id)
+            .map_err(|e| e.to_string())?
+            .is_some_and(|r| !r.deleted))
+    }
+
     fn push(&mut self, change: ImportChange) -> Result<(), String> {
         self.buf.push(change);
         self.total += 1;
@@ -123,6 +145,16 @@ fn apply(
             let id = upsert(tx, conn, obj, counts)?;
             seen.insert(id.0);
         }
+        ImportChange::Merge(part) => {
+            if let Some(id) = merge(tx, conn, part, counts)? {
+                seen.insert(id.0);
+            }
+        }
+        ImportChange::Present(anchor) => {
+            if let Some(id) = tx.cs_by_anchor(conn, &anchor)? {
+                seen.insert(id.0);
+            }
+        }
         ImportChange::Delete(anchor) => {
             if let Some(id) = tx.cs_by_anchor(conn, &anchor)? {
                 if let Some(mut rec) = tx.cs(id)? {
@@ -137,6 +169,52 @@ fn apply(
         }
     }
     Ok(())
+}
+
+/// Applies changed attributes to the hologram of a known object; an unknown or deleted
+/// one is left alone (the connector asked [`ImportSink::knows`] first and reads unknown
+/// objects whole).
+fn merge(
+    tx: &WriteTx,
+    conn: &ConnectorName,
+    part: PartialObject,
+    counts: &mut ChangeCounts,
+) -> Result<Option<CsId>, StoreError> {
+    let Some(id) = tx.cs_by_anchor(conn, &part.anchor)? else {
+        return Ok(None);
+    };
+    let Some(rec) = tx.cs(id)? else {
+        return Ok(None);
+    };
+    if rec.deleted {
+        return Ok(None);
+    }
+    let mut attrs = rec.attrs;
+    for c in part.changes {
+        match c.op {
+            ChangeOp::Replace(v) => attrs.set(c.attr, v),
+            ChangeOp::Add(v) => {
+                for x in v.iter() {
+                    attrs.add(&c.attr, x.clone());
+                }
+            }
+            ChangeOp::Remove(v) => {
+                if let Some(mut set) = attrs.remove(c.attr.key()) {
+                    for x in v.iter() {
+                        set.remove(x);
+                    }
+                    attrs.set(c.attr, set);
+                }
+            }
+        }
+    }
+    let obj = ImportedObject {
+        anchor: part.anchor,
+        dn: part.dn,
+        object_class: rec.object_class,
+        attrs,
+    };
+    upsert(tx, conn, obj, counts).map(Some)
 }
 
 fn upsert(

@@ -7,6 +7,7 @@
 //! cycle finishes the work.
 
 mod export;
+pub mod handle;
 mod import;
 pub mod scheduler;
 
@@ -116,6 +117,8 @@ pub struct Runner {
     shutdown: Shutdown,
     partitions: HashMap<ConnectorName, Vec<Dn>>,
     unique: HashMap<ConnectorName, Vec<AttrName>>,
+    /// Where the status page reads the running cycle's progress, when it runs.
+    live: Option<Arc<handle::Live>>,
 }
 
 impl Runner {
@@ -128,6 +131,7 @@ impl Runner {
             .map(|c| {
                 let parts = match &c.kind {
                     crate::config::ConnectorKind::Ldif(l) => l.partitions.clone(),
+                    crate::config::ConnectorKind::Ldap(l) => vec![l.base_dn.clone()],
                 };
                 (c.name.clone(), parts)
             })
@@ -137,7 +141,7 @@ impl Runner {
             .iter()
             .map(|c| (c.name.clone(), c.unique_attributes.clone()))
             .collect();
-        Runner {
+        let mut runner = Runner {
             config,
             store,
             connectors,
@@ -145,7 +149,10 @@ impl Runner {
             shutdown,
             partitions,
             unique,
-        }
+            live: None,
+        };
+        runner.apply_staging_override();
+        runner
     }
 
     /// The store (read access for the CLI and status page).
@@ -244,7 +251,13 @@ impl Runner {
             phases: Vec::new(),
             staging: self.config.staging,
         };
+        if let Some(live) = &self.live {
+            live.cycle_started(opts, started_ms);
+        }
         let result = self.cycle_inner(opts, &mut record);
+        if let Some(live) = &self.live {
+            live.cycle_ended();
+        }
         let touched: u64 = record
             .connectors
             .iter()
@@ -292,13 +305,21 @@ impl Runner {
             }
             tx.commit()?;
         }
-        let progress = opts.progress.then(|| {
-            let p = indicatif::ProgressBar::new_spinner();
-            p.enable_steady_tick(std::time::Duration::from_millis(200));
-            p
-        });
+        let progress = opts
+            .progress
+            .then(|| {
+                let p = indicatif::ProgressBar::new_spinner();
+                p.enable_steady_tick(std::time::Duration::from_millis(200));
+                p
+            })
+            // A hidden bar still keeps its message: the status page shows it as live progress.
+            .or_else(|| self.live.as_ref().map(|_| indicatif::ProgressBar::hidden()));
+        if let (Some(live), Some(p)) = (&self.live, &progress) {
+            live.attach_bar(p.clone());
+        }
         for &i in &selected {
             self.shutdown.check()?;
+            self.live_phase("import", Some(self.connectors[i].name()));
             let c = self.connectors[i].as_mut();
             tracing::info!(connector = %c.name(), full = opts.full, "import");
             let t = Instant::now();
@@ -309,6 +330,7 @@ impl Runner {
             record.connectors[i].import = counts;
         }
         let t = Instant::now();
+        self.live_phase("sync", None);
         let stats = self.sync(opts.full, progress.as_ref())?;
         record
             .phases
@@ -323,6 +345,7 @@ impl Runner {
             }
             self.shutdown.check()?;
             let threshold = self.config.connectors[i].deletion_threshold;
+            self.live_phase("export", Some(self.connectors[i].name()));
             let c = self.connectors[i].as_mut();
             let t = Instant::now();
             let s = export::run(&self.store, c, threshold, now, &self.shutdown)?;
@@ -358,6 +381,7 @@ impl Runner {
         }
         for i in exported {
             self.shutdown.check()?;
+            self.live_phase("confirm", Some(self.connectors[i].name()));
             let c = self.connectors[i].as_mut();
             let t = Instant::now();
             let counts = import::run(&self.store, c, false, &self.shutdown, None)?;
@@ -394,6 +418,37 @@ impl Runner {
         Ok(dns)
     }
 
+    /// Queues the disconnectors of connectors that have join-only inbound rules; returns
+    /// how many were queued.
+    fn requeue_join_only_disconnectors(&self, tx: &crate::store::WriteTx) -> Result<u64, RunError> {
+        let mut queued = 0;
+        for c in &self.config.connectors {
+            let join_only = self
+                .config
+                .rules
+                .inbound
+                .iter()
+                .any(|r| r.connector == c.name && !r.project);
+            if !join_only {
+                continue;
+            }
+            let mut ids = Vec::new();
+            tx.for_each_cs(&c.name, &mut |id, rec| {
+                if !rec.deleted {
+                    ids.push(id);
+                }
+                Ok(())
+            })?;
+            for id in ids {
+                if tx.link_of(id)?.is_none() {
+                    tx.mark_inbound(c.name.as_str(), id)?;
+                    queued += 1;
+                }
+            }
+        }
+        Ok(queued)
+    }
+
     /// Drains the inbound then the outbound queue (a full sync queues everything first).
     fn sync(
         &self,
@@ -407,10 +462,23 @@ impl Runner {
             tx.mark_all_inbound()?;
             tx.commit()?;
         }
+        let mut retried = false;
         loop {
             self.shutdown.check()?;
             let tx = self.store.write()?;
             let n = sync::inbound_batch(&tx, &ctx, SYNC_BATCH, &mut stats)?;
+            if n == 0 && !retried && stats.projected > 0 {
+                // Objects that only join (foreign security principals, say) may have been
+                // synced before the object they join to was projected from another
+                // connector in this same pass: give their disconnectors one more try.
+                retried = true;
+                let queued = self.requeue_join_only_disconnectors(&tx)?;
+                tx.commit()?;
+                if queued > 0 {
+                    continue;
+                }
+                break;
+            }
             tx.commit()?;
             if n == 0 {
                 break;

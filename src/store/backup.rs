@@ -77,6 +77,7 @@ pub fn copy(from: &redb::ReadTransaction, path: &Path, dest: &Path) -> Result<()
         copy_multimap(from, &to, UNIQUE_WAIT, path)?;
         copy_table(from, &to, APPROVED_DELETES, path)?;
         copy_table(from, &to, RUNS, path)?;
+        copy_table(from, &to, ADMIN, path)?;
         copy_multimap(from, &to, MV_CS, path)?;
         copy_multimap(from, &to, JOIN, path)?;
         copy_multimap(from, &to, DN_REFS, path)?;

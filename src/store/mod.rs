@@ -5,9 +5,11 @@
 //! join index, reference indexes), so callers never maintain an index by hand; [`ReadTx`] is
 //! an MVCC snapshot that never blocks the writer. Nothing here knows rules or protocols.
 
+pub mod admin;
 mod backup;
 mod gates;
 pub mod records;
+mod status;
 mod tables;
 pub mod write;
 
@@ -401,6 +403,18 @@ impl ReadTx {
             out.push(CsId(v.ctx(&self.path)?.value().1));
         }
         Ok(out)
+    }
+
+    /// The CS object with this anchor in a connector space.
+    pub fn cs_by_anchor(
+        &self,
+        connector: &ConnectorName,
+        anchor: &crate::model::Anchor,
+    ) -> Result<Option<CsId>, StoreError> {
+        let t = self.tx.open_table(CS_ANCHOR).ctx(&self.path)?;
+        Ok(t.get((connector.as_str(), anchor.as_bytes()))
+            .ctx(&self.path)?
+            .map(|g| CsId(g.value())))
     }
 
     /// The CS object at a DN in a connector space.

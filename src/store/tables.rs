@@ -50,3 +50,6 @@ pub const UNIQUE_WAIT: MultimapTableDefinition<(&str, &str, &str), u64> =
 pub const WATERMARK: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");
 /// run id → RunRecord.
 pub const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("run_history");
+/// Appliance settings changed at run time, not in the config file: the admin password hash
+/// (argon2id PHC string) and a staging-mode override, as versioned records.
+pub const ADMIN: TableDefinition<&str, &[u8]> = TableDefinition::new("admin");

@@ -115,12 +115,27 @@ fn desired_values(
     ctx: &SyncContext<'_>,
     mvrec: &MvRecord,
     rule: &OutboundRule,
+    creating: bool,
 ) -> Result<Result<Vec<(AttrName, ValueSet)>, String>, StoreError> {
     let mut cache = HashMap::new();
+    // Apply-once flows are written by the add only; later the target owns the value (a
+    // password the user changed, say), and it is never read back to compare.
+    let later: Vec<crate::rules::Flow>;
+    let rule_flows = if creating || !rule.flows.iter().any(|f| f.apply_once) {
+        &rule.flows
+    } else {
+        later = rule
+            .flows
+            .iter()
+            .filter(|f| !f.apply_once)
+            .cloned()
+            .collect();
+        &later
+    };
     let result = flows::outbound(
         tx,
         &mvrec.attrs,
-        &rule.flows,
+        rule_flows,
         &rule.connector,
         ctx.now_ms / 1000,
         &mut cache,
@@ -205,7 +220,7 @@ fn provision(
         Err(e) => return Ok(Err(e)),
     };
     // A value another object holds stops provisioning before anything is created.
-    let desired = match desired_values(tx, ctx, mvrec, rule)? {
+    let desired = match desired_values(tx, ctx, mvrec, rule, true)? {
         Ok(d) => d,
         Err(e) => return Ok(Err(e)),
     };
@@ -282,7 +297,9 @@ fn update(
     rec: CsRecord,
     rule: &OutboundRule,
 ) -> Result<Result<(), String>, StoreError> {
-    let values = match desired_values(tx, ctx, mvrec, rule)? {
+    // Not yet in the directory: the pending add is recomputed whole, apply-once included.
+    let creating = rec.anchor.is_none();
+    let values = match desired_values(tx, ctx, mvrec, rule, creating)? {
         Ok(d) => d,
         // Quarantined: the pending export stays as it was until the expression passes.
         Err(e) => return Ok(Err(e)),
@@ -451,6 +468,22 @@ fn diff(holo: &Attributes, desired: &[(AttrName, ValueSet)]) -> Vec<AttrChange> 
         }
         seen.push(attr);
         let have = holo.get(attr.key()).unwrap_or(&empty);
+        let reconciled;
+        let want = if want.iter().all(|w| have.contains(w)) {
+            want
+        } else {
+            // A directory hands back text: 512 flowed as a number is the "512" it returns.
+            reconciled = want
+                .iter()
+                .map(
+                    |w| match have.iter().find(|h| *h != w && h.to_text() == w.to_text()) {
+                        Some(h) => h.clone(),
+                        None => w.clone(),
+                    },
+                )
+                .collect::<ValueSet>();
+            &reconciled
+        };
         if have == want {
             continue;
         }

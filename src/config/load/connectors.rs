@@ -50,78 +50,36 @@ pub(super) fn check_connectors(
                     }
                 }
             });
-        let is_ldif = ctx
-            .required(&c.kind, &span, &key("type"), "\"ldif\"")
-            .and_then(|v| {
-                if v.get_ref() == "ldif" {
-                    return Some(());
-                }
-                ctx.report(
-                    v.span().start,
-                    &key("type"),
-                    format!(
-                        "expected \"ldif\", found {:?} (only ldif exists so far; ad, ldap, scim \
-                         and graph connectors come later)",
-                        v.get_ref()
-                    ),
-                );
-                None
-            });
-        let mode = ctx
-            .required(&c.mode, &span, &key("mode"), "\"source\" or \"target\"")
+        let kind_name = ctx
+            .required(&c.kind, &span, &key("type"), "\"ad\", \"ldap\" or \"ldif\"")
             .and_then(|v| {
                 ctx.choice(
                     v,
-                    &key("mode"),
-                    &[("source", LdifMode::Source), ("target", LdifMode::Target)],
+                    &key("type"),
+                    &[
+                        ("ldif", KindName::Ldif),
+                        ("ad", KindName::Ad),
+                        ("ldap", KindName::Ldap),
+                    ],
                 )
             });
-        let path = ctx
-            .required(&c.path, &span, &key("path"), "the LDIF file's path")
-            .and_then(|v| ctx.path_value(v, &key("path")));
-        let anchor = ctx
-            .required(
-                &c.anchor,
-                &span,
-                &key("anchor"),
-                "an attribute name like \"objectGUID\"",
-            )
-            .and_then(|v| ctx.attr(v, &key("anchor")));
-        let partitions: Option<Vec<Dn>> = c
-            .partitions
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(j, v)| match Dn::parse(v.get_ref()) {
-                Ok(dn) => Some(dn),
-                Err(e) => {
-                    ctx.report(
-                        v.span().start,
-                        &format!("{p}.partitions[{j}]"),
-                        format!(
-                            "expected a DN like \"dc=corp,dc=example\", found {:?} ({} at byte {})",
-                            v.get_ref(),
-                            e.reason,
-                            e.at
-                        ),
-                    );
-                    None
-                }
-            })
-            // Collected in full first so that every bad DN is reported, not just the first.
-            .collect::<Vec<_>>()
-            .into_iter()
-            .collect();
-        let reference_attributes = ctx.attr_list(
-            c.reference_attributes.as_ref(),
-            &key("reference_attributes"),
-            DEFAULT_REFERENCE_ATTRIBUTES,
-        );
-        let binary_attributes = ctx.attr_list(
-            c.binary_attributes.as_ref(),
-            &key("binary_attributes"),
-            DEFAULT_BINARY_ATTRIBUTES,
-        );
+        let (kind, ldif_mode) = match kind_name {
+            Some(KindName::Ldif) => {
+                reject_keys(ctx, &p, "an ldif connector", &ldap_keys(c));
+                let (k, mode) = check_ldif(ctx, c, &span, &p);
+                (k.map(ConnectorKind::Ldif), mode)
+            }
+            Some(k @ (KindName::Ad | KindName::Ldap)) => {
+                let (flavor, what) = match k {
+                    KindName::Ad => (LdapFlavor::Ad, "an ad connector"),
+                    _ => (LdapFlavor::Ldap, "an ldap connector"),
+                };
+                reject_keys(ctx, &p, what, &ldif_keys(c));
+                let k = super::ldap::check_ldap(ctx, c, &span, &p, flavor);
+                (k.map(|k| ConnectorKind::Ldap(Box::new(k))), None)
+            }
+            None => (None, None),
+        };
 
         let count = match &c.deletion_threshold {
             None => Some(DeletionThreshold::default().count),
@@ -168,7 +126,7 @@ pub(super) fn check_connectors(
                 known.push(KnownConnector {
                     name: v.get_ref().clone(),
                     index: i,
-                    ldif_mode: is_ldif.and(mode),
+                    ldif_mode,
                 });
             }
         }
@@ -179,21 +137,144 @@ pub(super) fn check_connectors(
                 name: name?,
                 deletion_threshold: deletion_threshold?,
                 unique_attributes: unique_attributes?,
-                kind: {
-                    is_ldif?;
-                    ConnectorKind::Ldif(LdifConfig {
-                        path: path?,
-                        mode: mode?,
-                        anchor: anchor?,
-                        partitions: partitions?,
-                        reference_attributes: reference_attributes?,
-                        binary_attributes: binary_attributes?,
-                    })
-                },
+                kind: kind?,
             })
         })());
     }
     (out.into_iter().collect(), known)
+}
+
+#[derive(Clone, Copy)]
+enum KindName {
+    Ldif,
+    Ad,
+    Ldap,
+}
+
+/// The keys that belong to ldif connectors, with the position of each one present.
+fn ldif_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
+    let mut out = Vec::new();
+    let mut add = |name: &'static str, at: Option<usize>| {
+        if let Some(at) = at {
+            out.push((name, at));
+        }
+    };
+    add("mode", c.mode.as_ref().map(|v| v.span().start));
+    add("path", c.path.as_ref().map(|v| v.span().start));
+    add("anchor", c.anchor.as_ref().map(|v| v.span().start));
+    add(
+        "partitions",
+        c.partitions
+            .as_ref()
+            .and_then(|v| v.first())
+            .map(|v| v.span().start),
+    );
+    out
+}
+
+/// The keys that belong to ad/ldap connectors, with the position of each one present.
+fn ldap_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
+    let mut out = Vec::new();
+    let mut add = |name: &'static str, at: Option<usize>| {
+        if let Some(at) = at {
+            out.push((name, at));
+        }
+    };
+    let first = |v: &Option<Vec<Spanned<String>>>| {
+        v.as_ref().and_then(|v| v.first()).map(|v| v.span().start)
+    };
+    add("url", c.url.as_ref().map(|v| v.span().start));
+    add("starttls", c.starttls.as_ref().map(|v| v.span().start));
+    add(
+        "danger_plaintext",
+        c.danger_plaintext.as_ref().map(|v| v.span().start),
+    );
+    add("bind_dn", c.bind_dn.as_ref().map(|v| v.span().start));
+    add(
+        "bind_password_file",
+        c.bind_password_file.as_ref().map(|v| v.span().start),
+    );
+    add(
+        "bind_password_env",
+        c.bind_password_env.as_ref().map(|v| v.span().start),
+    );
+    add("tls_verify", c.tls_verify.as_ref().map(|v| v.span().start));
+    add("ca_file", c.ca_file.as_ref().map(|v| v.span().start));
+    add("base_dn", c.base_dn.as_ref().map(|v| v.span().start));
+    add("include_ous", first(&c.include_ous));
+    add("exclude_ous", first(&c.exclude_ous));
+    add("member_of", c.member_of.as_ref().map(|v| v.span().start));
+    add("object_classes", first(&c.object_classes));
+    add("filters", c.filters.as_ref().map(|v| v.span().start));
+    add("attributes", first(&c.attributes));
+    add("exclude_attributes", first(&c.exclude_attributes));
+    add("page_size", c.page_size.as_ref().map(|v| v.span().start));
+    add("range_size", c.range_size.as_ref().map(|v| v.span().start));
+    add("delta", c.delta.as_ref().map(|v| v.span().start));
+    add("timeout", c.timeout.as_ref().map(|v| v.span().start));
+    out
+}
+
+/// Reports keys that do not belong to this connector type.
+fn reject_keys(ctx: &mut Ctx<'_>, p: &str, what: &str, keys: &[(&'static str, usize)]) {
+    for (name, at) in keys {
+        ctx.report(
+            *at,
+            &format!("{p}.{name}"),
+            format!("{name} is not a setting of {what}"),
+        );
+    }
+}
+
+fn check_ldif(
+    ctx: &mut Ctx<'_>,
+    c: &RawConnector,
+    span: &std::ops::Range<usize>,
+    p: &str,
+) -> (Option<LdifConfig>, Option<LdifMode>) {
+    let key = |field: &str| format!("{p}.{field}");
+    let mode = ctx
+        .required(&c.mode, span, &key("mode"), "\"source\" or \"target\"")
+        .and_then(|v| {
+            ctx.choice(
+                v,
+                &key("mode"),
+                &[("source", LdifMode::Source), ("target", LdifMode::Target)],
+            )
+        });
+    let path = ctx
+        .required(&c.path, span, &key("path"), "the LDIF file's path")
+        .and_then(|v| ctx.path_value(v, &key("path")));
+    let anchor = ctx
+        .required(
+            &c.anchor,
+            span,
+            &key("anchor"),
+            "an attribute name like \"objectGUID\"",
+        )
+        .and_then(|v| ctx.attr(v, &key("anchor")));
+    let partitions = super::ldap::dn_list(ctx, c.partitions.as_ref(), &key("partitions"));
+    let reference_attributes = ctx.attr_list(
+        c.reference_attributes.as_ref(),
+        &key("reference_attributes"),
+        DEFAULT_REFERENCE_ATTRIBUTES,
+    );
+    let binary_attributes = ctx.attr_list(
+        c.binary_attributes.as_ref(),
+        &key("binary_attributes"),
+        DEFAULT_BINARY_ATTRIBUTES,
+    );
+    let cfg = (|| {
+        Some(LdifConfig {
+            path: path?,
+            mode: mode?,
+            anchor: anchor?,
+            partitions: partitions?,
+            reference_attributes: reference_attributes?,
+            binary_attributes: binary_attributes?,
+        })
+    })();
+    (cfg, mode)
 }
 
 /// Looks up a rule's connector; reports unknown names.

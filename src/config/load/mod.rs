@@ -16,7 +16,8 @@ use toml::Spanned;
 
 use super::{
     Config, ConnectorConfig, ConnectorKind, DEFAULT_BINARY_ATTRIBUTES,
-    DEFAULT_REFERENCE_ATTRIBUTES, DeletionThreshold, LdifConfig, LdifMode, Schedule, Secret,
+    DEFAULT_REFERENCE_ATTRIBUTES, DeletionThreshold, LdapFlavor, LdifConfig, LdifMode, Schedule,
+    Secret,
 };
 use crate::model::{AttrName, ConnectorName, Dn, ObjectType, Value};
 use crate::rules::expr::{CompileContext, Expr};
@@ -82,14 +83,17 @@ impl Config {
 // other problems instead of stopping serde at the first one.
 
 mod connectors;
+mod ldap;
 mod raw;
 mod rules;
 mod toml_errors;
+mod web;
 
 use connectors::*;
 use raw::*;
 use rules::*;
 use toml_errors::*;
+use web::*;
 
 /// The file being checked and the errors found so far.
 struct Ctx<'a> {
@@ -119,6 +123,11 @@ impl<'a> Ctx<'a> {
             key: key.to_string(),
             message: message.into(),
         }
+    }
+
+    /// Records an error already built (sorted in at `at`).
+    fn push_at(&mut self, at: usize, e: ConfigError) {
+        self.errors.push((at, e));
     }
 
     fn report(&mut self, at: usize, key: &str, message: impl Into<String>) {
@@ -306,6 +315,7 @@ fn check_config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Option<Config> {
         None => Some(Schedule::default()),
     };
     let (connectors, known) = check_connectors(ctx, &raw.connector);
+    let web = check_web(ctx, raw.web.as_ref());
     let inbound: Vec<Option<InboundRule>> = {
         let mut names = HashMap::new();
         raw.inbound
@@ -328,6 +338,7 @@ fn check_config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Option<Config> {
         log_dir: log_dir?,
         schedule: schedule?,
         staging: raw.staging.as_ref().is_some_and(|v| *v.get_ref()),
+        web: web?,
         connectors: connectors?,
         rules: RuleSet {
             inbound: inbound.into_iter().collect::<Option<_>>()?,
@@ -399,7 +410,6 @@ fn parse_interval(s: &str) -> Option<Duration> {
 }
 
 /// Reads a secret given as `<key>_file` or `<key>_env` (exactly one); None when neither is set.
-#[allow(dead_code)] // used by the ad/ldap/scim connectors (issues 3, 4)
 fn resolve_secret(
     file: Option<&Spanned<String>>,
     env: Option<&Spanned<String>>,
@@ -474,5 +484,7 @@ fn resolve_secret(
 // ---------------------------------------------------------------------------------------------
 // TOML errors (syntax, unknown keys, wrong TOML types).
 
+#[cfg(test)]
+mod ldap_tests;
 #[cfg(test)]
 mod tests;

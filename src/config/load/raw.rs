@@ -10,6 +10,7 @@ pub(super) struct RawConfig {
     pub(super) log_dir: Option<Spanned<String>>,
     pub(super) schedule: Option<Spanned<RawSchedule>>,
     pub(super) staging: Option<Spanned<bool>>,
+    pub(super) web: Option<Spanned<RawWeb>>,
     #[serde(default)]
     pub(super) connector: Vec<Spanned<RawConnector>>,
     #[serde(default)]
@@ -39,6 +40,27 @@ pub(super) struct RawConnector {
     pub(super) deletion_threshold: Option<Spanned<i64>>,
     pub(super) deletion_threshold_percent: Option<Spanned<i64>>,
     pub(super) unique_attributes: Option<Vec<Spanned<String>>>,
+    // ad / ldap
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) starttls: Option<Spanned<bool>>,
+    pub(super) danger_plaintext: Option<Spanned<bool>>,
+    pub(super) bind_dn: Option<Spanned<String>>,
+    pub(super) bind_password_file: Option<Spanned<String>>,
+    pub(super) bind_password_env: Option<Spanned<String>>,
+    pub(super) tls_verify: Option<Spanned<String>>,
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) base_dn: Option<Spanned<String>>,
+    pub(super) include_ous: Option<Vec<Spanned<String>>>,
+    pub(super) exclude_ous: Option<Vec<Spanned<String>>>,
+    pub(super) member_of: Option<Spanned<String>>,
+    pub(super) object_classes: Option<Vec<Spanned<String>>>,
+    pub(super) filters: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    pub(super) attributes: Option<Vec<Spanned<String>>>,
+    pub(super) exclude_attributes: Option<Vec<Spanned<String>>>,
+    pub(super) page_size: Option<Spanned<i64>>,
+    pub(super) range_size: Option<Spanned<i64>>,
+    pub(super) delta: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +133,7 @@ pub(super) struct RawFlow {
     pub(super) constant: Option<Spanned<RawScalar>>,
     pub(super) dn: Option<Spanned<String>>,
     pub(super) expression: Option<Spanned<String>>,
+    pub(super) apply_once: Option<Spanned<bool>>,
 }
 
 /// A constant as TOML spells it; the TOML type picks the [`Value`] variant.

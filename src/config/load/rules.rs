@@ -553,9 +553,23 @@ pub(super) fn check_flows(
                     }
                 }
             };
+            let apply_once = match &f.apply_once {
+                Some(v) if inbound && *v.get_ref() => {
+                    ctx.report(
+                        v.span().start,
+                        &key("apply_once"),
+                        "apply_once is for outbound flows (written when the target object is \
+                         created); an inbound flow always applies",
+                    );
+                    false
+                }
+                Some(v) => *v.get_ref(),
+                None => false,
+            };
             Some(Flow {
                 target: target?,
                 source: source?,
+                apply_once,
             })
         })
         .collect();

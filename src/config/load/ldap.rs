@@ -1,0 +1,443 @@
+//! Checks the settings of `ad` and `ldap` connectors.
+
+use super::*;
+use crate::config::{
+    AD_EXCLUDED_ATTRIBUTES, AD_OBJECT_CLASSES, DeltaMethod, LDAP_EXCLUDED_ATTRIBUTES,
+    LDAP_OBJECT_CLASSES, LdapConfig, TlsVerify,
+};
+
+/// A list of DNs; every bad one is reported.
+pub(super) fn dn_list(
+    ctx: &mut Ctx<'_>,
+    list: Option<&Vec<Spanned<String>>>,
+    key: &str,
+) -> Option<Vec<Dn>> {
+    let dns: Vec<Option<Dn>> = list
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(j, v)| dn_value(ctx, v, &format!("{key}[{j}]")))
+        .collect();
+    dns.into_iter().collect()
+}
+
+fn dn_value(ctx: &mut Ctx<'_>, v: &Spanned<String>, key: &str) -> Option<Dn> {
+    match Dn::parse(v.get_ref()) {
+        Ok(dn) if !dn.is_root() => Some(dn),
+        Ok(_) => {
+            ctx.report(
+                v.span().start,
+                key,
+                "expected a DN like \"DC=corp,DC=example,DC=test\", found an empty string",
+            );
+            None
+        }
+        Err(e) => {
+            ctx.report(
+                v.span().start,
+                key,
+                format!(
+                    "expected a DN like \"DC=corp,DC=example,DC=test\", found {:?} ({} at byte {})",
+                    v.get_ref(),
+                    e.reason,
+                    e.at
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// An LDAP filter's outline: one parenthesised expression with balanced parentheses. The
+/// server judges the rest when `check` connects.
+fn filter_value(ctx: &mut Ctx<'_>, v: &Spanned<String>, key: &str) -> Option<String> {
+    let f = v.get_ref().trim();
+    let mut depth = 0i32;
+    let mut closed_at_end = false;
+    for (i, ch) in f.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    break;
+                }
+                if depth == 0 {
+                    closed_at_end = i + 1 == f.len();
+                    if !closed_at_end {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !f.starts_with('(') || depth != 0 || !closed_at_end {
+        ctx.report(
+            v.span().start,
+            key,
+            format!(
+                "expected one LDAP filter in parentheses like \"(department=Sales)\", found {:?}",
+                v.get_ref()
+            ),
+        );
+        return None;
+    }
+    Some(f.to_string())
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The host of an `ldap://` or `ldaps://` URL, or why it is not one.
+fn url_host(url: &str) -> Result<(bool, String), String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("ldaps://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("ldap://") {
+        (false, r)
+    } else {
+        return Err(
+            "expected a URL like \"ldaps://dc1.corp.example.test\" or \"ldap://host:389\"".into(),
+        );
+    };
+    let hostport = rest.split('/').next().unwrap_or("");
+    let host = if let Some(h) = hostport.strip_prefix('[') {
+        h.split(']').next().unwrap_or("").to_string()
+    } else {
+        hostport
+            .rsplit_once(':')
+            .map_or(hostport, |(h, _)| h)
+            .to_string()
+    };
+    if host.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    if let Some((_, port)) = hostport.rsplit_once(':') {
+        if !hostport.ends_with(']') && port.parse::<u16>().is_err() {
+            return Err(format!("the port {port:?} is not a number from 1 to 65535"));
+        }
+    }
+    Ok((tls, host))
+}
+
+pub(super) fn check_ldap(
+    ctx: &mut Ctx<'_>,
+    c: &RawConnector,
+    span: &Range<usize>,
+    p: &str,
+    flavor: LdapFlavor,
+) -> Option<LdapConfig> {
+    let key = |field: &str| format!("{p}.{field}");
+    let starttls = c.starttls.as_ref().is_some_and(|v| *v.get_ref());
+    let danger_plaintext = c.danger_plaintext.as_ref().is_some_and(|v| *v.get_ref());
+    let url = ctx
+        .required(
+            &c.url,
+            span,
+            &key("url"),
+            "a URL like \"ldaps://dc1.corp.example.test\"",
+        )
+        .and_then(|v| match url_host(v.get_ref()) {
+            Err(m) => {
+                ctx.report(
+                    v.span().start,
+                    &key("url"),
+                    format!("{m}, found {:?}", v.get_ref()),
+                );
+                None
+            }
+            Ok((true, _)) if starttls => {
+                ctx.report(
+                    v.span().start,
+                    &key("starttls"),
+                    "starttls upgrades an ldap:// connection; an ldaps:// URL is already TLS",
+                );
+                None
+            }
+            Ok((false, host)) if !starttls => {
+                if !danger_plaintext {
+                    ctx.report(
+                        v.span().start,
+                        &key("url"),
+                        "an ldap:// URL sends the bind password in clear text; use ldaps://, \
+                         or starttls = true",
+                    );
+                    None
+                } else if !is_loopback(&host) {
+                    ctx.report(
+                        v.span().start,
+                        &key("danger_plaintext"),
+                        format!(
+                            "plain ldap:// is allowed only to a loopback address, not to {host:?}"
+                        ),
+                    );
+                    None
+                } else {
+                    Some(v.get_ref().clone())
+                }
+            }
+            Ok(_) => Some(v.get_ref().clone()),
+        });
+    let bind_dn = ctx
+        .required(
+            &c.bind_dn,
+            span,
+            &key("bind_dn"),
+            "the bind identity, like \"CN=sync,OU=Service,DC=corp,DC=example,DC=test\"",
+        )
+        .and_then(|v| ctx.non_empty(v, &key("bind_dn"), "a DN or user@domain"));
+    let bind_password = match resolve_secret(
+        c.bind_password_file.as_ref(),
+        c.bind_password_env.as_ref(),
+        &key("bind_password"),
+        ctx,
+    ) {
+        Ok(Some(s)) => Some(s),
+        Ok(None) => {
+            ctx.report(
+                span.start,
+                &key("bind_password_file"),
+                "missing required key; give bind_password_file or bind_password_env",
+            );
+            None
+        }
+        Err(e) => {
+            let at = c
+                .bind_password_file
+                .as_ref()
+                .or(c.bind_password_env.as_ref())
+                .map_or(span.start, |v| v.span().start);
+            ctx.push_at(at, e);
+            None
+        }
+    };
+    let tls_verify = match &c.tls_verify {
+        None => Some(TlsVerify::Full),
+        Some(v) => ctx.choice(
+            v,
+            &key("tls_verify"),
+            &[
+                ("full", TlsVerify::Full),
+                ("chain_only", TlsVerify::ChainOnly),
+                (
+                    "danger_accept_invalid_certs",
+                    TlsVerify::DangerAcceptInvalidCerts,
+                ),
+            ],
+        ),
+    };
+    let ca_file = match &c.ca_file {
+        None => Some(None),
+        Some(v) => ctx.path_value(v, &key("ca_file")).and_then(|path| {
+            if path.is_file() {
+                Some(Some(path))
+            } else {
+                ctx.report(
+                    v.span().start,
+                    &key("ca_file"),
+                    format!("no such file: {}", path.display()),
+                );
+                None
+            }
+        }),
+    };
+    if tls_verify == Some(TlsVerify::ChainOnly) && matches!(ca_file, Some(None)) {
+        if let Some(v) = &c.tls_verify {
+            ctx.report(
+                v.span().start,
+                &key("tls_verify"),
+                "chain_only trusts one CA for any name, so it needs ca_file",
+            );
+        }
+    }
+    let base_dn = ctx
+        .required(
+            &c.base_dn,
+            span,
+            &key("base_dn"),
+            "the naming context, like \"DC=corp,DC=example,DC=test\"",
+        )
+        .and_then(|v| dn_value(ctx, v, &key("base_dn")));
+    let include_ous = dn_list(ctx, c.include_ous.as_ref(), &key("include_ous"));
+    let exclude_ous = dn_list(ctx, c.exclude_ous.as_ref(), &key("exclude_ous"));
+    if let (Some(base), Some(inc), Some(exc)) = (&base_dn, &include_ous, &exclude_ous) {
+        for (list, name, raw) in [
+            (inc, "include_ous", &c.include_ous),
+            (exc, "exclude_ous", &c.exclude_ous),
+        ] {
+            for (j, dn) in list.iter().enumerate() {
+                if !dn.is_within(base) {
+                    let at = raw
+                        .as_ref()
+                        .and_then(|r| r.get(j))
+                        .map_or(span.start, |v| v.span().start);
+                    ctx.report(
+                        at,
+                        &format!("{p}.{name}[{j}]"),
+                        format!("{} is not inside base_dn {}", dn, base),
+                    );
+                }
+            }
+        }
+    }
+    let member_of = match &c.member_of {
+        None => Some(None),
+        Some(v) => dn_value(ctx, v, &key("member_of")).map(Some),
+    };
+    let (classes_default, excluded_default) = match flavor {
+        LdapFlavor::Ad => (AD_OBJECT_CLASSES, AD_EXCLUDED_ATTRIBUTES),
+        LdapFlavor::Ldap => (LDAP_OBJECT_CLASSES, LDAP_EXCLUDED_ATTRIBUTES),
+    };
+    let object_classes = ctx
+        .attr_list(
+            c.object_classes.as_ref(),
+            &key("object_classes"),
+            classes_default,
+        )
+        .map(|v| v.iter().map(|a| a.as_str().to_string()).collect::<Vec<_>>());
+    let filters = match &c.filters {
+        None => Some(Vec::new()),
+        Some(map) => {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for (class, f) in map.get_ref() {
+                let k = format!("{p}.filters.{class}");
+                let known = object_classes
+                    .as_ref()
+                    .is_none_or(|cl| cl.iter().any(|x| x.eq_ignore_ascii_case(class)));
+                if !known {
+                    ctx.report(
+                        f.span().start,
+                        &k,
+                        format!(
+                            "{class:?} is not one of this connector's object_classes ({})",
+                            object_classes.as_deref().unwrap_or_default().join(", ")
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                }
+                match filter_value(ctx, f, &k) {
+                    Some(f) => out.push((class.clone(), f)),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        }
+    };
+    let attributes = ctx.attr_list(c.attributes.as_ref(), &key("attributes"), &[]);
+    let exclude_attributes = ctx.attr_list(
+        c.exclude_attributes.as_ref(),
+        &key("exclude_attributes"),
+        excluded_default,
+    );
+    let reference_attributes = ctx.attr_list(
+        c.reference_attributes.as_ref(),
+        &key("reference_attributes"),
+        DEFAULT_REFERENCE_ATTRIBUTES,
+    );
+    let binary_attributes = ctx.attr_list(
+        c.binary_attributes.as_ref(),
+        &key("binary_attributes"),
+        DEFAULT_BINARY_ATTRIBUTES,
+    );
+    let page_size = match &c.page_size {
+        None => Some(500),
+        Some(v) => match u32::try_from(*v.get_ref()) {
+            Ok(n) if (1..=100_000).contains(&n) => Some(n),
+            _ => {
+                ctx.report(
+                    v.span().start,
+                    &key("page_size"),
+                    format!(
+                        "expected a page size from 1 to 100000, found {}",
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let range_size = match &c.range_size {
+        None => Some(None),
+        Some(v) => match u32::try_from(*v.get_ref()) {
+            Ok(n) if n >= 2 => Some(Some(n)),
+            _ => {
+                ctx.report(
+                    v.span().start,
+                    &key("range_size"),
+                    format!(
+                        "expected a number of values, 2 or more, found {}",
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let delta = match &c.delta {
+        None => Some(DeltaMethod::Auto),
+        Some(v) => {
+            let options: &[(&str, DeltaMethod)] = match flavor {
+                LdapFlavor::Ad => &[
+                    ("auto", DeltaMethod::Auto),
+                    ("dirsync", DeltaMethod::DirSync),
+                    ("usn", DeltaMethod::Usn),
+                    ("none", DeltaMethod::None),
+                ],
+                LdapFlavor::Ldap => &[
+                    ("auto", DeltaMethod::Auto),
+                    ("syncrepl", DeltaMethod::Syncrepl),
+                    ("timestamp", DeltaMethod::Timestamp),
+                    ("none", DeltaMethod::None),
+                ],
+            };
+            ctx.choice(v, &key("delta"), options)
+        }
+    };
+    let timeout = match &c.timeout {
+        None => Some(Duration::from_secs(60)),
+        Some(v) => match parse_interval(v.get_ref()) {
+            Some(d) if d >= Duration::from_secs(1) => Some(d),
+            _ => {
+                ctx.report(
+                    v.span().start,
+                    &key("timeout"),
+                    format!(
+                        "expected a duration like \"30s\" or \"2m\", found {:?}",
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    Some(LdapConfig {
+        flavor,
+        url: url?,
+        starttls,
+        danger_plaintext,
+        bind_dn: bind_dn?,
+        bind_password: bind_password?,
+        tls_verify: tls_verify?,
+        ca_file: ca_file?,
+        base_dn: base_dn?,
+        include_ous: include_ous?,
+        exclude_ous: exclude_ous?,
+        member_of: member_of?,
+        object_classes: object_classes?,
+        filters: filters?,
+        attributes: attributes?,
+        exclude_attributes: exclude_attributes?,
+        reference_attributes: reference_attributes?,
+        binary_attributes: binary_attributes?,
+        page_size: page_size?,
+        range_size: range_size?,
+        delta: delta?,
+        timeout: timeout?,
+    })
+}

@@ -1,0 +1,248 @@
+//! Pending exports as LDAP operations: add (AD users with a password: add disabled, set
+//! unicodePwd, then set userAccountControl, as Windows requires), modify with value-level
+//! adds and removes, modrdn for renames and moves, delete. Replays after a crash are
+//! harmless: an existing value added or a missing one removed is not an error, and a
+//! delete of an object already gone succeeds.
+
+use std::collections::HashSet;
+
+use ldap3::Mod;
+
+use super::LdapConnector;
+use super::session::{Failure, Session};
+use crate::config::LdapFlavor;
+use crate::model::{
+    Anchor, AttrChange, AttrName, Attributes, ChangeOp, Dn, ExportItem, ExportKind, ExportOutcome,
+    RefTarget, Value,
+};
+
+/// The value octets LDAP carries for a model value.
+fn octets(attr: &AttrName, v: &Value, flavor: LdapFlavor) -> Result<Vec<u8>, String> {
+    if flavor == LdapFlavor::Ad && attr.is("unicodePwd") {
+        if let Value::String(pw) = v {
+            // AD wants the password in double quotes, UTF-16LE, no BOM.
+            return Ok(format!("\"{pw}\"")
+                .encode_utf16()
+                .flat_map(|u| u.to_le_bytes())
+                .collect());
+        }
+    }
+    Ok(match v {
+        Value::String(s) => s.clone().into_bytes(),
+        Value::Binary(b) => b.clone(),
+        Value::Integer(i) => i.to_string().into_bytes(),
+        Value::Boolean(b) => if *b { "TRUE" } else { "FALSE" }.as_bytes().to_vec(),
+        Value::DateTime(t) => {
+            let days = t.div_euclid(86_400);
+            let rem = t.rem_euclid(86_400);
+            let (y, m, d) = crate::model::civil_from_days(days);
+            format!(
+                "{y:04}{m:02}{d:02}{:02}{:02}{:02}.0Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60
+            )
+            .into_bytes()
+        }
+        Value::Reference(RefTarget::Dn(dn)) => dn.as_str().as_bytes().to_vec(),
+        Value::Reference(RefTarget::Mv(id)) => {
+            return Err(format!(
+                "{attr}: reference to metaverse object {} has no DN here",
+                id.0
+            ));
+        }
+    })
+}
+
+fn value_set(
+    attr: &AttrName,
+    values: &crate::model::ValueSet,
+    flavor: LdapFlavor,
+) -> Result<HashSet<Vec<u8>>, String> {
+    values.iter().map(|v| octets(attr, v, flavor)).collect()
+}
+
+fn mods(changes: &[AttrChange], flavor: LdapFlavor) -> Result<Vec<Mod<Vec<u8>>>, String> {
+    let mut out = Vec::new();
+    for c in changes {
+        let name = c.attr.as_str().as_bytes().to_vec();
+        out.push(match &c.op {
+            ChangeOp::Add(v) => Mod::Add(name, value_set(&c.attr, v, flavor)?),
+            ChangeOp::Remove(v) => Mod::Delete(name, value_set(&c.attr, v, flavor)?),
+            ChangeOp::Replace(v) => Mod::Replace(name, value_set(&c.attr, v, flavor)?),
+        });
+    }
+    Ok(out)
+}
+
+fn outcome(f: Failure) -> ExportOutcome {
+    match f {
+        Failure::Unreachable(reason) => ExportOutcome::NotTried { reason },
+        other => ExportOutcome::Failed {
+            retryable: other.retryable(),
+            message: other.to_string(),
+        },
+    }
+}
+
+impl LdapConnector {
+    pub(super) async fn export_async(&mut self, items: &[ExportItem]) -> Vec<ExportOutcome> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut stopped: Option<String> = None;
+        for item in items {
+            if let Some(reason) = &stopped {
+                out.push(ExportOutcome::NotTried {
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            let session = match Self::session(&mut self.session, &self.cfg).await {
+                Ok(s) => s,
+                Err(f) => {
+                    let o = outcome(f);
+                    if let ExportOutcome::NotTried { reason } = &o {
+                        stopped = Some(reason.clone());
+                    }
+                    out.push(o);
+                    continue;
+                }
+            };
+            let flavor = self.cfg.flavor;
+            let anchor_attr = self.mapper.anchor_attr();
+            let r = match item.kind {
+                ExportKind::Add => add(session, item, flavor, anchor_attr).await,
+                ExportKind::Update => update(session, item, flavor).await,
+                ExportKind::Delete => match session.delete(item.dn.as_str()).await {
+                    Ok(()) | Err(Failure::Refused { rc: 32, .. }) => Ok(ExportOutcome::Applied {
+                        anchor: None,
+                        server_attrs: Attributes::new(),
+                    }),
+                    Err(f) => Err(f),
+                },
+            };
+            let o = r.unwrap_or_else(outcome);
+            if let ExportOutcome::NotTried { reason } = &o {
+                stopped = Some(format!("{}: {reason}", self.cfg.url));
+                out.push(ExportOutcome::NotTried {
+                    reason: format!("{}: {reason}", self.cfg.url),
+                });
+                continue;
+            }
+            out.push(o);
+        }
+        out
+    }
+}
+
+async fn add(
+    session: &mut Session,
+    item: &ExportItem,
+    flavor: LdapFlavor,
+    anchor_attr: &str,
+) -> Result<ExportOutcome, Failure> {
+    let mut attrs = item.add_attributes();
+    if attrs.get("objectClass").is_none() {
+        attrs.add(
+            &AttrName::new("objectClass"),
+            Value::str(item.object_class.clone()),
+        );
+    }
+    // AD: a user is created without its password and account control, which follow as
+    // modifies (a password that fails policy must not leave an enabled, passwordless user).
+    let mut after = Vec::new();
+    if flavor == LdapFlavor::Ad {
+        for a in ["unicodePwd", "userAccountControl"] {
+            if let Some(v) = attrs.remove(a) {
+                after.push(AttrChange {
+                    attr: AttrName::new(a),
+                    op: ChangeOp::Replace(v),
+                });
+            }
+        }
+    }
+    let mut list = Vec::new();
+    for (name, values) in attrs.iter() {
+        let set = value_set(name, values, flavor).map_err(Failure::BadData)?;
+        list.push((name.as_str().as_bytes().to_vec(), set));
+    }
+    let dn = item.dn.as_str();
+    session.add(dn, list).await?;
+    for c in after {
+        session
+            .modify(
+                dn,
+                mods(std::slice::from_ref(&c), flavor).map_err(Failure::BadData)?,
+            )
+            .await?;
+    }
+    let e = session
+        .read(dn, &[anchor_attr.to_string()], Vec::new())
+        .await?
+        .ok_or_else(|| Failure::BadData(format!("{dn} was added but cannot be read back")))?;
+    let raw = e
+        .values(anchor_attr)
+        .first()
+        .cloned()
+        .ok_or_else(|| Failure::BadData(format!("{dn} has no readable {anchor_attr}")))?;
+    let anchor = match flavor {
+        LdapFlavor::Ad => Anchor::new(raw),
+        LdapFlavor::Ldap => Anchor::new(
+            String::from_utf8_lossy(&raw)
+                .to_ascii_lowercase()
+                .into_bytes(),
+        ),
+    };
+    Ok(ExportOutcome::Applied {
+        anchor: Some(anchor),
+        server_attrs: Attributes::new(),
+    })
+}
+
+async fn update(
+    session: &mut Session,
+    item: &ExportItem,
+    flavor: LdapFlavor,
+) -> Result<ExportOutcome, Failure> {
+    let mut dn: Dn = item.dn.clone();
+    if let Some(new_dn) = &item.new_dn {
+        if new_dn.norm() != dn.norm() || new_dn.as_str() != dn.as_str() {
+            let parent = new_dn.parent();
+            let new_parent =
+                (parent.norm() != dn.parent().norm()).then(|| parent.as_str().to_string());
+            match session
+                .rename(dn.as_str(), new_dn.rdn(), new_parent.as_deref())
+                .await
+            {
+                Ok(()) => {}
+                // A replay after a crash: the object already has its new name.
+                Err(Failure::Refused { rc: 32, .. })
+                    if session
+                        .read(new_dn.as_str(), &["1.1".into()], Vec::new())
+                        .await?
+                        .is_some() => {}
+                Err(f) => return Err(f),
+            }
+            dn = new_dn.clone();
+        }
+    }
+    let all = mods(&item.changes, flavor).map_err(Failure::BadData)?;
+    match session.modify(dn.as_str(), all).await {
+        Ok(()) => {}
+        // attributeOrValueExists / noSuchAttribute: apply one change at a time and skip
+        // the ones already in place (a replayed export).
+        Err(Failure::Refused { rc: 16 | 20, .. }) => {
+            for c in &item.changes {
+                let m = mods(std::slice::from_ref(c), flavor).map_err(Failure::BadData)?;
+                match session.modify(dn.as_str(), m).await {
+                    Ok(()) | Err(Failure::Refused { rc: 16 | 20, .. }) => {}
+                    Err(f) => return Err(f),
+                }
+            }
+        }
+        Err(f) => return Err(f),
+    }
+    Ok(ExportOutcome::Applied {
+        anchor: None,
+        server_attrs: Attributes::new(),
+    })
+}

@@ -1,0 +1,61 @@
+//! modifyTimestamp polling for LDAP servers without syncprov: changed entries whole, and a
+//! sweep of the anchors still present so that deletes are found too.
+
+use super::{Ctx, Position, push_entry, read_all, sink_err};
+use crate::connector::ldap::session::{Failure, Session};
+use crate::model::{Dn, ImportChange};
+
+/// "Now" minus a margin for clock skew, in GeneralizedTime.
+pub(super) fn timestamp_position() -> Position {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+        - 300;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = crate::model::civil_from_days(days);
+    Position::Timestamp {
+        since: format!(
+            "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        ),
+    }
+}
+
+pub(super) async fn timestamp_delta(
+    session: &mut Session,
+    ctx: &mut Ctx<'_>,
+    since: String,
+) -> Result<(bool, Position), Failure> {
+    let position = timestamp_position();
+    let filter = format!("(&{}(modifyTimestamp>={since}))", ctx.scope.full_filter());
+    let attrs = ctx.attrs.clone();
+    read_all(session, ctx, &filter, &attrs, |ctx, e| {
+        push_entry(ctx, e).map(|_| ())
+    })
+    .await?;
+    // Deletes leave no timestamp: a sweep of the anchors of everything still there makes
+    // this a complete snapshot, and the runner removes what it did not name.
+    let filter = ctx.scope.full_filter();
+    let sweep = vec![
+        ctx.mapper.anchor_attr().to_string(),
+        "objectClass".into(),
+        "structuralObjectClass".into(),
+    ];
+    read_all(session, ctx, &filter, &sweep, |ctx, e| {
+        let Ok(dn) = Dn::parse(&e.dn) else {
+            return Ok(());
+        };
+        if ctx.mapper.class(e).is_none() || !ctx.scope.contains(&dn) {
+            return Ok(());
+        }
+        if let Ok(a) = ctx.mapper.anchor(e) {
+            ctx.sink.push(ImportChange::Present(a)).map_err(sink_err)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok((true, position))
+}

@@ -1,0 +1,335 @@
+//! The object pages: search over the metaverse and connector spaces, and one object's
+//! lineage (CS ↔ MV ↔ CS with each attribute's contributing connector and rule).
+
+use aho_corasick::AhoCorasick;
+use serde::Serialize;
+
+use crate::model::{Anchor, CsId, MvId};
+use crate::store::{ErrorRecord, MvRecord, ReadTx, StoreError};
+
+/// A metaverse object in search results.
+#[derive(Clone, Debug, Serialize)]
+pub struct MvHit {
+    /// Its id number.
+    pub id: u64,
+    /// person, group, contact, device.
+    pub object_type: String,
+    /// displayName or cn.
+    pub name: String,
+    /// mail, if any.
+    pub mail: Option<String>,
+    /// Deleted, waiting for deprovisioning.
+    pub deleted: bool,
+}
+
+/// A connector-space object in search results.
+#[derive(Clone, Debug, Serialize)]
+pub struct CsHit {
+    /// Its id number.
+    pub id: u64,
+    /// The connector.
+    pub connector: String,
+    /// Its DN (normalised).
+    pub dn: String,
+    /// The MV object it is linked to (None: a disconnector).
+    pub mv: Option<u64>,
+}
+
+/// Search results.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchResult {
+    /// The query.
+    pub query: String,
+    /// Matching metaverse objects.
+    pub mv: Vec<MvHit>,
+    /// Connector-space objects matching by DN or anchor.
+    pub cs: Vec<CsHit>,
+    /// More matched than shown.
+    pub truncated: bool,
+}
+
+/// displayName, else cn.
+pub fn display_name(rec: &MvRecord) -> String {
+    rec.attrs
+        .first_text("displayName")
+        .or_else(|| rec.attrs.first_text("cn"))
+        .unwrap_or_default()
+}
+
+/// Hex digits (with optional dashes, as GUIDs print) as bytes.
+fn hex_bytes(q: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = q.bytes().filter(|b| *b != b'-').collect();
+    if digits.len() < 8 || digits.len() % 2 != 0 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    digits
+        .chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
+        .collect()
+}
+
+/// Finds objects by name, mail, any attribute value, DN or anchor (case-insensitive).
+pub fn search(tx: &ReadTx, query: &str, limit: usize) -> Result<SearchResult, StoreError> {
+    let q = query.trim().to_lowercase();
+    let mut out = SearchResult {
+        query: query.trim().to_string(),
+        mv: Vec::new(),
+        cs: Vec::new(),
+        truncated: false,
+    };
+    if q.is_empty() {
+        return Ok(out);
+    }
+    // The raw-bytes prefilter looks for the query's longest ASCII run, case-insensitively;
+    // the decoded values are then compared in full (Unicode lower case).
+    let needle = q
+        .split(|c: char| !c.is_ascii())
+        .max_by_key(|s| s.len())
+        .unwrap_or_default()
+        .to_string();
+    let finder = (needle.len() >= 2)
+        .then(|| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build([needle.as_bytes()])
+                .ok()
+        })
+        .flatten();
+    tx.scan_mv(
+        &mut |raw| finder.as_ref().is_none_or(|f| f.is_match(raw)),
+        &mut |id, rec| {
+            let hit = rec
+                .attrs
+                .iter()
+                .flat_map(|(_, vs)| vs.iter())
+                .any(|v| v.to_text().to_lowercase().contains(&q));
+            if hit {
+                if out.mv.len() >= limit {
+                    out.truncated = true;
+                    return Ok(false);
+                }
+                out.mv.push(MvHit {
+                    id: id.0,
+                    object_type: rec.object_type.to_string(),
+                    name: display_name(&rec),
+                    mail: rec.attrs.first_text("mail"),
+                    deleted: rec.deleted,
+                });
+            }
+            Ok(true)
+        },
+    )?;
+    // Connector-space objects by DN (the index keys, no record decoded) ...
+    let mut ids: Vec<(String, String, CsId)> = Vec::new();
+    tx.scan_cs_dns(&mut |conn, dn, id| {
+        if dn.contains(&q) {
+            if ids.len() >= limit {
+                out.truncated = true;
+                return false;
+            }
+            ids.push((conn.to_string(), dn.to_string(), id));
+        }
+        true
+    })?;
+    // ... and by anchor: as text (entryUUID) or as hex (objectGUID prints as hex).
+    let hex = hex_bytes(&q);
+    let looks_like_anchor = hex.is_some() || (q.len() >= 8 && !q.contains(' '));
+    if looks_like_anchor && ids.len() < limit {
+        tx.scan_anchors(&mut |conn, anchor, id| {
+            let text_hit = Anchor::new(anchor).to_string().to_lowercase().contains(&q);
+            let hex_hit = hex
+                .as_ref()
+                .is_some_and(|h| anchor.windows(h.len()).any(|w| w == h.as_slice()));
+            if (text_hit || hex_hit) && !ids.iter().any(|(_, _, i)| *i == id) {
+                if ids.len() >= limit {
+                    out.truncated = true;
+                    return false;
+                }
+                ids.push((conn.to_string(), String::new(), id));
+            }
+            true
+        })?;
+    }
+    for (connector, dn, id) in ids {
+        let dn = if dn.is_empty() {
+            tx.cs(id)?.map(|r| r.dn.to_string()).unwrap_or_default()
+        } else {
+            dn
+        };
+        out.cs.push(CsHit {
+            id: id.0,
+            connector,
+            dn,
+            mv: tx.link_of(id)?.map(|m| m.0),
+        });
+    }
+    Ok(out)
+}
+
+/// One attribute with where it came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttrView {
+    /// The attribute.
+    pub name: String,
+    /// Its values as text.
+    pub values: Vec<String>,
+    /// The contributing connector (MV attributes).
+    pub connector: Option<String>,
+    /// The contributing inbound rule.
+    pub rule: Option<String>,
+    /// That rule's precedence.
+    pub precedence: Option<u32>,
+}
+
+/// A pending export.
+#[derive(Clone, Debug, Serialize)]
+pub struct PendingView {
+    /// Add, Update or Delete.
+    pub kind: String,
+    /// Rename target.
+    pub new_dn: Option<String>,
+    /// Attribute changes as text.
+    pub changes: Vec<String>,
+    /// The outbound rule.
+    pub rule: String,
+}
+
+/// A connector-space object with everything it holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct CsView {
+    /// Its id number.
+    pub id: u64,
+    /// The connector.
+    pub connector: String,
+    /// Its DN.
+    pub dn: String,
+    /// Its anchor as text (None: not exported yet).
+    pub anchor: Option<String>,
+    /// Structural class.
+    pub object_class: String,
+    /// Deleted in the directory, waiting for sync.
+    pub deleted: bool,
+    /// The MV object it is linked to.
+    pub mv: Option<u64>,
+    /// Created by provisioning (rather than joined or projected).
+    pub provisioned: bool,
+    /// The hologram.
+    pub attributes: Vec<AttrView>,
+    /// Its pending export.
+    pub pending: Option<PendingView>,
+    /// Its error.
+    pub error: Option<ErrorRecord>,
+    /// References waiting for their object: (attribute, DN).
+    pub unresolved: Vec<(String, String)>,
+}
+
+/// A metaverse object with its lineage.
+#[derive(Clone, Debug, Serialize)]
+pub struct MvView {
+    /// Its id number.
+    pub id: u64,
+    /// Its type.
+    pub object_type: String,
+    /// displayName or cn.
+    pub name: String,
+    /// Waiting for deprovisioning.
+    pub deleted: bool,
+    /// Every attribute with its contributing connector and rule.
+    pub attributes: Vec<AttrView>,
+    /// Its error.
+    pub error: Option<ErrorRecord>,
+    /// The linked connector-space objects.
+    pub links: Vec<CsView>,
+}
+
+fn change_text(c: &crate::model::AttrChange) -> String {
+    use crate::model::ChangeOp;
+    let (op, values) = match &c.op {
+        ChangeOp::Add(v) => ("add", v),
+        ChangeOp::Remove(v) => ("remove", v),
+        ChangeOp::Replace(v) => ("replace", v),
+    };
+    let shown: Vec<String> = values.iter().take(20).map(|v| v.to_text()).collect();
+    let more = if values.len() > 20 {
+        format!(" (+{} more)", values.len() - 20)
+    } else {
+        String::new()
+    };
+    format!("{op} {}: {}{more}", c.attr, shown.join("; "))
+}
+
+/// One connector-space object.
+pub fn cs_view(tx: &ReadTx, id: CsId) -> Result<Option<CsView>, StoreError> {
+    let Some(rec) = tx.cs(id)? else {
+        return Ok(None);
+    };
+    let link = tx.link_with_kind(id)?;
+    Ok(Some(CsView {
+        id: id.0,
+        connector: rec.connector.clone(),
+        dn: rec.dn.to_string(),
+        anchor: rec
+            .anchor
+            .as_ref()
+            .map(|a| Anchor::new(a.clone()).to_string()),
+        object_class: rec.object_class.clone(),
+        deleted: rec.deleted,
+        mv: link.map(|(m, _)| m.0),
+        provisioned: link.is_some_and(|(_, p)| p),
+        attributes: rec
+            .attrs
+            .iter()
+            .map(|(n, vs)| AttrView {
+                name: n.to_string(),
+                values: vs.iter().map(|v| v.to_text()).collect(),
+                connector: None,
+                rule: None,
+                precedence: None,
+            })
+            .collect(),
+        pending: rec.export.as_ref().map(|e| PendingView {
+            kind: format!("{:?}", e.kind),
+            new_dn: e.new_dn.as_ref().map(|d| d.to_string()),
+            changes: e.changes.iter().map(change_text).collect(),
+            rule: e.rule.clone(),
+        }),
+        error: rec.error.clone(),
+        unresolved: rec.unresolved.clone(),
+    }))
+}
+
+/// One metaverse object with every linked connector-space object.
+pub fn mv_view(tx: &ReadTx, id: MvId) -> Result<Option<MvView>, StoreError> {
+    let Some(rec) = tx.mv(id)? else {
+        return Ok(None);
+    };
+    let attributes = rec
+        .attrs
+        .iter()
+        .map(|(n, vs)| {
+            let from = rec.contributor(n.key());
+            AttrView {
+                name: n.to_string(),
+                values: vs.iter().map(|v| v.to_text()).collect(),
+                connector: from.map(|c| c.connector.to_string()),
+                rule: from.map(|c| c.rule.clone()),
+                precedence: from.map(|c| c.precedence),
+            }
+        })
+        .collect();
+    let mut links = Vec::new();
+    for cs in tx.links_of(id)? {
+        links.extend(cs_view(tx, cs)?);
+    }
+    // Sources (joined, projected) first, then provisioned targets: CS → MV → CS.
+    links.sort_by_key(|l| (l.provisioned, l.connector.clone(), l.id));
+    Ok(Some(MvView {
+        id: id.0,
+        object_type: rec.object_type.to_string(),
+        name: display_name(&rec),
+        deleted: rec.deleted,
+        attributes,
+        error: rec.error.clone(),
+        links,
+    }))
+}
