@@ -220,3 +220,34 @@ fn ldap_writeback_to_ad_with_password() {
         "disabled"
     );
 }
+
+#[test]
+fn ldap_writeback_password_refused_by_policy_leaves_no_half_made_user() {
+    let ad = samba::corp();
+    let _hold = ad.hold();
+    let src = slapd::start(SlapdOptions { syncprov: true });
+    let src_ou = src.create_ou("hr");
+    let ad_ou = ad.create_ou("e2e-weak-password");
+    src.ldapadd(&format!(
+        "dn: uid=weak0,{src_ou}\nobjectClass: inetOrgPerson\nuid: weak0\ncn: Weak 0\nsn: Weak\ngivenName: W\ntitle: T\nemployeeNumber: K000\n"
+    ));
+    let dir = TestDir::new("ldap-weak-password");
+    let cfg = config(&dir, &src, &src_ou, ad, &ad_ou);
+    let text = std::fs::read_to_string(&cfg).must("reading the config");
+    std::fs::write(&cfg, text.replace(INITIAL_PASSWORD, "abc")).must("writing the config");
+
+    let run = cycle_json(&cfg, false);
+    run.expect_code(1);
+    let counts = connector_counts(&run.json());
+    assert_eq!(counts["corp"].2, 1, "one object error: {counts:?}");
+    let users = ad.ldapsearch(&ad_ou, Scope::One, "(objectClass=user)", &["1.1"]);
+    assert!(users.is_empty(), "no user without its password: {users:?}");
+    let errors = crate::support::run(&["errors", "-c", &cfg.display().to_string()]);
+    assert!(
+        errors.stdout.contains("CN=Weak 0")
+            && (errors.stdout.contains("constraintViolation (19)")
+                || errors.stdout.contains("unwillingToPerform (53)")),
+        "the directory's refusal is kept on the object: {}",
+        errors.stdout
+    );
+}

@@ -168,12 +168,16 @@ async fn add(
     let dn = item.dn.as_str();
     session.add(dn, list).await?;
     for c in after {
-        session
-            .modify(
-                dn,
-                mods(std::slice::from_ref(&c), flavor).map_err(Failure::BadData)?,
-            )
-            .await?;
+        let m = mods(std::slice::from_ref(&c), flavor).map_err(Failure::BadData)?;
+        if let Err(f) = session.modify(dn, m).await {
+            // The add is undone so that the retry adds again (with the same outcome or,
+            // once the cause is fixed, a complete user), rather than finding a
+            // half-made object in its place.
+            if matches!(f, Failure::Refused { .. }) {
+                let _ = session.delete(dn).await;
+            }
+            return Err(f);
+        }
     }
     let e = session
         .read(dn, &[anchor_attr.to_string()], Vec::new())

@@ -176,10 +176,15 @@ impl Session {
             .await
             .map_err(|e| Failure::Unreachable(format!("bind to {} failed: {e}", cfg.url)))?;
         if bound.rc != 0 {
-            return Err(Failure::Refused {
-                rc: bound.rc,
-                text: format!("bind as {} refused: {}", cfg.bind_dn, bound.text),
-            });
+            // Without a bind nothing can be read: to the runner this directory is out of
+            // reach (exit code 3), with the server's own reason.
+            return Err(Failure::Unreachable(format!(
+                "bind as {} refused: {} ({}): {}",
+                cfg.bind_dn,
+                rc_name(bound.rc),
+                bound.rc,
+                bound.text
+            )));
         }
         Ok(Session {
             ldap,
