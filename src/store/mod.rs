@@ -9,6 +9,7 @@ pub mod admin;
 mod backup;
 mod gates;
 pub mod records;
+mod search;
 mod status;
 mod tables;
 pub mod write;
@@ -26,6 +27,7 @@ pub use records::{
     PhaseTime, RunRecord,
 };
 use records::{CodecError, FORMAT_VERSION, decode};
+pub use search::words as search_words;
 use tables::*;
 pub use write::WriteTx;
 
@@ -158,6 +160,7 @@ impl Store {
             path: path.to_path_buf(),
         };
         store.check_format(existed)?;
+        store.ensure_search_index()?;
         Ok(store)
     }
 
@@ -246,6 +249,7 @@ impl Store {
         tx.open_multimap_table(JOIN).ctx(path)?;
         tx.open_multimap_table(DN_REFS).ctx(path)?;
         tx.open_multimap_table(MV_REFS).ctx(path)?;
+        tx.open_table(MV_SEARCH).ctx(path)?;
         tx.commit().ctx(path)?;
         Ok(())
     }

@@ -53,3 +53,6 @@ pub const RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("run_history"
 /// Appliance settings changed at run time, not in the config file: the admin password hash
 /// (argon2id PHC string) and a staging-mode override, as versioned records.
 pub const ADMIN: TableDefinition<&str, &[u8]> = TableDefinition::new("admin");
+
+/// Search index: (lower-case word or whole value of a name-like attribute, MV id).
+pub const MV_SEARCH: TableDefinition<(&str, u64), u8> = TableDefinition::new("mv_search");

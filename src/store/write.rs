@@ -422,6 +422,7 @@ impl WriteTx {
                     .ctx(p)?;
             }
         }
+        super::search::reindex(&self.tx, p, id, old, new)?;
         let rb = old.map(|r| mv_refs(&r.attrs)).unwrap_or_default();
         let ra = new.map(|r| mv_refs(&r.attrs)).unwrap_or_default();
         if rb != ra {

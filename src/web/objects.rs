@@ -68,6 +68,9 @@ fn hex_bytes(q: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// At most this many index hits are checked before the search stops looking.
+const CANDIDATES: usize = 5_000;
+
 /// Finds objects by name, mail, any attribute value, DN or anchor (case-insensitive).
 pub fn search(tx: &ReadTx, query: &str, limit: usize) -> Result<SearchResult, StoreError> {
     let q = query.trim().to_lowercase();
@@ -80,60 +83,103 @@ pub fn search(tx: &ReadTx, query: &str, limit: usize) -> Result<SearchResult, St
     if q.is_empty() {
         return Ok(out);
     }
-    // The raw-bytes prefilter looks for the query's longest ASCII run, case-insensitively;
-    // the decoded values are then compared in full (Unicode lower case).
-    let needle = q
-        .split(|c: char| !c.is_ascii())
-        .max_by_key(|s| s.len())
-        .unwrap_or_default()
-        .to_string();
-    let finder = (needle.len() >= 2)
-        .then(|| {
-            AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .build([needle.as_bytes()])
-                .ok()
-        })
-        .flatten();
-    tx.scan_mv(
-        &mut |raw| finder.as_ref().is_none_or(|f| f.is_match(raw)),
-        &mut |id, rec| {
-            let hit = rec
-                .attrs
-                .iter()
-                .flat_map(|(_, vs)| vs.iter())
-                .any(|v| v.to_text().to_lowercase().contains(&q));
-            if hit {
-                if out.mv.len() >= limit {
-                    out.truncated = true;
-                    return Ok(false);
-                }
-                out.mv.push(MvHit {
-                    id: id.0,
-                    object_type: rec.object_type.to_string(),
-                    name: display_name(&rec),
-                    mail: rec.attrs.first_text("mail"),
-                    deleted: rec.deleted,
-                });
+    let matches = |rec: &MvRecord| {
+        rec.attrs
+            .iter()
+            .flat_map(|(_, vs)| vs.iter())
+            .any(|v| v.to_text().to_lowercase().contains(&q))
+    };
+    let take = |out: &mut SearchResult, id: MvId, rec: MvRecord| {
+        if out.mv.len() >= limit {
+            out.truncated = true;
+            return false;
+        }
+        out.mv.push(MvHit {
+            id: id.0,
+            object_type: rec.object_type.to_string(),
+            name: display_name(&rec),
+            mail: rec.attrs.first_text("mail"),
+            deleted: rec.deleted,
+        });
+        true
+    };
+    // The search index finds names, mail addresses and ids by the beginning of a word or
+    // of the whole value: first the whole query, else its longest word.
+    let mut candidates: Vec<MvId> = Vec::new();
+    let mut indexed = false;
+    let longest = crate::store::search_words(&q)
+        .into_iter()
+        .max_by_key(|w| w.chars().count())
+        .unwrap_or_default();
+    for prefix in [q.as_str(), longest.as_str()] {
+        if prefix.is_empty() || !candidates.is_empty() {
+            continue;
+        }
+        indexed = tx.mv_by_prefix(prefix, &mut |id| {
+            if !candidates.contains(&id) {
+                candidates.push(id);
             }
-            Ok(true)
-        },
-    )?;
+            candidates.len() < CANDIDATES
+        })?;
+    }
+    candidates.sort();
+    let mut found = false;
+    for id in candidates {
+        if let Some(rec) = tx.mv(id)? {
+            if matches(&rec) {
+                found = true;
+                if !take(&mut out, id, rec) {
+                    break;
+                }
+            }
+        }
+    }
+    if !found || !indexed {
+        // Not the beginning of any indexed word: a scan over every record, comparing the
+        // raw bytes with the query's longest ASCII run before decoding.
+        let needle = q
+            .split(|c: char| !c.is_ascii())
+            .max_by_key(|s| s.len())
+            .unwrap_or_default()
+            .to_string();
+        let finder = (needle.len() >= 2)
+            .then(|| {
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build([needle.as_bytes()])
+                    .ok()
+            })
+            .flatten();
+        tx.scan_mv(
+            &mut |raw| finder.as_ref().is_none_or(|f| f.is_match(raw)),
+            &mut |id, rec| {
+                if matches(&rec) {
+                    return Ok(take(&mut out, id, rec));
+                }
+                Ok(true)
+            },
+        )?;
+    }
+    // A DN query (it has an `=`) also looks through the connector spaces' DN index.
+    let dn_like = q.contains('=');
     // Connector-space objects by DN (the index keys, no record decoded) ...
     let mut ids: Vec<(String, String, CsId)> = Vec::new();
-    tx.scan_cs_dns(&mut |conn, dn, id| {
-        if dn.contains(&q) {
-            if ids.len() >= limit {
-                out.truncated = true;
-                return false;
+    if dn_like {
+        tx.scan_cs_dns(&mut |conn, dn, id| {
+            if dn.contains(&q) {
+                if ids.len() >= limit {
+                    out.truncated = true;
+                    return false;
+                }
+                ids.push((conn.to_string(), dn.to_string(), id));
             }
-            ids.push((conn.to_string(), dn.to_string(), id));
-        }
-        true
-    })?;
-    // ... and by anchor: as text (entryUUID) or as hex (objectGUID prints as hex).
+            true
+        })?;
+    }
+    // ... and by anchor, when the query looks like one (hex digits with optional dashes:
+    // objectGUID and entryUUID both print so).
     let hex = hex_bytes(&q);
-    let looks_like_anchor = hex.is_some() || (q.len() >= 8 && !q.contains(' '));
+    let looks_like_anchor = hex.is_some();
     if looks_like_anchor && ids.len() < limit {
         tx.scan_anchors(&mut |conn, anchor, id| {
             let text_hit = Anchor::new(anchor).to_string().to_lowercase().contains(&q);
