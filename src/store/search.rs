@@ -142,6 +142,7 @@ impl ReadTx {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::super::tables::{META, MV_SEARCH};
     use super::*;
     use crate::model::{AttrName, Attributes, ObjectType, Value, ValueSet};
 
@@ -174,5 +175,55 @@ mod tests {
             assert!(t.contains(w), "{w} missing from {t:?}");
         }
         assert!(!t.contains("indexed"));
+    }
+
+    fn person(name: &str) -> MvRecord {
+        let mut rec = MvRecord::new(ObjectType::Person);
+        rec.attrs.set(
+            AttrName::new("displayName"),
+            ValueSet::one(Value::str(name)),
+        );
+        rec
+    }
+
+    fn found(store: &Store, prefix: &str) -> Vec<u64> {
+        let mut ids = Vec::new();
+        store
+            .read()
+            .unwrap()
+            .mv_by_prefix(prefix, &mut |id| {
+                ids.push(id.0);
+                true
+            })
+            .unwrap();
+        ids
+    }
+
+    #[test]
+    fn the_index_follows_writes_and_is_built_for_older_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let store = Store::open(&path).unwrap();
+        let tx = store.write().unwrap();
+        tx.put_mv(MvId(1), &person("Ann Smith")).unwrap();
+        tx.put_mv(MvId(2), &person("Bob Smithers")).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(found(&store, "smith"), vec![1, 2]);
+        let tx = store.write().unwrap();
+        tx.put_mv(MvId(1), &person("Ann Jones")).unwrap();
+        tx.delete_mv(MvId(2)).unwrap();
+        tx.commit().unwrap();
+        assert!(found(&store, "smith").is_empty(), "old words are removed");
+        assert_eq!(found(&store, "jon"), vec![1]);
+        // A file from before the index: the next open builds it.
+        {
+            let tx = store.writer().unwrap().begin_write().unwrap();
+            tx.delete_table(MV_SEARCH).unwrap();
+            tx.open_table(META).unwrap().remove("search_index").unwrap();
+            tx.commit().unwrap();
+        }
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(found(&store, "ann jones"), vec![1]);
     }
 }
