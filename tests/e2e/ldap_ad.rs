@@ -114,7 +114,7 @@ name = "ol-people"
 connector = "openldap"
 object_type = "person"
 object_class = "inetOrgPerson"
-dn = "uid={{uid}},ou=people,{tbase}"
+dn = "cn={{cn}},ou=people,{tbase}"
 deprovision = "delete"
 flows = [
   {{ target = "uid", source = "uid" }},
@@ -177,24 +177,38 @@ fn expectation(corp: &Forest, corp_ou: &str, fab: &Forest, fab_ou: &str) -> Expe
     let mut people = BTreeMap::new();
     let mut by_dn = BTreeMap::new();
     let mut by_sid = BTreeMap::new();
+    let mut employees: BTreeMap<String, String> = BTreeMap::new();
     for (f, ou) in [(corp, corp_ou), (fab, fab_ou)] {
         for e in f.ldapsearch(
             ou,
             Scope::Sub,
             "(&(objectClass=user)(!(objectClass=computer)))",
-            &["sAMAccountName", "cn", "description", "objectSid"],
+            &[
+                "sAMAccountName",
+                "cn",
+                "description",
+                "objectSid",
+                "employeeID",
+            ],
         ) {
             if e.dn.to_ascii_lowercase().contains("ou=excluded,") {
                 continue;
             }
             let uid = e.first("sAMAccountName").must("sAMAccountName");
-            people.insert(
-                uid.clone(),
-                (
-                    e.first("cn").unwrap_or_default(),
-                    e.first("description").unwrap_or_default(),
-                ),
-            );
+            let emp = e.first("employeeID").unwrap_or_default();
+            // A person already seen in corp (same employeeID) is one metaverse object;
+            // corp's rule has the lower precedence number and supplies the values.
+            let uid = match employees.get(&emp) {
+                Some(first) => first.clone(),
+                None => {
+                    employees.insert(emp, uid.clone());
+                    uid
+                }
+            };
+            people.entry(uid.clone()).or_insert((
+                e.first("cn").unwrap_or_default(),
+                e.first("description").unwrap_or_default(),
+            ));
             by_dn.insert(crate::support::norm_dn(&e.dn), uid.clone());
             if let Some((_, sid)) = e
                 .attrs
@@ -242,12 +256,14 @@ fn expectation(corp: &Forest, corp_ou: &str, fab: &Forest, fab_ou: &str) -> Expe
 
 fn target_content(t: &Slapd) -> Expected {
     let mut people = BTreeMap::new();
+    let mut uid_of = BTreeMap::new();
     for e in t.ldapsearch(
         &format!("ou=people,{}", t.base_dn),
         Scope::One,
         "(objectClass=inetOrgPerson)",
         &["uid", "cn", "description"],
     ) {
+        uid_of.insert(crate::support::norm_dn(&e.dn), e.first("uid").must("uid"));
         people.insert(
             e.first("uid").must("uid"),
             (
@@ -267,11 +283,10 @@ fn target_content(t: &Slapd) -> Expected {
             .values("member")
             .iter()
             .map(|dn| {
-                dn.split(',')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_start_matches("uid=")
-                    .to_string()
+                uid_of
+                    .get(&crate::support::norm_dn(dn))
+                    .cloned()
+                    .unwrap_or_else(|| format!("(dangling {dn})"))
             })
             .collect();
         groups.insert(e.first("cn").must("cn"), members);
@@ -332,7 +347,12 @@ fn ldap_ad_two_forests_to_openldap_full_and_dirsync_delta() {
             &fab_ou,
             &format!("Fab {i}"),
             &format!("f{i}"),
-            &format!("F{i:03}"),
+            // Fab 2 is the same person as corp's User 06: joined on employeeID.
+            &if i == 2 {
+                "E006".to_string()
+            } else {
+                format!("F{i:03}")
+            },
             "description: fabrikam\n",
         ));
     }
@@ -373,7 +393,8 @@ fn ldap_ad_two_forests_to_openldap_full_and_dirsync_delta() {
         "35 users, the team, FSPs: {counts:?}"
     );
     assert_eq!(counts["fabrikam"].0.adds, 3 + fsps(fab), "{counts:?}");
-    assert_eq!(counts["openldap"].1.adds, 38 + 1, "{counts:?}");
+    // 35 corp users and 3 fabrikam ones, one of them joined to a corp user; the team.
+    assert_eq!(counts["openldap"].1.adds, 37 + 1, "{counts:?}");
     let want = expectation(corp, &corp_ou, fab, &fab_ou);
     assert_eq!(
         want.1["Team"].len(),
@@ -382,7 +403,7 @@ fn ldap_ad_two_forests_to_openldap_full_and_dirsync_delta() {
     );
     assert_eq!(target_content(&target), want);
     let photo = target.ldapsearch(
-        &format!("uid=c02,ou=people,{}", target.base_dn),
+        &format!("cn=User 02,ou=people,{}", target.base_dn),
         Scope::Base,
         "(objectClass=*)",
         &["jpegPhoto"],
@@ -452,6 +473,8 @@ fn ldap_ad_two_forests_to_openldap_full_and_dirsync_delta() {
         "{counts:?}"
     );
     assert_eq!(counts["fabrikam"].0, Counts::default(), "{counts:?}");
+    // The renamed user's DN in OpenLDAP follows its cn: a modrdn.
+    assert_eq!(counts["openldap"].1.renames, 1, "{counts:?}");
     assert_eq!(
         target_content(&target),
         expectation(corp, &corp_ou, fab, &fab_ou)
