@@ -416,7 +416,13 @@ fn ldap_ad_two_forests_to_openldap_full_and_dirsync_delta() {
 
     // sourceAnchor: base64 of ms-DS-ConsistencyGuid where set, else of objectGUID.
     let anchor_of = |sam: &str| {
-        let found = crate::support::run(&["search", "-c", &cfg.display().to_string(), sam]);
+        let found = crate::support::run(&[
+            "search",
+            "-c",
+            &cfg.display().to_string(),
+            // By mail: no base64 value can contain an `@`, so only this person matches.
+            &format!("{sam}@example.test"),
+        ]);
         found
             .stdout
             .lines()
