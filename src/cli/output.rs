@@ -163,22 +163,6 @@ fn print_cs(id: CsId, rec: &CsRecord, prefix: &str) {
     }
 }
 
-fn change_text(c: &crate::model::AttrChange) -> String {
-    use crate::model::ChangeOp;
-    let (op, values) = match &c.op {
-        ChangeOp::Add(v) => ("add", v),
-        ChangeOp::Remove(v) => ("remove", v),
-        ChangeOp::Replace(v) => ("replace", v),
-    };
-    let shown: Vec<String> = values.iter().take(5).map(|v| v.to_text()).collect();
-    let more = if values.len() > 5 {
-        format!(" (+{} more)", values.len() - 5)
-    } else {
-        String::new()
-    };
-    format!("{op} {}: {}{more}", c.attr, shown.join("; "))
-}
-
 /// Prints a preview: rules in scope, the join decision, MV attributes with lineage, exports.
 pub fn print_preview(connector: &str, dn: &crate::model::Dn, p: &crate::sync::Preview) {
     use crate::sync::Decision;
@@ -227,7 +211,7 @@ pub fn print_preview(connector: &str, dn: &crate::model::Dn, p: &crate::sync::Pr
             .unwrap_or_default();
         out!("  export to {}: {:?} {}{rename}", e.connector, e.kind, e.dn);
         for c in &e.changes {
-            out!("    {}", change_text(c));
+            out!("    {}", c.summary(5));
         }
     }
     for e in &p.errors {
@@ -236,15 +220,7 @@ pub fn print_preview(connector: &str, dn: &crate::model::Dn, p: &crate::sync::Pr
 }
 
 fn when(ms: i64) -> String {
-    let secs = ms / 1000;
-    let (y, m, d) = crate::model::civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::model::UtcTime::from_unix(ms.div_euclid(1000)).readable()
 }
 
 fn print_error(e: &crate::store::ErrorRecord) {

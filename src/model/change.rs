@@ -66,6 +66,28 @@ pub struct AttrChange {
     pub op: ChangeOp,
 }
 
+impl AttrChange {
+    /// `add member: a; b (+3 more)`: the change for people, at most `max_values` values.
+    pub fn summary(&self, max_values: usize) -> String {
+        let (op, values) = match &self.op {
+            ChangeOp::Add(v) => ("add", v),
+            ChangeOp::Remove(v) => ("remove", v),
+            ChangeOp::Replace(v) => ("replace", v),
+        };
+        let shown: Vec<String> = values
+            .iter()
+            .take(max_values)
+            .map(|v| v.to_text())
+            .collect();
+        let more = if values.len() > max_values {
+            format!(" (+{} more)", values.len() - max_values)
+        } else {
+            String::new()
+        };
+        format!("{op} {}: {}{more}", self.attr, shown.join("; "))
+    }
+}
+
 /// The kind of a pending export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ExportKind {

@@ -19,6 +19,66 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// A Unix time as UTC calendar fields: one place that turns seconds into dates for logs,
+/// pages and LDAP GeneralizedTime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UtcTime {
+    /// Year.
+    pub year: i64,
+    /// Month, 1-12.
+    pub month: u32,
+    /// Day of the month, 1-31.
+    pub day: u32,
+    /// Hour, 0-23.
+    pub hour: i64,
+    /// Minute, 0-59.
+    pub minute: i64,
+    /// Second, 0-59.
+    pub second: i64,
+}
+
+impl UtcTime {
+    /// The fields of Unix seconds `secs`.
+    pub fn from_unix(secs: i64) -> Self {
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let rem = secs.rem_euclid(86_400);
+        UtcTime {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+        }
+    }
+
+    /// `2026-11-26 04:50:51Z`, as logs and pages show times.
+    pub fn readable(&self) -> String {
+        let UtcTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        } = self;
+        format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}Z")
+    }
+
+    /// `20261126045051`: the digits of an LDAP GeneralizedTime, before its fraction and `Z`.
+    pub fn generalized_digits(&self) -> String {
+        let UtcTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        } = self;
+        format!("{year:04}{month:02}{day:02}{hour:02}{minute:02}{second:02}")
+    }
+}
+
 /// A source of the current time in Unix milliseconds.
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.

@@ -16,7 +16,7 @@ pub use change::{
     AttrChange, ChangeOp, ExportItem, ExportKind, ExportOutcome, ImportChange, ImportedObject,
     PartialObject, Watermark,
 };
-pub use clock::{Clock, FixedClock, SystemClock, civil_from_days};
+pub use clock::{Clock, FixedClock, SystemClock, UtcTime, civil_from_days};
 pub use dn::{Dn, DnError};
 pub use ids::{Anchor, ConnectorName, CsId, MvId, NameError, ObjectType, guid_string};
 pub use object::{Contribution, CsObject};

@@ -418,37 +418,6 @@ impl Runner {
         Ok(dns)
     }
 
-    /// Queues the disconnectors of connectors that have join-only inbound rules; returns
-    /// how many were queued.
-    fn requeue_join_only_disconnectors(&self, tx: &crate::store::WriteTx) -> Result<u64, RunError> {
-        let mut queued = 0;
-        for c in &self.config.connectors {
-            let join_only = self
-                .config
-                .rules
-                .inbound
-                .iter()
-                .any(|r| r.connector == c.name && !r.project);
-            if !join_only {
-                continue;
-            }
-            let mut ids = Vec::new();
-            tx.for_each_cs(&c.name, &mut |id, rec| {
-                if !rec.deleted {
-                    ids.push(id);
-                }
-                Ok(())
-            })?;
-            for id in ids {
-                if tx.link_of(id)?.is_none() {
-                    tx.mark_inbound(c.name.as_str(), id)?;
-                    queued += 1;
-                }
-            }
-        }
-        Ok(queued)
-    }
-
     /// Drains the inbound then the outbound queue (a full sync queues everything first).
     fn sync(
         &self,
@@ -462,22 +431,22 @@ impl Runner {
             tx.mark_all_inbound()?;
             tx.commit()?;
         }
+        // Objects that only join (foreign security principals, say) may have been synced
+        // before the object they join to was projected from another connector in this
+        // same pass: after projections, those that found nothing get one more try.
+        let mut unjoined = Vec::new();
         let mut retried = false;
         loop {
             self.shutdown.check()?;
             let tx = self.store.write()?;
-            let n = sync::inbound_batch(&tx, &ctx, SYNC_BATCH, &mut stats)?;
-            if n == 0 && !retried && stats.projected > 0 {
-                // Objects that only join (foreign security principals, say) may have been
-                // synced before the object they join to was projected from another
-                // connector in this same pass: give their disconnectors one more try.
+            let n = sync::inbound_batch(&tx, &ctx, SYNC_BATCH, &mut stats, &mut unjoined)?;
+            if n == 0 && !retried && stats.projected > 0 && !unjoined.is_empty() {
                 retried = true;
-                let queued = self.requeue_join_only_disconnectors(&tx)?;
-                tx.commit()?;
-                if queued > 0 {
-                    continue;
+                for (conn, id) in unjoined.drain(..) {
+                    tx.mark_inbound(&conn, id)?;
                 }
-                break;
+                tx.commit()?;
+                continue;
             }
             tx.commit()?;
             if n == 0 {

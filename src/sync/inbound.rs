@@ -38,18 +38,21 @@ fn requeue_referrers(tx: &WriteTx, conn: &str, dn: &Dn) -> Result<(), StoreError
 }
 
 /// Syncs one CS object into the metaverse.
+///
+/// Returns true when the object stays a disconnector only because its join-only rule
+/// found nothing to join yet (an object projected later in the same sync may match).
 pub fn sync_cs(
     tx: &WriteTx,
     ctx: &SyncContext<'_>,
     id: CsId,
     stats: &mut SyncStats,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let Some(mut rec) = tx.cs(id)? else {
-        return Ok(());
+        return Ok(false);
     };
     stats.inbound += 1;
     let Ok(conn) = ConnectorName::new(&rec.connector) else {
-        return Ok(());
+        return Ok(false);
     };
     let link = tx.link_of(id)?;
     if rec.deleted {
@@ -63,7 +66,7 @@ pub fn sync_cs(
         }
         requeue_referrers(tx, &rec.connector, &rec.dn)?;
         tx.delete_cs(id)?;
-        return Ok(());
+        return Ok(false);
     }
     let rule = rule_for(ctx, &rec, &conn);
     match (link, rule) {
@@ -97,12 +100,12 @@ pub fn sync_cs(
                     stats.projected += 1;
                     mv
                 }
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(true),
                 Err(message) => {
                     rec.error = Some(record_error(rec.error.take(), message, ctx.now_ms));
                     tx.put_cs(id, &rec)?;
                     stats.errors += 1;
-                    return Ok(());
+                    return Ok(false);
                 }
             };
             tx.link(id, conn.as_str(), mv, LinkKind::Inbound)?;
@@ -111,7 +114,7 @@ pub fn sync_cs(
         }
         (None, None) => {}
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Tries the rule's join rules in order. Ok(None) = no match; Err = ambiguous.

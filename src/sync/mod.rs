@@ -15,7 +15,7 @@ mod preview;
 
 use std::collections::HashMap;
 
-use crate::model::{AttrName, ConnectorName, Dn};
+use crate::model::{AttrName, ConnectorName, CsId, Dn};
 use crate::rules::RuleSet;
 use crate::store::{ErrorRecord, StoreError, WriteTx};
 
@@ -72,18 +72,23 @@ impl SyncStats {
     }
 }
 
-/// Processes up to `limit` queued CS objects; returns how many were taken.
+/// Processes up to `limit` queued CS objects; returns how many were taken. Objects a
+/// join-only rule could not join yet are added to `unjoined` (connector, id).
 pub fn inbound_batch(
     tx: &WriteTx,
     ctx: &SyncContext<'_>,
     limit: usize,
     stats: &mut SyncStats,
+    unjoined: &mut Vec<(String, CsId)>,
 ) -> Result<usize, StoreError> {
     let batch = tx.take_inbound(limit)?;
-    for (_, id) in &batch {
-        inbound::sync_cs(tx, ctx, *id, stats)?;
+    let n = batch.len();
+    for (conn, id) in batch {
+        if inbound::sync_cs(tx, ctx, id, stats)? {
+            unjoined.push((conn, id));
+        }
     }
-    Ok(batch.len())
+    Ok(n)
 }
 
 /// Processes up to `limit` queued MV objects; returns how many were taken.

@@ -288,22 +288,6 @@ pub struct MvView {
     pub links: Vec<CsView>,
 }
 
-fn change_text(c: &crate::model::AttrChange) -> String {
-    use crate::model::ChangeOp;
-    let (op, values) = match &c.op {
-        ChangeOp::Add(v) => ("add", v),
-        ChangeOp::Remove(v) => ("remove", v),
-        ChangeOp::Replace(v) => ("replace", v),
-    };
-    let shown: Vec<String> = values.iter().take(20).map(|v| v.to_text()).collect();
-    let more = if values.len() > 20 {
-        format!(" (+{} more)", values.len() - 20)
-    } else {
-        String::new()
-    };
-    format!("{op} {}: {}{more}", c.attr, shown.join("; "))
-}
-
 /// One connector-space object.
 pub fn cs_view(tx: &ReadTx, id: CsId) -> Result<Option<CsView>, StoreError> {
     let Some(rec) = tx.cs(id)? else {
@@ -336,7 +320,7 @@ pub fn cs_view(tx: &ReadTx, id: CsId) -> Result<Option<CsView>, StoreError> {
         pending: rec.export.as_ref().map(|e| PendingView {
             kind: format!("{:?}", e.kind),
             new_dn: e.new_dn.as_ref().map(|d| d.to_string()),
-            changes: e.changes.iter().map(change_text).collect(),
+            changes: e.changes.iter().map(|c| c.summary(20)).collect(),
             rule: e.rule.clone(),
         }),
         error: rec.error.clone(),

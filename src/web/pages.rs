@@ -56,16 +56,7 @@ pub struct Fmt {
 impl Fmt {
     /// A UTC timestamp.
     pub fn when(&self, ms: impl Borrow<i64>) -> String {
-        let ms = *ms.borrow();
-        let secs = ms.div_euclid(1000);
-        let (y, m, d) = crate::model::civil_from_days(secs.div_euclid(86_400));
-        let rem = secs.rem_euclid(86_400);
-        format!(
-            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
+        crate::model::UtcTime::from_unix(ms.borrow().div_euclid(1000)).readable()
     }
 
     /// "3 min ago" with the timestamp.

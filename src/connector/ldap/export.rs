@@ -9,11 +9,12 @@ use std::collections::HashSet;
 use ldap3::Mod;
 
 use super::LdapConnector;
+use super::entry::Mapper;
 use super::session::{Failure, Session};
 use crate::config::LdapFlavor;
 use crate::model::{
-    Anchor, AttrChange, AttrName, Attributes, ChangeOp, Dn, ExportItem, ExportKind, ExportOutcome,
-    RefTarget, Value,
+    AttrChange, AttrName, Attributes, ChangeOp, Dn, ExportItem, ExportKind, ExportOutcome,
+    RefTarget, UtcTime, Value,
 };
 
 /// The value octets LDAP carries for a model value.
@@ -33,16 +34,7 @@ fn octets(attr: &AttrName, v: &Value, flavor: LdapFlavor) -> Result<Vec<u8>, Str
         Value::Integer(i) => i.to_string().into_bytes(),
         Value::Boolean(b) => if *b { "TRUE" } else { "FALSE" }.as_bytes().to_vec(),
         Value::DateTime(t) => {
-            let days = t.div_euclid(86_400);
-            let rem = t.rem_euclid(86_400);
-            let (y, m, d) = crate::model::civil_from_days(days);
-            format!(
-                "{y:04}{m:02}{d:02}{:02}{:02}{:02}.0Z",
-                rem / 3600,
-                rem % 3600 / 60,
-                rem % 60
-            )
-            .into_bytes()
+            format!("{}.0Z", UtcTime::from_unix(*t).generalized_digits()).into_bytes()
         }
         Value::Reference(RefTarget::Dn(dn)) => dn.as_str().as_bytes().to_vec(),
         Value::Reference(RefTarget::Mv(id)) => {
@@ -108,9 +100,8 @@ impl LdapConnector {
                 }
             };
             let flavor = self.cfg.flavor;
-            let anchor_attr = self.mapper.anchor_attr();
             let r = match item.kind {
-                ExportKind::Add => add(session, item, flavor, anchor_attr).await,
+                ExportKind::Add => add(session, item, flavor, &self.mapper).await,
                 ExportKind::Update => update(session, item, flavor).await,
                 ExportKind::Delete => match session.delete(item.dn.as_str()).await {
                     Ok(()) | Err(Failure::Refused { rc: 32, .. }) => Ok(ExportOutcome::Applied {
@@ -138,7 +129,7 @@ async fn add(
     session: &mut Session,
     item: &ExportItem,
     flavor: LdapFlavor,
-    anchor_attr: &str,
+    mapper: &Mapper,
 ) -> Result<ExportOutcome, Failure> {
     let mut attrs = item.add_attributes();
     if attrs.get("objectClass").is_none() {
@@ -180,22 +171,10 @@ async fn add(
         }
     }
     let e = session
-        .read(dn, &[anchor_attr.to_string()], Vec::new())
+        .read(dn, &[mapper.anchor_attr().to_string()], Vec::new())
         .await?
         .ok_or_else(|| Failure::BadData(format!("{dn} was added but cannot be read back")))?;
-    let raw = e
-        .values(anchor_attr)
-        .first()
-        .cloned()
-        .ok_or_else(|| Failure::BadData(format!("{dn} has no readable {anchor_attr}")))?;
-    let anchor = match flavor {
-        LdapFlavor::Ad => Anchor::new(raw),
-        LdapFlavor::Ldap => Anchor::new(
-            String::from_utf8_lossy(&raw)
-                .to_ascii_lowercase()
-                .into_bytes(),
-        ),
-    };
+    let anchor = mapper.anchor(&e).map_err(|m| Failure::BadData(m.0))?;
     Ok(ExportOutcome::Applied {
         anchor: Some(anchor),
         server_attrs: Attributes::new(),

@@ -33,6 +33,21 @@ use entry::Mapper;
 use scope::Scope;
 use session::{Failure, Session};
 
+/// A connector error for a failure, naming the directory (usable while parts of the
+/// connector are borrowed).
+fn connector_error(name: &ConnectorName, url: &str, f: Failure) -> ConnectorError {
+    let kind = match &f {
+        Failure::Unreachable(_) => ConnectorErrorKind::Unreachable,
+        Failure::BadData(_) => ConnectorErrorKind::BadData,
+        Failure::Refused { .. } => ConnectorErrorKind::Unsupported,
+    };
+    ConnectorError {
+        connector: name.clone(),
+        kind,
+        message: format!("{url}: {f}"),
+    }
+}
+
 /// One `ad` or `ldap` connector.
 pub struct LdapConnector {
     name: ConnectorName,
@@ -66,12 +81,7 @@ impl LdapConnector {
 
     /// A connector error for a failure, naming the directory.
     fn fail(&self, f: Failure) -> ConnectorError {
-        let kind = match &f {
-            Failure::Unreachable(_) => ConnectorErrorKind::Unreachable,
-            Failure::BadData(_) => ConnectorErrorKind::BadData,
-            Failure::Refused { .. } => ConnectorErrorKind::Unsupported,
-        };
-        self.error(kind, format!("{}: {f}", self.cfg.url))
+        connector_error(&self.name, &self.cfg.url, f)
     }
 
     fn runtime(&mut self) -> Result<Arc<Runtime>, ConnectorError> {

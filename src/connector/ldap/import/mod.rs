@@ -97,7 +97,7 @@ impl LdapConnector {
                 Ok(m) => *members = m,
                 Err(f) => {
                     let e = Failure::BadData(format!("filter group {g}: {f}"));
-                    return Err(connector_fail(&self.name, &self.cfg, e));
+                    return Err(super::connector_error(&self.name, &self.cfg.url, e));
                 }
             }
         }
@@ -147,25 +147,7 @@ impl LdapConnector {
                 complete: true,
             }),
         };
-        r.map_err(|f| connector_fail(&self.name, &self.cfg, f))
-    }
-}
-
-fn connector_fail(
-    name: &crate::model::ConnectorName,
-    cfg: &LdapConfig,
-    f: Failure,
-) -> ConnectorError {
-    use crate::connector::ConnectorErrorKind as K;
-    let kind = match &f {
-        Failure::Unreachable(_) => K::Unreachable,
-        Failure::BadData(_) => K::BadData,
-        Failure::Refused { .. } => K::Unsupported,
-    };
-    ConnectorError {
-        connector: name.clone(),
-        kind,
-        message: format!("{}: {f}", cfg.url),
+        r.map_err(|f| super::connector_error(&self.name, &self.cfg.url, f))
     }
 }
 

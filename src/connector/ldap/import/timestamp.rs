@@ -3,7 +3,7 @@
 
 use super::{Ctx, Position, push_entry, read_all, sink_err};
 use crate::connector::ldap::session::{Failure, Session};
-use crate::model::{Dn, ImportChange};
+use crate::model::{Dn, ImportChange, UtcTime};
 
 /// "Now" minus a margin for clock skew, in GeneralizedTime.
 pub(super) fn timestamp_position() -> Position {
@@ -11,16 +11,8 @@ pub(super) fn timestamp_position() -> Position {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
         - 300;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = crate::model::civil_from_days(days);
     Position::Timestamp {
-        since: format!(
-            "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        ),
+        since: format!("{}Z", UtcTime::from_unix(secs).generalized_digits()),
     }
 }
 
