@@ -544,6 +544,7 @@ impl ReadTx {
         table!(DIRTY_OUT, "dirty_outbound");
         table!(PENDING, "pending_exports");
         table!(RUNS, "run_history");
+        table!(MV_SEARCH, "mv_search");
         multimap!(MV_CS, "link_mv_cs");
         multimap!(JOIN, "mv_join_index");
         multimap!(DN_REFS, "cs_dn_referrers");
