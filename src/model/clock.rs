@@ -54,28 +54,18 @@ impl UtcTime {
 
     /// `2026-11-26 04:50:51Z`, as logs and pages show times.
     pub fn readable(&self) -> String {
-        let UtcTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-        } = self;
-        format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}Z")
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
     }
 
     /// `20261126045051`: the digits of an LDAP GeneralizedTime, before its fraction and `Z`.
     pub fn generalized_digits(&self) -> String {
-        let UtcTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-        } = self;
-        format!("{year:04}{month:02}{day:02}{hour:02}{minute:02}{second:02}")
+        format!(
+            "{:04}{:02}{:02}{:02}{:02}{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
     }
 }
 
