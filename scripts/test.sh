@@ -15,8 +15,6 @@ readonly BIN_NAME=bridgehead
 
 # System packages, as "command-that-proves-it-is-there:debian-package" (or, for a package
 # without a command, "/path/that/proves/it:debian-package").
-# Later steps will add here (see "Directory servers" below):
-#   python3-venv                                         (scim2-server from PyPI, LAB.md)
 # Installing samba/slapd would start their system daemons on Debian; the tests run private
 # instances on their own addresses/ports, so ensure_system_packages installs under a
 # policy-rc.d that returns 101.
@@ -41,7 +39,12 @@ readonly SYSTEM_PACKAGES=(
     "ldapsearch:ldap-utils"                                      # ldapadd/modify/delete/search
     "openssl:openssl"                                            # the lab CA and certificates
     "ss:iproute2"                                                # ip addr add 127.0.0.2; ss
+    "python3:python3"                                            # scim2-server (PyPI), below
 )
+
+# The SCIM test server, from PyPI into a venv of its own (LAB.md); tests/support finds it
+# through BRIDGEHEAD_SCIM_SERVER.
+readonly SCIM_SERVER_VERSION=0.8.3
 
 # Per-step time limits in minutes, applied when unattended (CI=true or no terminal). A
 # fresh 2-core machine needs roughly 15 minutes in all; the limits only turn a hang into a
@@ -215,6 +218,25 @@ ensure_system_packages() {
     ((rc == 0)) || die "apt-get install ${missing[*]} failed"
 }
 
+ensure_scim_server() {
+    local venv="$target_dir/scim-venv"
+    if "$venv/bin/pip" show scim2-server 2>/dev/null | grep -qx "Version: $SCIM_SERVER_VERSION"; then
+        echo "scim2-server $SCIM_SERVER_VERSION: present in $venv"
+        return
+    fi
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv"; then
+        # Debian splits venv (ensurepip) out of python3.
+        rm -rf "$venv"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300 \
+            install -y --no-install-recommends python3-venv || die "apt-get install python3-venv failed"
+        python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+    fi
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "scim2-server==$SCIM_SERVER_VERSION" ||
+        die "pip install scim2-server==$SCIM_SERVER_VERSION failed (is PyPI reachable?)"
+    echo "scim2-server $SCIM_SERVER_VERSION: installed in $venv"
+}
+
 ensure_rust() {
     command -v cargo >/dev/null ||
         die "no Rust toolchain: install Rust 1.85 or newer (rustup, or your distribution's rustc and cargo packages), then rerun"
@@ -301,8 +323,9 @@ check_systemd_unit() {
 
 step "System packages" ensure_system_packages
 step "Rust toolchain" ensure_rust
-# Later: set up the directory servers' software here (scim2-server into a venv under
-# target/, LAB.md) and export its path for tests/support, e.g. BRIDGEHEAD_SCIM_SERVER.
+step "SCIM test server" ensure_scim_server
+BRIDGEHEAD_SCIM_SERVER="$(realpath "$target_dir")/scim-venv/bin/scim2-server"
+export BRIDGEHEAD_SCIM_SERVER
 
 if $deps_only; then
     echo "dependencies ready (--deps-only: no build, no tests)"

@@ -129,6 +129,120 @@ pub enum ConnectorKind {
     Ldif(LdifConfig),
     /// Active Directory or another LDAP directory, read and written over LDAP.
     Ldap(Box<LdapConfig>),
+    /// A SCIM 2.0 service (RFC 7643/7644): Users and Groups over HTTPS.
+    Scim(Box<ScimConfig>),
+}
+
+/// An `http://` or `https://` base URL, split into what a connection needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    /// https (TLS) or plain http.
+    pub tls: bool,
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port (default 443 or 80).
+    pub port: u16,
+    /// The path prefix without a trailing slash, like `/v2` (may be empty).
+    pub path: String,
+}
+
+impl HttpUrl {
+    /// Parses `https://host[:port][/path]`; says what is wrong otherwise.
+    pub fn parse(url: &str) -> Result<HttpUrl, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("expected a URL like \"https://scim.example.com/v2\"".into());
+        };
+        let (hostport, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if path.contains(['?', '#', ' ']) {
+            return Err("the URL must be a base path, without query, fragment or spaces".into());
+        }
+        let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+            let (h, tail) = h
+                .split_once(']')
+                .ok_or("an IPv6 host needs its closing ']'")?;
+            (h, tail.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err("the URL has no host".into());
+        }
+        let port = match port {
+            None => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("the port {p:?} is not a number from 1 to 65535"))?,
+        };
+        Ok(HttpUrl {
+            tls,
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// Whether the host is a loopback address (plain http is allowed only there).
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}{}", self.host, self.port, self.path)
+        } else {
+            write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
+        }
+    }
+}
+
+/// Settings of a `scim` connector.
+#[derive(Clone, Debug)]
+pub struct ScimConfig {
+    /// The service's base URL, like `https://scim.example.com/v2`.
+    pub url: HttpUrl,
+    /// The bearer token sent with every request, if the service wants one.
+    pub bearer_token: Option<Secret>,
+    /// How the server's certificate is checked (https only).
+    pub tls_verify: TlsVerify,
+    /// A PEM file of CA certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Requests in flight at once during an export.
+    pub in_flight: usize,
+    /// Resources asked for per page on import.
+    pub page_size: u32,
+    /// How long one request may take before it counts as failed.
+    pub timeout: Duration,
+    /// Retries of a request that failed for a passing reason (429, 503, 5xx, network).
+    pub max_retries: u32,
+    /// Member values per PATCH operation when a group's membership changes.
+    pub member_chunk: usize,
+    /// The schema URN of custom extension attributes (`<urn>:<name>` in rules).
+    pub extension_urn: Option<String>,
 }
 
 /// Which kind of LDAP directory a connector talks to.

@@ -4,6 +4,7 @@
 
 pub mod ldap;
 pub mod ldif;
+pub mod scim;
 
 use crate::config::{ConnectorConfig, ConnectorKind};
 use crate::model::{
@@ -91,6 +92,9 @@ pub fn build(cfg: &ConnectorConfig) -> Box<dyn Connector> {
         ConnectorKind::Ldif(l) => Box::new(ldif::LdifConnector::new(cfg.name.clone(), l.clone())),
         ConnectorKind::Ldap(l) => {
             Box::new(ldap::LdapConnector::new(cfg.name.clone(), (**l).clone()))
+        }
+        ConnectorKind::Scim(s) => {
+            Box::new(scim::ScimConnector::new(cfg.name.clone(), (**s).clone()))
         }
     }
 }

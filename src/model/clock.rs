@@ -60,6 +60,14 @@ impl UtcTime {
         )
     }
 
+    /// `2026-11-26T04:50:51Z`: RFC 3339, as SCIM and JSON APIs want dates.
+    pub fn to_rfc3339(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+
     /// `20261126045051`: the digits of an LDAP GeneralizedTime, before its fraction and `Z`.
     pub fn generalized_digits(&self) -> String {
         format!(

@@ -319,6 +319,12 @@ pub fn escape_value(value: &str) -> String {
     out
 }
 
+/// Naming attributes whose values compare case-sensitively: SCIM's `id` and `externalId`
+/// (caseExact in RFC 7643; a base64 sourceAnchor differs from another only in case).
+fn case_exact(attr: &str) -> bool {
+    attr.eq_ignore_ascii_case("externalId") || attr.eq_ignore_ascii_case("id")
+}
+
 fn rdn_string(rdn: &[Ava], normalised: bool) -> String {
     let mut parts: Vec<String> = rdn
         .iter()
@@ -329,7 +335,9 @@ fn rdn_string(rdn: &[Ava], normalised: bool) -> String {
                 ava.attr.clone()
             };
             let value = match &ava.value {
-                AvaValue::Text(t) if normalised => escape_value(&t.to_lowercase()),
+                AvaValue::Text(t) if normalised && !case_exact(&ava.attr) => {
+                    escape_value(&t.to_lowercase())
+                }
                 AvaValue::Text(t) => escape_value(t),
                 AvaValue::Hex(bytes) => {
                     let mut s = String::from("#");
@@ -550,6 +558,19 @@ mod tests {
         assert_eq!(dn("cn=a+sn=b,dc=x"), dn("SN=B+CN=A,DC=X"));
         assert_ne!(dn("cn=a,dc=x"), dn("cn=a,dc=y"));
         assert_eq!(dn("cn=\"Smith, Ann\",dc=x"), dn("cn=Smith\\, Ann,dc=x"));
+    }
+
+    #[test]
+    fn scim_ids_keep_their_case() {
+        assert_ne!(
+            dn("externalId=AbC=,ou=Users"),
+            dn("externalId=aBc=,ou=Users")
+        );
+        assert_eq!(
+            dn("EXTERNALID=AbC=,OU=users"),
+            dn("externalId=AbC=,ou=Users")
+        );
+        assert_ne!(dn("id=Xy,ou=Users"), dn("id=xY,ou=Users"));
     }
 
     #[test]

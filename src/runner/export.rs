@@ -243,6 +243,15 @@ fn apply_outcome(
                     stats.errors += 1;
                     return Ok(());
                 };
+                // A soft match can adopt an object the import already holds as a
+                // disconnector: one directory object, so that record goes.
+                if let Ok(conn) = ConnectorName::new(&rec.connector) {
+                    if let Some(other) = tx.cs_by_anchor(&conn, &anchor)? {
+                        if other != item.cs_id && tx.link_of(other)?.is_none() {
+                            tx.delete_cs(other)?;
+                        }
+                    }
+                }
                 rec.anchor = Some(anchor.as_bytes().to_vec());
                 rec.attrs = item.add_attributes();
                 for (name, values) in server_attrs.iter() {

@@ -132,6 +132,7 @@ impl Runner {
                 let parts = match &c.kind {
                     crate::config::ConnectorKind::Ldif(l) => l.partitions.clone(),
                     crate::config::ConnectorKind::Ldap(l) => vec![l.base_dn.clone()],
+                    crate::config::ConnectorKind::Scim(_) => Vec::new(),
                 };
                 (c.name.clone(), parts)
             })

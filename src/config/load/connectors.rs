@@ -51,7 +51,12 @@ pub(super) fn check_connectors(
                 }
             });
         let kind_name = ctx
-            .required(&c.kind, &span, &key("type"), "\"ad\", \"ldap\" or \"ldif\"")
+            .required(
+                &c.kind,
+                &span,
+                &key("type"),
+                "\"ad\", \"ldap\", \"scim\" or \"ldif\"",
+            )
             .and_then(|v| {
                 ctx.choice(
                     v,
@@ -60,12 +65,14 @@ pub(super) fn check_connectors(
                         ("ldif", KindName::Ldif),
                         ("ad", KindName::Ad),
                         ("ldap", KindName::Ldap),
+                        ("scim", KindName::Scim),
                     ],
                 )
             });
         let (kind, ldif_mode) = match kind_name {
             Some(KindName::Ldif) => {
                 reject_keys(ctx, &p, "an ldif connector", &ldap_keys(c));
+                reject_keys(ctx, &p, "an ldif connector", &scim_keys(c));
                 let (k, mode) = check_ldif(ctx, c, &span, &p);
                 (k.map(ConnectorKind::Ldif), mode)
             }
@@ -75,8 +82,20 @@ pub(super) fn check_connectors(
                     _ => (LdapFlavor::Ldap, "an ldap connector"),
                 };
                 reject_keys(ctx, &p, what, &ldif_keys(c));
+                reject_keys(ctx, &p, what, &scim_keys(c));
                 let k = super::ldap::check_ldap(ctx, c, &span, &p, flavor);
                 (k.map(|k| ConnectorKind::Ldap(Box::new(k))), None)
+            }
+            Some(KindName::Scim) => {
+                let what = "a scim connector";
+                reject_keys(ctx, &p, what, &ldif_keys(c));
+                let ldap_only: Vec<_> = ldap_keys(c)
+                    .into_iter()
+                    .filter(|(name, _)| !SHARED_WITH_SCIM.contains(name))
+                    .collect();
+                reject_keys(ctx, &p, what, &ldap_only);
+                let k = super::scim::check_scim(ctx, c, &span, &p);
+                (k.map(|k| ConnectorKind::Scim(Box::new(k))), None)
             }
             None => (None, None),
         };
@@ -149,6 +168,34 @@ enum KindName {
     Ldif,
     Ad,
     Ldap,
+    Scim,
+}
+
+/// Keys of ad/ldap connectors that scim connectors use too, with the same meaning.
+const SHARED_WITH_SCIM: &[&str] = &[
+    "url",
+    "danger_plaintext",
+    "tls_verify",
+    "ca_file",
+    "page_size",
+    "timeout",
+];
+
+/// The keys that belong to scim connectors only, with the position of each one present.
+fn scim_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
+    let at = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.span().start);
+    let at_n = |v: &Option<Spanned<i64>>| v.as_ref().map(|v| v.span().start);
+    [
+        ("bearer_token_file", at(&c.bearer_token_file)),
+        ("bearer_token_env", at(&c.bearer_token_env)),
+        ("extension_urn", at(&c.extension_urn)),
+        ("in_flight", at_n(&c.in_flight)),
+        ("max_retries", at_n(&c.max_retries)),
+        ("member_chunk", at_n(&c.member_chunk)),
+    ]
+    .into_iter()
+    .filter_map(|(name, at)| at.map(|a| (name, a)))
+    .collect()
 }
 
 /// The keys that belong to ldif connectors, with the position of each one present.

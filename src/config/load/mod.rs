@@ -86,6 +86,7 @@ mod connectors;
 mod ldap;
 mod raw;
 mod rules;
+mod scim;
 mod toml_errors;
 mod web;
 
@@ -192,10 +193,20 @@ impl<'a> Ctx<'a> {
 
     fn attr(&mut self, v: &Spanned<String>, key: &str) -> Option<AttrName> {
         let name = v.get_ref();
+        // Whitespace is allowed only inside a SCIM value filter: emails[type eq "work"].value.
+        let mut depth = 0i32;
         let bad = name.is_empty()
-            || name
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '=' | '{' | '}'));
+            || name.chars().any(|c| {
+                match c {
+                    '[' => depth += 1,
+                    ']' => depth -= 1,
+                    _ => {}
+                }
+                (c.is_whitespace() && depth == 0)
+                    || c.is_control()
+                    || (depth == 0 && matches!(c, ',' | '=' | '{' | '}'))
+            })
+            || depth != 0;
         if bad {
             self.report(
                 v.span().start,

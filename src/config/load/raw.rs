@@ -61,6 +61,13 @@ pub(super) struct RawConnector {
     pub(super) range_size: Option<Spanned<i64>>,
     pub(super) delta: Option<Spanned<String>>,
     pub(super) timeout: Option<Spanned<String>>,
+    // scim
+    pub(super) bearer_token_file: Option<Spanned<String>>,
+    pub(super) bearer_token_env: Option<Spanned<String>>,
+    pub(super) in_flight: Option<Spanned<i64>>,
+    pub(super) max_retries: Option<Spanned<i64>>,
+    pub(super) member_chunk: Option<Spanned<i64>>,
+    pub(super) extension_urn: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

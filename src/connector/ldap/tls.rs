@@ -2,6 +2,7 @@
 //! roots), full verification by default, a CA-pinned "chain only" check for domain
 //! controllers whose certificate names no host, and the loudly named way to check nothing.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
@@ -17,9 +18,9 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn roots(cfg: &LdapConfig) -> Result<RootCertStore, String> {
+fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
-    match &cfg.ca_file {
+    match ca_file {
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
@@ -49,17 +50,26 @@ fn roots(cfg: &LdapConfig) -> Result<RootCertStore, String> {
 
 /// The rustls client config for this connector.
 pub fn client_config(cfg: &LdapConfig) -> Result<Arc<ClientConfig>, String> {
+    client_config_for(cfg.tls_verify, cfg.ca_file.as_deref())
+}
+
+/// A rustls client config that checks certificates as `verify` says, against `ca_file` or
+/// the system's roots (shared by the LDAP and SCIM connectors).
+pub fn client_config_for(
+    verify: TlsVerify,
+    ca_file: Option<&Path>,
+) -> Result<Arc<ClientConfig>, String> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
-    let config = match cfg.tls_verify {
+    let config = match verify {
         TlsVerify::Full => builder
-            .with_root_certificates(roots(cfg)?)
+            .with_root_certificates(roots(ca_file)?)
             .with_no_client_auth(),
         TlsVerify::ChainOnly => {
             let inner =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots(cfg)?), provider)
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca_file)?), provider)
                     .build()
                     .map_err(|e| format!("TLS setup: {e}"))?;
             builder

@@ -45,6 +45,7 @@ pub mod client;
 pub mod gate;
 pub mod process;
 pub mod samba;
+pub mod scim;
 pub mod slapd;
 pub mod tls;
 

@@ -177,7 +177,7 @@ fn group_alive(pgid: u32) -> bool {
 }
 
 /// Sends `signal` (e.g. "TERM") to every process in group `pgid`.
-fn signal_group(pgid: u32, signal: &str) {
+pub fn signal_group(pgid: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg("--")
@@ -322,6 +322,11 @@ impl ServerProcess {
             name: name.to_string(),
             stdin,
         }
+    }
+
+    /// Its process group id (= its pid).
+    pub fn pgid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its exit status if it has already exited.
