@@ -417,7 +417,7 @@ fn missing_key_points_at_the_table() {
 
 #[test]
 fn unknown_connector_type_lists_the_types() {
-    let text = BASE.replace("type = \"ldif\"", "type = \"scim\"");
+    let text = BASE.replace("type = \"ldif\"", "type = \"graph\"");
     let all = errors(&text);
     assert_eq!((all[0].0, all[0].1.as_str()), (5, "connector[0].type"));
     assert!(all[0].2.contains("\"ldap\""), "{}", all[0].2);
@@ -698,4 +698,44 @@ fn secret_from_env() {
     let s = resolve_secret(None, Some(&e), "p", &ctx).unwrap().unwrap();
     assert_eq!(s.expose(), value);
     assert_eq!(format!("{s:?}"), "[redacted]");
+}
+
+#[test]
+fn scim_connectors_check_url_token_and_numbers() {
+    let scim = |extra: &str| {
+        format!(
+            "state_file = \"s.redb\"\n\n[[connector]]\nname = \"cloud\"\ntype = \"scim\"\n{extra}\n"
+        )
+    };
+    let all = errors(&scim("url = \"http://scim.example.test/v2\""));
+    assert!(
+        all.iter()
+            .any(|e| e.1 == "connector[0].url" && e.2.contains("clear text")),
+        "{all:?}"
+    );
+    let all = errors(&scim(
+        "url = \"http://scim.example.test/v2\"\ndanger_plaintext = true",
+    ));
+    assert!(
+        all.iter()
+            .any(|e| e.1 == "connector[0].danger_plaintext" && e.2.contains("loopback")),
+        "{all:?}"
+    );
+    let all = errors(&scim(
+        "url = \"https://scim.example.test/v2\"\nin_flight = 0\nbind_dn = \"cn=x\"",
+    ));
+    assert!(
+        all.iter()
+            .any(|e| e.1 == "connector[0].in_flight" && e.2.contains("from 1 to 64")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|e| e.1 == "connector[0].bind_dn" && e.2.contains("not a setting of a scim")),
+        "{all:?}"
+    );
+    let all = errors(&scim(
+        "url = \"https://scim.example.test/v2\"\nbearer_token_env = \"A\"\nbearer_token_file = \"f\"",
+    ));
+    assert!(all.iter().any(|e| e.2.contains("not both")), "{all:?}");
 }
