@@ -13,6 +13,7 @@ mod ldap_scope;
 mod ldap_slapd;
 mod ldap_writeback;
 mod scim;
+mod scim_bench;
 mod signals;
 mod web_api;
 mod web_browser;

@@ -216,7 +216,7 @@ async fn find(
     if !client.service.filter {
         return Ok(None);
     }
-    let endpoint = client.endpoint(kind).map_err(net)?;
+    let endpoint = client.endpoint(kind).map_err(unservable)?;
     let filter = format!("{attr} eq {}", json_string(value));
     let path = format!("{endpoint}?filter={}", url_encode(&filter));
     let reply = client
@@ -240,10 +240,12 @@ async fn find(
     }))
 }
 
-fn net(m: String) -> HttpError {
+/// A request this service cannot take (no such resource type, a value it cannot hold),
+/// as the service's refusal would read: kept on the object, not retried.
+fn unservable(m: String) -> HttpError {
     HttpError::Status {
-        status: 404,
-        scim_type: None,
+        status: 400,
+        scim_type: Some("invalidValue".into()),
         detail: m,
     }
 }
@@ -382,7 +384,7 @@ async fn add(
                 Ok(b) => b,
                 Err(m) => return Ok((refused(m), Vec::new())),
             };
-        let endpoint = client.endpoint(kind).map_err(net)?;
+        let endpoint = client.endpoint(kind).map_err(unservable)?;
         match client
             .http
             .call(Method::POST, endpoint, Some(&body), None, Retry::Create)
@@ -477,7 +479,7 @@ async fn send_late(
         &ids,
         client.cfg.member_chunk,
     )
-    .map_err(net)?;
+    .map_err(unservable)?;
     for ops in requests {
         patch(client, kind, id, &ops).await?;
     }
@@ -558,7 +560,10 @@ async fn update(
 }
 
 fn resource_path(client: &Client, kind: Kind, id: &str) -> Result<String, HttpError> {
-    Ok(format!("{}/{id}", client.endpoint(kind).map_err(net)?))
+    Ok(format!(
+        "{}/{id}",
+        client.endpoint(kind).map_err(unservable)?
+    ))
 }
 
 async fn get(client: &Client, kind: Kind, id: &str) -> Result<Json, HttpError> {
