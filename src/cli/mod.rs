@@ -235,10 +235,56 @@ fn start(path: &Path) -> Result<(Option<tracing_appender::non_blocking::WorkerGu
 }
 
 fn load_config(path: &Path) -> Result<Config, u8> {
-    Config::load(path).map_err(|e: ConfigError| {
+    let config = Config::load(path).map_err(|e: ConfigError| {
         eprintln!("{e}");
         exit::CONFIG
-    })
+    })?;
+    blame_redb_panics_on(&config.state_file);
+    Ok(config)
+}
+
+/// The file a panic inside redb is blamed on: the state file, or a backup being read.
+static READING: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// redb returns errors for a damaged header or a truncated file, but panics on a damaged
+/// page it meets later ("Invalid page type byte"). Such a panic ends the process at once
+/// with the error a damaged file deserves and exit code 1: nothing more is written, and
+/// redb's atomic commits leave the file at its last commit.
+fn blame_redb_panics_on(path: &Path) {
+    let first = {
+        let mut reading = READING.lock().unwrap_or_else(|e| e.into_inner());
+        let first = reading.is_none();
+        *reading = Some(path.to_path_buf());
+        first
+    };
+    if !first {
+        return;
+    }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let Some(place) = info
+            .location()
+            .filter(|l| l.file().contains("/redb-") || l.file().starts_with("redb-"))
+        else {
+            return default(info);
+        };
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let file = READING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
+        let e = StoreError::Corrupted(file, format!("redb: {what} at {place}"));
+        // Logging is set up before any state file is opened; its stderr layer writes
+        // synchronously (the journal under systemd).
+        tracing::error!("{e}");
+        std::process::exit(i32::from(exit::OBJECT_ERRORS));
+    }));
 }
 
 fn open_store(config: &Config) -> Result<Store, u8> {
@@ -490,6 +536,7 @@ fn cmd_restore(path: &Path, src: &Path) -> u8 {
         Ok(started) => started,
         Err(code) => return code,
     };
+    blame_redb_panics_on(src);
     let counts = match Store::open_read_only(src).and_then(|s| s.read()?.counts()) {
         Ok(c) => c,
         Err(e) => {
@@ -498,6 +545,7 @@ fn cmd_restore(path: &Path, src: &Path) -> u8 {
         }
     };
     let state = &config.state_file;
+    blame_redb_panics_on(state);
     // Holding the state file as its writer proves no daemon or cycle is using it.
     if state.exists() {
         match Store::open(state) {
