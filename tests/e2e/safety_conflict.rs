@@ -66,7 +66,7 @@ fn safety_same_mail_from_two_sources_quarantines_one_until_fixed() {
         errors.stdout
     );
     assert_eq!(
-        text.matches("conflict").count(),
+        text.matches("conflict in dst").count(),
         1,
         "exactly one object is quarantined:\n{}",
         errors.stdout
