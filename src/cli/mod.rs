@@ -378,12 +378,12 @@ fn serve(config: Config, announce: bool) -> u8 {
         .enabled
         .then(|| status_page::start(&rt, &config, &runner, handle, clock, &shutdown, announce))
         .flatten();
-    rt.block_on(scheduler::run(
-        Arc::new(Mutex::new(runner)),
-        interval,
-        shutdown,
-        inbox,
-    ));
+    let runner = Arc::new(Mutex::new(runner));
+    rt.block_on(scheduler::run(Arc::clone(&runner), interval, shutdown, inbox));
+    // The last reference is dropped here, outside the runtime: directory connectors own a
+    // runtime of their own, which tokio refuses to drop inside an async context (a panic,
+    // exit 101, on every SIGTERM of a daemon with an LDAP connector).
+    drop(runner);
     if let Some(server) = web {
         // The server saw the same shutdown flag; give open requests a moment to finish.
         let _ = rt.block_on(async {

@@ -251,7 +251,7 @@ fn safety_crash_torture_kill_nine_thirty_times() {
         let (phase, (offset, span)) = durations[n % 3];
         let mut fraction = rng.fraction();
         let mut attempt = 0;
-        let (dir, cfg, ou, killed_at) = loop {
+        let (dir, cfg, ou, killed_at, reached) = loop {
             // Each attempt in a fresh OU and folder, so that the kill hits a first cycle
             // and the target's log holds only this attempt's operations.
             let (dir, cfg, ou) = setup(&format!("crash-{n}-{attempt}"));
@@ -262,7 +262,15 @@ fn safety_crash_torture_kill_nine_thirty_times() {
                     .max(Duration::from_millis(1));
             let (killed, log) = cycle_killed_after(&cfg_arg, phase.start_marker(), delay);
             if killed {
-                break (dir, cfg, ou, delay);
+                // Where the cycle really was, by its last log lines (timing varies).
+                let reached = if log.contains("sync done") {
+                    "export/confirm"
+                } else if log.contains("import connector=dst") {
+                    "target import/sync"
+                } else {
+                    "source import"
+                };
+                break (dir, cfg, ou, delay, reached);
             }
             // Finished first (the machine was faster this time): aim earlier in the phase.
             attempt += 1;
@@ -292,7 +300,7 @@ fn safety_crash_torture_kill_nine_thirty_times() {
             survived += 1;
         }
         let line = format!(
-            "run {n:2}: {phase:?} +{killed_at:?}: {} adds before the kill, {} after recovery \
+            "run {n:2}: {phase:?} +{killed_at:?} (in {reached}): {} adds before the kill, {} after recovery \
              ({} refused replays, {} modifies, {} deletes); same target: {same}; quiet \
              afterwards: {quiet}",
             at_kill.adds.len(),
