@@ -379,7 +379,12 @@ fn serve(config: Config, announce: bool) -> u8 {
         .then(|| status_page::start(&rt, &config, &runner, handle, clock, &shutdown, announce))
         .flatten();
     let runner = Arc::new(Mutex::new(runner));
-    rt.block_on(scheduler::run(Arc::clone(&runner), interval, shutdown, inbox));
+    rt.block_on(scheduler::run(
+        Arc::clone(&runner),
+        interval,
+        shutdown,
+        inbox,
+    ));
     // The last reference is dropped here, outside the runtime: directory connectors own a
     // runtime of their own, which tokio refuses to drop inside an async context (a panic,
     // exit 101, on every SIGTERM of a daemon with an LDAP connector).

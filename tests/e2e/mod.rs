@@ -17,6 +17,7 @@ mod safety_backup_bench;
 mod safety_conflict;
 mod safety_crash;
 mod safety_lab;
+mod safety_signals;
 mod safety_staging;
 mod safety_state_file;
 mod safety_threshold;

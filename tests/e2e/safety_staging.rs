@@ -84,12 +84,7 @@ fn safety_staging_exports_nothing_then_exactly_what_it_showed() {
         cn: "staff".into(),
         members: members.iter().map(|p| p.uid.clone()).collect(),
     };
-    write_source(
-        &dir.join("hr.ldif"),
-        "hr",
-        &people,
-        &[group(&people[..10])],
-    );
+    write_source(&dir.join("hr.ldif"), "hr", &people, &[group(&people[..10])]);
     let staged = Options {
         sources: vec!["hr".into()],
         top: "staging = true\n".into(),
@@ -168,10 +163,7 @@ fn safety_staging_exports_nothing_then_exactly_what_it_showed() {
         );
         let quiet = cycle_json(&cfg, false);
         quiet.ok();
-        assert_eq!(
-            connector_counts(&quiet.json())["dst"].1,
-            Default::default()
-        );
+        assert_eq!(connector_counts(&quiet.json())["dst"].1, Default::default());
         let uids: BTreeSet<String> = read_back(dst, &ou)
             .values()
             .filter_map(|a| a.get("uid").and_then(|u| u.first().cloned()))

@@ -11,9 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{
-    Must, Run, TestDir, bin, connector_counts, cycle_json, read_ldif, run, tail,
-};
+use crate::support::{Must, Run, TestDir, bin, connector_counts, cycle_json, read_ldif, run, tail};
 
 const PEOPLE: usize = 3000;
 
@@ -205,11 +203,8 @@ fn safety_read_only_state_file_is_refused_clearly() {
         .status()
         .must("running chown");
     assert!(chown.success());
-    std::fs::set_permissions(
-        &state,
-        std::os::unix::fs::PermissionsExt::from_mode(0o444),
-    )
-    .must("chmod 0444");
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o444))
+        .must("chmod 0444");
     let r = as_nobody(&["cycle", "-c", &config.to_string_lossy()]);
     eprintln!("read-only: {}", r.stderr.trim());
     assert_clear_failure(&r, &state, &["permission denied", "service user"]);
@@ -244,6 +239,9 @@ fn as_nobody(args: &[&str]) -> Run {
     }
 }
 
+/// One way of damaging a state file's bytes.
+type Damage = fn(&mut Vec<u8>);
+
 #[test]
 fn safety_damaged_state_file_is_refused_clearly() {
     let dir = TestDir::new("state-damaged");
@@ -253,23 +251,14 @@ fn safety_damaged_state_file_is_refused_clearly() {
     let good = std::fs::read(&state).must("reading the state file");
     let target = std::fs::read(dir.join("out.ldif")).must("reading the target");
 
-    let damage: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 3] = [
-        (
-            "header overwritten",
-            Box::new(|b: &mut Vec<u8>| b[..512].fill(0x5a)),
-        ),
-        (
-            "truncated to half",
-            Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2)),
-        ),
-        (
-            "pages overwritten",
-            Box::new(|b: &mut Vec<u8>| {
-                let from = b.len() / 3;
-                let to = (from + 64 * 1024).min(b.len());
-                b[from..to].fill(0xa5);
-            }),
-        ),
+    let damage: [(&str, Damage); 3] = [
+        ("header overwritten", |b| b[..512].fill(0x5a)),
+        ("truncated to half", |b| b.truncate(b.len() / 2)),
+        ("pages overwritten", |b| {
+            let from = b.len() / 3;
+            let to = (from + 64 * 1024).min(b.len());
+            b[from..to].fill(0xa5);
+        }),
     ];
     for (what, f) in &damage {
         let mut bytes = good.clone();

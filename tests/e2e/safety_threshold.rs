@@ -125,10 +125,7 @@ fn safety_deleting_600_waits_for_approval_then_deletes_exactly_those() {
     // The approval was used up: nothing is held or pending any more.
     let quiet = cycle_json(&cfg, false);
     quiet.ok();
-    assert_eq!(
-        connector_counts(&quiet.json())["dst"].1,
-        Default::default()
-    );
+    assert_eq!(connector_counts(&quiet.json())["dst"].1, Default::default());
     let errors = run(&["errors", "-c", &cfg_arg]);
     errors.ok();
 }

@@ -428,10 +428,7 @@ pub fn parse_logged_writes(text: &str) -> Vec<LoggedWrite> {
         let key = (conn.to_string(), op.to_string());
         match verb {
             "ADD" | "MOD" | "DEL" | "MODRDN" => {
-                if let Some(dn) = rest
-                    .strip_prefix("dn=\"")
-                    .and_then(|d| d.strip_suffix('"'))
-                {
+                if let Some(dn) = rest.strip_prefix("dn=\"").and_then(|d| d.strip_suffix('"')) {
                     open.insert(key, (verb.to_string(), dn.to_string()));
                 }
             }
