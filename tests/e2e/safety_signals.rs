@@ -89,10 +89,13 @@ fn safety_signals_mid_export_stop_within_ten_seconds() {
         );
         drop(process);
         let stopped_at = count_people(dst, &ou);
-        assert!(
-            stopped_at < PEOPLE,
-            "{name}: the stop waited for the whole export"
-        );
+        // Signalled before the last batch of 1,000: the stop must not wait for the rest.
+        if at < PEOPLE - 1000 {
+            assert!(
+                stopped_at < PEOPLE,
+                "{name}: the stop waited for the whole export"
+            );
+        }
 
         // The next cycle finishes the work; nothing was added twice.
         let next = cycle_json(&cfg, false);

@@ -196,7 +196,9 @@ fn safety_read_only_state_file_is_refused_clearly() {
     cycle_json(&config, false).ok();
     let before = std::fs::read(dir.join("out.ldif")).must("reading the target");
 
-    // The service user owns the folder, but the state file is read-only to it.
+    // The service user owns the folder (and a copy of the binary: the build folder may
+    // be closed to it), but the state file is read-only to it.
+    std::fs::copy(bin(), dir.join("bridgehead")).must("copying the binary");
     let chown = Command::new("chown")
         .args(["-R", "nobody:nogroup"])
         .arg(dir.path())
@@ -205,7 +207,7 @@ fn safety_read_only_state_file_is_refused_clearly() {
     assert!(chown.success());
     std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o444))
         .must("chmod 0444");
-    let r = as_nobody(&["cycle", "-c", &config.to_string_lossy()]);
+    let r = as_nobody(dir.path(), &["cycle", "-c", &config.to_string_lossy()]);
     eprintln!("read-only: {}", r.stderr.trim());
     assert_clear_failure(&r, &state, &["permission denied", "service user"]);
     assert_eq!(
@@ -215,14 +217,16 @@ fn safety_read_only_state_file_is_refused_clearly() {
     );
 }
 
-/// Runs the binary as `nobody` (setpriv, no capabilities, no supplementary groups).
-fn as_nobody(args: &[&str]) -> Run {
+/// Runs the copy of the binary in `dir` as `nobody` (setpriv, no capabilities, no
+/// supplementary groups).
+fn as_nobody(dir: &Path, args: &[&str]) -> Run {
+    let binary = dir.join("bridgehead").to_string_lossy().into_owned();
     let mut all = vec![
         "--reuid=nobody",
         "--regid=nogroup",
         "--clear-groups",
         "--inh-caps=-all",
-        bin(),
+        binary.as_str(),
     ];
     all.extend_from_slice(args);
     let started = std::time::Instant::now();
