@@ -95,16 +95,16 @@ pub enum StoreError {
 fn io_hint(message: &str) -> &'static str {
     if message.contains("(os error 28)") || message.contains("(os error 122)") {
         // ENOSPC, EDQUOT
-        "; the file system holding the state file is full: free space there (or move \
-         `state_file` to a larger one) and run again. Nothing after the last committed batch \
-         was kept; the next cycle finishes the work"
+        "; its file system is full: free space there (or move the file to a larger one) and \
+         run again. Nothing after the last committed batch was kept; the next cycle finishes \
+         the work"
     } else if message.contains("(os error 30)")
         || message.contains("(os error 13)")
         || message.contains("(os error 1)")
     {
         // EROFS, EACCES, EPERM
-        "; the state file cannot be written: check that the service user owns it and that its \
-         file system is mounted read-write"
+        "; the file cannot be written: check that the service user owns it and that its file \
+         system is mounted read-write"
     } else if message.contains("(os error 5)") {
         // EIO
         "; the disk reported an I/O error: check the disk, then restore the last backup with \

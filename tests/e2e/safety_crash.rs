@@ -230,7 +230,7 @@ fn safety_crash_torture_kill_nine_thirty_times() {
     };
     // Per phase: (time from its marker line to its start, how long it lasts).
     let durations = [
-        (Phase::Import, (0, phase_ms("import", None))),
+        (Phase::Import, (0, phase_ms("import", Some("hr")))),
         (
             Phase::Sync,
             (phase_ms("import", Some("dst")), phase_ms("sync", None)),
@@ -247,6 +247,7 @@ fn safety_crash_torture_kill_nine_thirty_times() {
     let mut survived = 0;
     let (mut lost, mut doubled) = (0usize, 0usize);
     let mut report = Vec::new();
+    let mut landed: BTreeMap<&str, usize> = BTreeMap::new();
     for n in 0..RUNS {
         let (phase, (offset, span)) = durations[n % 3];
         let mut fraction = rng.fraction();
@@ -280,6 +281,7 @@ fn safety_crash_torture_kill_nine_thirty_times() {
             );
             fraction /= 2.0;
         };
+        *landed.entry(reached).or_default() += 1;
         let at_kill = applied(&dst, &ou);
         let recovery = cycle_json(&cfg, false);
         let recovered_ok = recovery.code() == Some(0);
@@ -327,7 +329,7 @@ fn safety_crash_torture_kill_nine_thirty_times() {
     }
     eprintln!(
         "crash torture: seed {seed}: {survived}/{RUNS} runs survived; {lost} objects lost, \
-         {doubled} added twice; {:.1} s",
+         {doubled} added twice; kills landed in {landed:?}; {:.1} s",
         started.elapsed().as_secs_f64()
     );
     assert!(
