@@ -251,15 +251,12 @@ static READING: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// with the error a damaged file deserves and exit code 1: nothing more is written, and
 /// redb's atomic commits leave the file at its last commit.
 fn blame_redb_panics_on(path: &Path) {
-    let first = {
-        let mut reading = READING.lock().unwrap_or_else(|e| e.into_inner());
-        let first = reading.is_none();
-        *reading = Some(path.to_path_buf());
-        first
-    };
-    if !first {
-        return;
-    }
+    *READING.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.to_path_buf());
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(install_redb_panic_hook);
+}
+
+fn install_redb_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let Some(place) = info
@@ -274,11 +271,9 @@ fn blame_redb_panics_on(path: &Path) {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        let file = READING
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_default();
+        let blamed = READING.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // None: the caller expects the panic and catches it (restore over a damaged file).
+        let Some(file) = blamed else { return };
         let e = StoreError::Corrupted(file, format!("redb: {what} at {place}"));
         // Logging is set up before any state file is opened; its stderr layer writes
         // synchronously (the journal under systemd).
@@ -550,22 +545,41 @@ fn cmd_restore(path: &Path, src: &Path) -> u8 {
         }
     };
     let state = &config.state_file;
-    blame_redb_panics_on(state);
-    // Holding the state file as its writer proves no daemon or cycle is using it.
-    if state.exists() {
-        match Store::open(state) {
-            Ok(_held) => {}
-            Err(e @ StoreError::InUse(_)) => {
+    // Holding the state file as its writer proves no daemon or cycle is using it, and
+    // keeps one from starting on the old file until the backup has taken its name. The
+    // file being replaced may be damaged (the reason to restore): a panic of redb reading
+    // it is caught here instead of ending the process.
+    *READING.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    let held = if state.exists() {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Store::open(state))) {
+            Ok(Ok(held)) => Some(held),
+            Ok(Err(e @ StoreError::InUse(_))) => {
                 eprintln!("error: {e}; stop the daemon before restoring");
                 return exit::CONFIG;
             }
-            Err(e) => eprintln!("warning: the current state file is damaged ({e}); replacing it"),
+            Ok(Err(e)) => {
+                eprintln!("warning: the current state file is damaged ({e}); replacing it");
+                None
+            }
+            Err(_) => {
+                eprintln!(
+                    "warning: the current state file {} is damaged (redb cannot read it); \
+                     replacing it",
+                    state.display()
+                );
+                None
+            }
         }
-    }
+    } else {
+        None
+    };
+    blame_redb_panics_on(state);
     let tmp = state.with_extension("restore-tmp");
     let copied = std::fs::copy(src, &tmp)
         .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
         .and_then(|()| std::fs::rename(&tmp, state));
+    // Released only now, on the replaced file's inode.
+    drop(held);
     if let Err(e) = copied {
         let _ = std::fs::remove_file(&tmp);
         eprintln!(

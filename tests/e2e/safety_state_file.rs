@@ -254,6 +254,9 @@ fn safety_damaged_state_file_is_refused_clearly() {
     cycle_json(&config, false).ok();
     let good = std::fs::read(&state).must("reading the state file");
     let target = std::fs::read(dir.join("out.ldif")).must("reading the target");
+    let cfg = config.to_string_lossy().into_owned();
+    let backup = dir.join("good-backup.redb");
+    run(&["backup", "-c", &cfg, &backup.to_string_lossy()]).ok();
 
     let damage: [(&str, Damage); 3] = [
         ("header overwritten", |b| b[..512].fill(0x5a)),
@@ -275,6 +278,18 @@ fn safety_damaged_state_file_is_refused_clearly() {
             std::fs::read(dir.join("out.ldif")).must("reading the target"),
             target,
             "{what}: the target changed"
+        );
+        // What the error says to do works: restore the backup over the damaged file.
+        let restored = run(&["restore", "-c", &cfg, &backup.to_string_lossy()]);
+        restored.ok();
+        let next = cycle_json(&config, false);
+        next.ok();
+        let counts = connector_counts(&next.json());
+        assert_eq!(counts["out"].1, Default::default(), "{what}: {counts:?}");
+        assert_eq!(
+            std::fs::read(dir.join("out.ldif")).must("reading the target"),
+            target,
+            "{what}: the target changed after the restore"
         );
     }
 }
