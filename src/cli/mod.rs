@@ -15,6 +15,7 @@ macro_rules! out {
 mod demo;
 pub mod demo_data;
 mod output;
+mod state_file;
 mod status_page;
 
 use std::path::{Path, PathBuf};
@@ -181,8 +182,8 @@ pub fn main() -> ExitCode {
         } => cmd_search(&config, &query, limit),
         Command::Errors { config } => cmd_errors(&config),
         Command::Approve { config, connector } => cmd_approve(&config, &connector),
-        Command::Backup { config, dest } => cmd_backup(&config, &dest),
-        Command::Restore { config, src } => cmd_restore(&config, &src),
+        Command::Backup { config, dest } => state_file::backup(&config, &dest),
+        Command::Restore { config, src } => state_file::restore(&config, &src),
         Command::Demo { dir, once, listen } => demo::run(&dir, once, listen),
         Command::Passwd { config, generate } => status_page::passwd(&config, generate),
     };
@@ -235,10 +236,12 @@ fn start(path: &Path) -> Result<(Option<tracing_appender::non_blocking::WorkerGu
 }
 
 fn load_config(path: &Path) -> Result<Config, u8> {
-    Config::load(path).map_err(|e: ConfigError| {
+    let config = Config::load(path).map_err(|e: ConfigError| {
         eprintln!("{e}");
         exit::CONFIG
-    })
+    })?;
+    state_file::blame_redb_panics_on(&config.state_file);
+    Ok(config)
 }
 
 fn open_store(config: &Config) -> Result<Store, u8> {
@@ -332,12 +335,17 @@ fn serve(config: Config, announce: bool) -> u8 {
         .enabled
         .then(|| status_page::start(&rt, &config, &runner, handle, clock, &shutdown, announce))
         .flatten();
+    let runner = Arc::new(Mutex::new(runner));
     rt.block_on(scheduler::run(
-        Arc::new(Mutex::new(runner)),
+        Arc::clone(&runner),
         interval,
         shutdown,
         inbox,
     ));
+    // The last reference is dropped here, outside the runtime: directory connectors own a
+    // runtime of their own, which tokio refuses to drop inside an async context (a panic,
+    // exit 101, on every SIGTERM of a daemon with an LDAP connector).
+    drop(runner);
     if let Some(server) = web {
         // The server saw the same shutdown flag; give open requests a moment to finish.
         let _ = rt.block_on(async {
@@ -457,80 +465,6 @@ fn cmd_search(path: &Path, query: &str, limit: usize) -> u8 {
             exit::OBJECT_ERRORS
         }
     }
-}
-
-fn cmd_backup(path: &Path, dest: &Path) -> u8 {
-    let (_guard, config) = match start(path) {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
-    let started = std::time::Instant::now();
-    let result = Store::open_read_only(&config.state_file)
-        .and_then(|s| s.backup_to(dest))
-        .and_then(|()| Store::open_read_only(dest))
-        .and_then(|copy| copy.read()?.counts());
-    match result {
-        Ok((cs, mv, pending)) => {
-            out!(
-                "backup {} written and verified in {:.2} s: {cs} connector-space objects, {mv} metaverse objects, {pending} pending exports",
-                dest.display(),
-                started.elapsed().as_secs_f64()
-            );
-            exit::OK
-        }
-        Err(e) => {
-            eprintln!("error: backup to {} failed: {e}", dest.display());
-            exit::OBJECT_ERRORS
-        }
-    }
-}
-
-fn cmd_restore(path: &Path, src: &Path) -> u8 {
-    let (_guard, config) = match start(path) {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
-    let counts = match Store::open_read_only(src).and_then(|s| s.read()?.counts()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {} is not a usable backup: {e}", src.display());
-            return exit::CONFIG;
-        }
-    };
-    let state = &config.state_file;
-    // Holding the state file as its writer proves no daemon or cycle is using it.
-    if state.exists() {
-        match Store::open(state) {
-            Ok(_held) => {}
-            Err(e @ StoreError::InUse(_)) => {
-                eprintln!("error: {e}; stop the daemon before restoring");
-                return exit::CONFIG;
-            }
-            Err(e) => eprintln!("warning: the current state file is damaged ({e}); replacing it"),
-        }
-    }
-    let tmp = state.with_extension("restore-tmp");
-    let copied = std::fs::copy(src, &tmp)
-        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, state));
-    if let Err(e) = copied {
-        let _ = std::fs::remove_file(&tmp);
-        eprintln!(
-            "error: cannot restore {} to {}: {e}",
-            src.display(),
-            state.display()
-        );
-        return exit::OBJECT_ERRORS;
-    }
-    out!(
-        "restored {} to {}: {} connector-space objects, {} metaverse objects, {} pending exports",
-        src.display(),
-        state.display(),
-        counts.0,
-        counts.1,
-        counts.2
-    );
-    exit::OK
 }
 
 fn cmd_preview(path: &Path, connector: &str, dn: &str) -> u8 {

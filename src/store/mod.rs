@@ -42,7 +42,9 @@ pub enum StoreError {
     )]
     InUse(PathBuf),
     /// The file is not a Bridgehead state file.
-    #[error("{0} is not a Bridgehead state file: {1}")]
+    #[error(
+        "{0} is not a Bridgehead state file: {1}; if `state_file` names the right file, it is damaged: restore the last backup with `bridgehead restore`, or move it away and run `bridgehead cycle --full` to rebuild it from the directories"
+    )]
     NotOurs(PathBuf, String),
     /// Written by a newer version.
     #[error(
@@ -79,13 +81,37 @@ pub enum StoreError {
     )]
     Unwritable(PathBuf, String),
     /// redb reported an error (IO, corruption, full disk).
-    #[error("state file {path}: {message}")]
+    #[error("state file {path}: {message}{hint}", hint = io_hint(message))]
     Db {
         /// The file.
         path: PathBuf,
         /// redb's words.
         message: String,
     },
+}
+
+/// What to do about an I/O error from the file system under the state file. redb's errors
+/// keep the `std::io::Error` only as text, whose "(os error N)" suffix is the stable errno.
+fn io_hint(message: &str) -> &'static str {
+    if message.contains("(os error 28)") || message.contains("(os error 122)") {
+        // ENOSPC, EDQUOT
+        "; its file system is full: free space there (or move the file to a larger one) and \
+         run again. Nothing after the last committed batch was kept; the next cycle finishes \
+         the work"
+    } else if message.contains("(os error 30)")
+        || message.contains("(os error 13)")
+        || message.contains("(os error 1)")
+    {
+        // EROFS, EACCES, EPERM
+        "; the file cannot be written: check that the service user owns it and that its file \
+         system is mounted read-write"
+    } else if message.contains("(os error 5)") {
+        // EIO
+        "; the disk reported an I/O error: check the disk, then restore the last backup with \
+         `bridgehead restore` if the file no longer opens"
+    } else {
+        ""
+    }
 }
 
 /// Converts any redb error into a [`StoreError`] naming the file.

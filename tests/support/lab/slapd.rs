@@ -375,3 +375,102 @@ impl Drop for Slapd {
         self.stop_now();
     }
 }
+
+/// One write operation slapd finished, as its `-d stats` log records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedWrite {
+    /// `ADD`, `MOD`, `DEL` or `MODRDN`.
+    pub op: String,
+    /// The target DN as the client sent it.
+    pub dn: String,
+    /// The LDAP result code (0 = applied).
+    pub rc: u32,
+}
+
+impl Slapd {
+    /// Every write operation slapd has answered so far, in log order, read from its own
+    /// `-d stats` log: the server's record of what it applied, independent of our client.
+    /// An operation shows as a request line (`conn=C op=O ADD dn="…"`) and, later, its
+    /// result (`conn=C op=O RESULT tag=105 err=0 …`); connection numbers restart with each
+    /// slapd start, so pairs are matched within one run of the server only.
+    pub fn logged_writes(&self) -> Vec<LoggedWrite> {
+        let path = self.dir.join("slapd.log");
+        let text = std::fs::read(&path).must(&format!("reading {}", path.display()));
+        parse_logged_writes(&String::from_utf8_lossy(&text))
+    }
+}
+
+/// Parses a `-d stats` log into the write operations that got a result.
+pub fn parse_logged_writes(text: &str) -> Vec<LoggedWrite> {
+    let mut open: std::collections::HashMap<(String, String), (String, String)> =
+        std::collections::HashMap::new();
+    let mut done = Vec::new();
+    for line in text.lines() {
+        if line.ends_with("slapd starting") {
+            open.clear();
+            continue;
+        }
+        // "<time> <thread> conn=C op=O VERB rest"
+        let mut words = line.splitn(6, ' ');
+        let (Some(_), Some(_), Some(conn), Some(op), Some(verb)) = (
+            words.next(),
+            words.next(),
+            words.next(),
+            words.next(),
+            words.next(),
+        ) else {
+            continue;
+        };
+        if !conn.starts_with("conn=") || !op.starts_with("op=") {
+            continue;
+        }
+        let rest = words.next().unwrap_or_default();
+        let key = (conn.to_string(), op.to_string());
+        match verb {
+            "ADD" | "MOD" | "DEL" | "MODRDN" => {
+                if let Some(dn) = rest.strip_prefix("dn=\"").and_then(|d| d.strip_suffix('"')) {
+                    open.insert(key, (verb.to_string(), dn.to_string()));
+                }
+            }
+            "RESULT" => {
+                if let Some((op, dn)) = open.remove(&key) {
+                    let rc = rest
+                        .split(' ')
+                        .find_map(|w| w.strip_prefix("err="))
+                        .and_then(|n| n.parse().ok())
+                        .must(&format!("the result code in slapd log line {line:?}"));
+                    done.push(LoggedWrite { op, dn, rc });
+                }
+            }
+            _ => {}
+        }
+    }
+    done
+}
+
+#[test]
+fn stats_log_writes_are_paired_with_their_results() {
+    let log = "\
+6b07c604.37bf3f2f 0x7f12 slapd starting
+6b07c607.1 0x7f69 conn=1006 op=2 ADD dn=\"uid=a,ou=x,dc=example,dc=test\"
+6b07c607.2 0x7f69 conn=1007 op=2 ADD dn=\"uid=b,ou=x,dc=example,dc=test\"
+6b07c607.3 0x7f69 conn=1006 op=3 MOD dn=\"uid=a,ou=x,dc=example,dc=test\"
+6b07c607.4 0x7f69 conn=1006 op=3 MOD attr=description
+6b07c607.5 0x7f69 conn=1007 op=2 RESULT tag=105 err=68 qtime=0.000011 etime=0.000151 text=Already exists
+6b07c607.6 0x7f69 conn=1006 op=2 RESULT tag=105 err=0 qtime=0.000011 etime=0.000151 text=
+6b07c607.7 0x7f69 conn=1006 op=3 RESULT tag=103 err=0 qtime=0.000011 etime=0.000151 text=
+6b07c607.8 0x7f69 conn=1006 op=4 DEL dn=\"uid=c,ou=x,dc=example,dc=test\"
+6b07c604.37bf3f2f 0x7f12 slapd starting
+6b07c607.9 0x7f69 conn=1006 op=4 RESULT tag=107 err=0 qtime=0.000011 etime=0.000151 text=
+";
+    let w = |op: &str, dn: &str, rc: u32| LoggedWrite {
+        op: op.into(),
+        dn: format!("uid={dn},ou=x,dc=example,dc=test"),
+        rc,
+    };
+    // The DEL's result came from another run of slapd (connection numbers restart): no pair.
+    assert_eq!(
+        parse_logged_writes(log),
+        vec![w("ADD", "b", 68), w("ADD", "a", 0), w("MOD", "a", 0)]
+    );
+}
