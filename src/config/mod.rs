@@ -241,6 +241,8 @@ pub struct ScimConfig {
     pub max_retries: u32,
     /// Member values per PATCH operation when a group's membership changes.
     pub member_chunk: usize,
+    /// Creates per bulk request where the service supports /Bulk (0: one POST each).
+    pub bulk_size: usize,
     /// The schema URN of custom extension attributes (`<urn>:<name>` in rules).
     pub extension_urn: Option<String>,
 }

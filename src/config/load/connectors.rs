@@ -192,6 +192,7 @@ fn scim_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
         ("in_flight", at_n(&c.in_flight)),
         ("max_retries", at_n(&c.max_retries)),
         ("member_chunk", at_n(&c.member_chunk)),
+        ("bulk_size", at_n(&c.bulk_size)),
     ]
     .into_iter()
     .filter_map(|(name, at)| at.map(|a| (name, a)))

@@ -67,6 +67,7 @@ pub(super) struct RawConnector {
     pub(super) in_flight: Option<Spanned<i64>>,
     pub(super) max_retries: Option<Spanned<i64>>,
     pub(super) member_chunk: Option<Spanned<i64>>,
+    pub(super) bulk_size: Option<Spanned<i64>>,
     pub(super) extension_urn: Option<Spanned<String>>,
 }
 

@@ -165,6 +165,14 @@ pub(super) fn check_scim(
         100,
         "a number of members",
     );
+    let bulk_size = bounded(
+        ctx,
+        c.bulk_size.as_ref(),
+        &key("bulk_size"),
+        0..=10_000,
+        100,
+        "a number of operations",
+    );
     let timeout = match &c.timeout {
         None => Some(Duration::from_secs(30)),
         Some(v) => match parse_interval(v.get_ref()) {
@@ -212,6 +220,7 @@ pub(super) fn check_scim(
         timeout: timeout?,
         max_retries: u32::try_from(max_retries?).ok()?,
         member_chunk: usize::try_from(member_chunk?).ok()?,
+        bulk_size: usize::try_from(bulk_size?).ok()?,
         extension_urn: extension_urn?,
     })
 }

@@ -24,26 +24,57 @@ use crate::model::{
 /// Applies a batch; one outcome per item, in order.
 pub async fn export_all(client: &Client, items: &[ExportItem]) -> Vec<ExportOutcome> {
     let down = AtomicBool::new(false);
-    let results: Vec<(ExportOutcome, Vec<Late>)> = stream::iter(items)
+    let bulk = client.cfg.bulk_size > 0 && client.service.bulk.is_some();
+    let steps: Vec<Step> = stream::iter(items)
         .map(|item| async {
             if down.load(Ordering::Relaxed) {
-                return (
+                return Step::Ready(
                     not_tried("the service stopped answering earlier in this batch"),
                     Vec::new(),
                 );
             }
-            let result = match one(client, item).await {
-                Ok(r) => r,
-                Err(e) => (failure(e), Vec::new()),
+            let kind = Kind::of_class(&item.object_class);
+            let result = match (kind, item.kind) {
+                (Some(kind), ExportKind::Add) if bulk => {
+                    match prepare_add(client, kind, item, false).await {
+                        Ok(Prepared::Create(c)) => return Step::Pending(c),
+                        Ok(Prepared::Done(outcome, late)) => (outcome, late),
+                        Err(e) => (failure(e), Vec::new()),
+                    }
+                }
+                _ => match one(client, item).await {
+                    Ok(r) => r,
+                    Err(e) => (failure(e), Vec::new()),
+                },
             };
             if matches!(result.0, ExportOutcome::NotTried { .. }) {
                 down.store(true, Ordering::Relaxed);
             }
-            result
+            Step::Ready(result.0, result.1)
         })
         .buffered(client.cfg.in_flight)
         .collect()
         .await;
+    let mut results: Vec<(ExportOutcome, Vec<Late>)> = Vec::with_capacity(items.len());
+    let mut pending = Vec::new();
+    for (i, step) in steps.into_iter().enumerate() {
+        match step {
+            Step::Ready(outcome, late) => results.push((outcome, late)),
+            Step::Pending(c) => {
+                results.push((not_tried("not sent"), Vec::new()));
+                pending.push((i, c));
+            }
+        }
+    }
+    if !pending.is_empty() && !down.load(Ordering::Relaxed) {
+        for (i, result) in super::bulk::create_all(client, items, pending).await {
+            let result = result.unwrap_or_else(|e| (failure(e), Vec::new()));
+            if matches!(result.0, ExportOutcome::NotTried { .. }) {
+                down.store(true, Ordering::Relaxed);
+            }
+            results[i] = result;
+        }
+    }
     let mut outcomes = Vec::with_capacity(results.len());
     let mut late = Vec::new();
     for (i, (outcome, refs)) in results.into_iter().enumerate() {
@@ -86,7 +117,13 @@ pub async fn export_all(client: &Client, items: &[ExportItem]) -> Vec<ExportOutc
     outcomes
 }
 
-fn not_tried(reason: &str) -> ExportOutcome {
+/// An item after the first pass: settled, or a create waiting for its bulk request.
+enum Step {
+    Ready(ExportOutcome, Vec<Late>),
+    Pending(Create),
+}
+
+pub(super) fn not_tried(reason: &str) -> ExportOutcome {
     ExportOutcome::NotTried {
         reason: reason.to_string(),
     }
@@ -94,7 +131,7 @@ fn not_tried(reason: &str) -> ExportOutcome {
 
 /// What an error means for the object: an outage leaves it pending untouched; anything
 /// else is the service's answer, kept on the object.
-fn failure(e: HttpError) -> ExportOutcome {
+pub(super) fn failure(e: HttpError) -> ExportOutcome {
     if e.is_passing() {
         return not_tried(&e.to_string());
     }
@@ -104,7 +141,7 @@ fn failure(e: HttpError) -> ExportOutcome {
     }
 }
 
-fn refused(message: String) -> ExportOutcome {
+pub(super) fn refused(message: String) -> ExportOutcome {
     ExportOutcome::Failed {
         message,
         retryable: false,
@@ -123,7 +160,7 @@ async fn one(client: &Client, item: &ExportItem) -> Result<(ExportOutcome, Vec<L
         ));
     };
     match item.kind {
-        ExportKind::Add => add(client, kind, item).await,
+        ExportKind::Add => add(client, kind, item, false).await,
         ExportKind::Update => {
             let Some(id) = anchor_id(item.anchor.as_ref()) else {
                 return Ok((
@@ -324,18 +361,40 @@ async fn soft_match(
     }
 }
 
-async fn add(
+/// A create, prepared: the body to POST and what to send once the object exists.
+pub(super) struct Create {
+    /// User or Group.
+    pub kind: Kind,
+    external_id: String,
+    attrs: Attributes,
+    /// The resource body.
+    pub body: Json,
+    later: Vec<Late>,
+}
+
+/// What preparing an add came to.
+pub(super) enum Prepared {
+    /// Settled without a create: taken over (soft match) or refused.
+    Done(ExportOutcome, Vec<Late>),
+    /// To be created.
+    Create(Create),
+}
+
+/// Checks an add and soft-matches it (from the index, or from the service when `ask`);
+/// a match is taken over here.
+pub(super) async fn prepare_add(
     client: &Client,
     kind: Kind,
     item: &ExportItem,
-) -> Result<(ExportOutcome, Vec<Late>), HttpError> {
+    ask: bool,
+) -> Result<Prepared, HttpError> {
     let external_id = match dn_key(&item.dn) {
         Some((k, DnKey::ExternalId(x))) if k == kind => x,
         _ => {
-            return Ok((
+            return Ok(Prepared::Done(
                 refused(format!(
                     "{}: a scim connector's objects are named externalId=<sourceAnchor>,ou={} \
-                 (set the outbound rule's dn so)",
+                     (set the outbound rule's dn so)",
                     item.dn,
                     kind.ou()
                 )),
@@ -351,43 +410,89 @@ async fn add(
         );
     }
     let ids = resolve(client, &referenced_dns(&item.changes)).await?;
-    // Look before creating, and again if a create's fate is unknown (the connection broke
-    // after it was sent): the second look finds what the first attempt made.
-    for attempt in 0..2 {
-        match soft_match(client, kind, &external_id, &attrs, attempt > 0).await? {
-            Match::Taken(m) => return Ok((refused(m), Vec::new())),
-            Match::Existing(id) => {
-                if attempt == 0 {
-                    tracing::info!(
-                        "{}: soft-matched to existing {} {id}",
-                        item.dn,
-                        kind.class()
-                    );
-                }
-                client.remember(&item.dn, &id);
-                let changes: Vec<AttrChange> = attrs
-                    .iter()
-                    .map(|(n, v)| AttrChange {
-                        attr: n.clone(),
-                        op: ChangeOp::Replace(v.clone()),
-                    })
-                    .collect();
-                return Ok(match update(client, kind, &id, &changes).await? {
-                    (ExportOutcome::Applied { .. }, late) => (applied(Some(id)), late),
-                    other => other,
-                });
+    match soft_match(client, kind, &external_id, &attrs, ask).await? {
+        Match::Taken(m) => return Ok(Prepared::Done(refused(m), Vec::new())),
+        Match::Existing(id) => {
+            if !ask {
+                tracing::info!(
+                    "{}: soft-matched to existing {} {id}",
+                    item.dn,
+                    kind.class()
+                );
             }
-            Match::None => {}
-        }
-        let (body, later) =
-            match create_body(kind, &attrs, &client.service, &ids, client.cfg.member_chunk) {
-                Ok(b) => b,
-                Err(m) => return Ok((refused(m), Vec::new())),
+            client.remember(&item.dn, &id);
+            let changes: Vec<AttrChange> = attrs
+                .iter()
+                .map(|(n, v)| AttrChange {
+                    attr: n.clone(),
+                    op: ChangeOp::Replace(v.clone()),
+                })
+                .collect();
+            let (outcome, late) = match update(client, kind, &id, &changes).await? {
+                (ExportOutcome::Applied { .. }, late) => (applied(Some(id)), late),
+                other => other,
             };
+            return Ok(Prepared::Done(outcome, late));
+        }
+        Match::None => {}
+    }
+    match create_body(kind, &attrs, &client.service, &ids, client.cfg.member_chunk) {
+        Ok((body, later)) => Ok(Prepared::Create(Create {
+            kind,
+            external_id,
+            attrs,
+            body,
+            later,
+        })),
+        Err(m) => Ok(Prepared::Done(refused(m), Vec::new())),
+    }
+}
+
+/// Records a created object and sends what had to wait for it (members beyond the first
+/// chunk, references to objects not there before).
+pub(super) async fn created(
+    client: &Client,
+    item: &ExportItem,
+    create: Create,
+    id: String,
+    etag: Option<&str>,
+) -> Result<(ExportOutcome, Vec<Late>), HttpError> {
+    client.set_etag(&id, etag);
+    client.remember(&item.dn, &id);
+    let key = match create.kind {
+        Kind::User => "userName",
+        Kind::Group => "displayName",
+    };
+    if let Some(name) = create.attrs.first_text(key) {
+        client.remember_name(create.kind, &name, &id, Some(&create.external_id));
+    }
+    let waiting = send_late(client, create.kind, &id, create.later).await?;
+    Ok((applied(Some(id)), waiting))
+}
+
+/// One add on its own: look, create, and if the create's fate is unknown (the connection
+/// broke after it was sent) look again, so that what the first attempt made is found.
+pub(super) async fn add(
+    client: &Client,
+    kind: Kind,
+    item: &ExportItem,
+    ask_first: bool,
+) -> Result<(ExportOutcome, Vec<Late>), HttpError> {
+    for attempt in 0..2 {
+        let create = match prepare_add(client, kind, item, ask_first || attempt > 0).await? {
+            Prepared::Done(outcome, late) => return Ok((outcome, late)),
+            Prepared::Create(c) => c,
+        };
         let endpoint = client.endpoint(kind).map_err(unservable)?;
         match client
             .http
-            .call(Method::POST, endpoint, Some(&body), None, Retry::Create)
+            .call(
+                Method::POST,
+                endpoint,
+                Some(&create.body),
+                None,
+                Retry::Create,
+            )
             .await
         {
             Ok(reply) => {
@@ -400,18 +505,7 @@ async fn add(
                         Vec::new(),
                     ));
                 };
-                client.set_etag(&id, reply.etag.as_deref());
-                client.remember(&item.dn, &id);
-                let key = match kind {
-                    Kind::User => "userName",
-                    Kind::Group => "displayName",
-                };
-                if let Some(name) = attrs.first_text(key) {
-                    client.remember_name(kind, &name, &id, Some(&external_id));
-                }
-                // Members beyond the first chunk, and references to objects not there yet.
-                let waiting = send_late(client, kind, &id, later).await?;
-                return Ok((applied(Some(id)), waiting));
+                return created(client, item, create, id, reply.etag.as_deref()).await;
             }
             Err(HttpError::Network(m)) if attempt == 0 => {
                 tracing::warn!("{}: {m}; looking whether the create happened", item.dn);

@@ -3,6 +3,7 @@
 //! PATCHes only what changed, and deletes; membership changes go as member add/remove
 //! operations in chunks. See `path.rs` for how attributes are named.
 
+mod bulk;
 mod export;
 mod http;
 mod import;

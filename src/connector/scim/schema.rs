@@ -143,6 +143,9 @@ pub struct Service {
     pub etag: bool,
     /// Filtering is supported (needed for soft match).
     pub filter: bool,
+    /// Bulk requests (RFC 7644 §3.7), when supported: at most this many operations and
+    /// bytes per request.
+    pub bulk: Option<(usize, usize)>,
     /// The Users resource type.
     pub users: ResourceType,
     /// The Groups resource type, if the service has groups.
@@ -159,6 +162,7 @@ impl Service {
             patch: true,
             etag: false,
             filter: true,
+            bulk: None,
             users: ResourceType {
                 endpoint: "/Users".into(),
                 schema: CORE_USER.into(),
@@ -189,6 +193,16 @@ impl Service {
             s.patch = supported("patch").unwrap_or(s.patch);
             s.etag = supported("etag").unwrap_or(s.etag);
             s.filter = supported("filter").unwrap_or(s.filter);
+            if supported("bulk") == Some(true) {
+                let limit = |k: &str| {
+                    c.get("bulk")
+                        .and_then(|b| b.get(k))
+                        .and_then(Json::as_u64)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|n| *n > 0)
+                };
+                s.bulk = limit("maxOperations").zip(limit("maxPayloadSize"));
+            }
         }
         if let Some(list) = types.and_then(resources) {
             let mut groups = None;
