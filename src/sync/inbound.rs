@@ -78,7 +78,13 @@ pub fn sync_cs(
         return Ok(false);
     }
     let rules = rules_for(ctx, &rec, &conn);
-    match (link, rules.first().copied()) {
+    // Only a rule that joins or projects links an object; a rule with neither (project =
+    // false, no join) adds flows to objects other rules linked, as an override.
+    let linking = rules
+        .iter()
+        .copied()
+        .find(|r| r.project || !r.join.is_empty());
+    match (link, linking) {
         (Some((mv, LinkKind::Provisioned)), _) => {
             // A target object changed in its directory: outbound recomputes its export
             // against the new hologram; a rule reading it back may contribute too.

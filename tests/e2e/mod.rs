@@ -12,6 +12,7 @@ mod ldap_large_group;
 mod ldap_scope;
 mod ldap_slapd;
 mod ldap_writeback;
+mod rules_ad;
 mod signals;
 mod web_api;
 mod web_browser;
