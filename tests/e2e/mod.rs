@@ -13,6 +13,8 @@ mod ldap_scope;
 mod ldap_slapd;
 mod ldap_writeback;
 mod rules_ad;
+mod rules_bench;
+mod rules_forests;
 mod signals;
 mod web_api;
 mod web_browser;
