@@ -206,8 +206,8 @@ fn chosen_sources(
                     v.span().start,
                     &key,
                     format!(
-                        "connector {:?} is an ldif target; a source must be an ad, ldap or \
-                         ldif source connector",
+                        "connector {:?} cannot be read as Active Directory; a source must be \
+                         an ad, ldap or ldif source connector",
                         v.get_ref()
                     ),
                 );

@@ -486,7 +486,27 @@ pub fn readme_tables() -> String {
     use std::fmt::Write as _;
     let esc = |s: &str| s.replace('|', "\\|");
     let mut s = String::new();
-    s.push_str("#### Inbound: Active Directory → metaverse\n\n");
+    s.push_str("#### Scope: an object is synced only when all of these hold\n\n");
+    s.push_str("| AD object | conditions |\n|---|---|\n");
+    for spec in CLASSES.iter().filter(|c| c.class != "inetOrgPerson") {
+        let mut conds: Vec<String> = scope_clauses(spec.kinds)
+            .iter()
+            .map(|c| {
+                // The config spelling: notEqual, notStartsWith.
+                let op = format!("{:?}", c.op);
+                let op = op[..1].to_lowercase() + &op[1..];
+                format!("`{} {op} {}`", c.attr, c.value)
+            })
+            .collect();
+        conds.extend(scope_expression(spec.kinds).map(|e| format!("`{}`", esc(e))));
+        let class = if spec.class == "user" {
+            "user, inetOrgPerson"
+        } else {
+            spec.class
+        };
+        let _ = writeln!(s, "| {class} | {} |", conds.join("<br>"));
+    }
+    s.push_str("\n#### Inbound: Active Directory → metaverse\n\n");
     s.push_str("| AD object | source attribute | expression | metaverse attribute |\n");
     s.push_str("|---|---|---|---|\n");
     let mut seen: Vec<(String, String)> = Vec::new();
