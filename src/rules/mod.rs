@@ -5,6 +5,7 @@
 //! mappings, constants and DN parts for now; the expression language will plug in as another
 //! [`FlowSource`].
 
+pub mod defaults;
 pub mod expr;
 mod scope;
 mod template;

@@ -11,21 +11,30 @@ use crate::store::write::LinkKind;
 use crate::store::{CsRecord, MvRecord, StoreError, WriteTx};
 use flows::FlowValue;
 
-/// The first inbound rule whose scope holds for this CS object.
-fn rule_for<'a>(
+/// Every inbound rule whose scope holds for this CS object, lowest precedence number
+/// first. As in Azure AD Connect, all of them apply: their flows meet by precedence, and
+/// the first one whose join finds a match joins.
+fn rules_for<'a>(
     ctx: &SyncContext<'a>,
     rec: &CsRecord,
     conn: &ConnectorName,
-) -> Option<&'a InboundRule> {
-    ctx.rules.inbound_for(conn, &rec.object_class).find(|r| {
-        rule_in_scope(
-            &r.scope,
-            r.scope_expression.as_ref(),
-            &rec.attrs,
-            Some(&rec.dn),
-            ctx.now_ms / 1000,
-        )
-    })
+) -> Vec<&'a InboundRule> {
+    let mut rules: Vec<&InboundRule> = ctx
+        .rules
+        .inbound_for(conn, &rec.object_class)
+        .filter(|r| {
+            rule_in_scope(
+                &r.scope,
+                r.scope_expression.as_ref(),
+                &rec.attrs,
+                Some(&rec.dn),
+                ctx.now_ms / 1000,
+            )
+        })
+        .collect();
+    // Stable: rules of equal precedence keep their config order.
+    rules.sort_by_key(|r| r.precedence);
+    rules
 }
 
 /// Queues every CS object that references `dn`: a link appeared or went away, so their
@@ -68,13 +77,19 @@ pub fn sync_cs(
         tx.delete_cs(id)?;
         return Ok(false);
     }
-    let rule = rule_for(ctx, &rec, &conn);
-    match (link, rule) {
+    let rules = rules_for(ctx, &rec, &conn);
+    // Only a rule that joins or projects links an object; a rule with neither (project =
+    // false, no join) adds flows to objects other rules linked, as an override.
+    let linking = rules
+        .iter()
+        .copied()
+        .find(|r| r.project || !r.join.is_empty());
+    match (link, linking) {
         (Some((mv, LinkKind::Provisioned)), _) => {
             // A target object changed in its directory: outbound recomputes its export
             // against the new hologram; a rule reading it back may contribute too.
             tx.mark_outbound(mv)?;
-            if rule.is_some() {
+            if !rules.is_empty() {
                 recompute(tx, ctx, mv, Some((id, &rec)), stats)?;
             }
         }
@@ -88,19 +103,28 @@ pub fn sync_cs(
             tx.mark_outbound(mv)?;
             requeue_referrers(tx, &rec.connector, &rec.dn)?;
         }
-        (None, Some(rule)) => {
-            let mv = match join(tx, rule, &rec, &conn)? {
+        (None, Some(_)) => {
+            let mut joined = Ok(None);
+            for rule in &rules {
+                joined = join(tx, rule, &rec, &conn)?;
+                if !matches!(joined, Ok(None)) {
+                    break;
+                }
+            }
+            let mv = match joined {
                 Ok(Some(mv)) => {
                     stats.joined += 1;
                     mv
                 }
-                Ok(None) if rule.project => {
-                    let mv = tx.new_mv_id()?;
-                    tx.put_mv(mv, &MvRecord::new(rule.object_type))?;
-                    stats.projected += 1;
-                    mv
-                }
-                Ok(None) => return Ok(true),
+                Ok(None) => match rules.iter().find(|r| r.project) {
+                    Some(rule) => {
+                        let mv = tx.new_mv_id()?;
+                        tx.put_mv(mv, &MvRecord::new(rule.object_type))?;
+                        stats.projected += 1;
+                        mv
+                    }
+                    None => return Ok(true),
+                },
                 Err(message) => {
                     rec.error = Some(record_error(rec.error.take(), message, ctx.now_ms));
                     tx.put_cs(id, &rec)?;
@@ -193,19 +217,33 @@ pub fn recompute(
         let Ok(conn) = ConnectorName::new(&rec.connector) else {
             continue;
         };
-        let Some(rule) = rule_for(ctx, &rec, &conn) else {
+        let rules = rules_for(ctx, &rec, &conn);
+        if rules.is_empty() {
             continue;
-        };
+        }
         if kind == Some(LinkKind::Inbound) {
             alive = true;
         }
         let parts = ctx.partitions.get(&conn).map(Vec::as_slice).unwrap_or(&[]);
-        let result = flows::inbound(tx, &rec, &rule.flows, parts, ctx.now_ms / 1000)?;
-        let mut touched = result.unresolved != rec.unresolved;
-        rec.unresolved = result.unresolved;
-        if let Some(message) = result.error {
+        let mut results = Vec::with_capacity(rules.len());
+        let mut error = None;
+        let mut unresolved = Vec::new();
+        for rule in &rules {
+            let result = flows::inbound(tx, &rec, &rule.flows, parts, ctx.now_ms / 1000)?;
+            unresolved.extend(result.unresolved);
+            if let Some(message) = result.error {
+                error.get_or_insert(format!("inbound rule {:?}: {message}", rule.name));
+            }
+            results.push((*rule, result.values));
+        }
+        if rules.len() > 1 {
+            unresolved.sort();
+            unresolved.dedup();
+        }
+        let mut touched = unresolved != rec.unresolved;
+        rec.unresolved = unresolved;
+        if let Some(message) = error {
             // Error("...") quarantines the object: it supplies nothing until it is fixed.
-            let message = format!("inbound rule {:?}: {message}", rule.name);
             rec.error = Some(record_error(rec.error.take(), message, ctx.now_ms));
             tx.put_cs(cs, &rec)?;
             stats.errors += 1;
@@ -218,25 +256,27 @@ pub fn recompute(
         if touched {
             tx.put_cs(cs, &rec)?;
         }
-        for (attr, value) in result.values {
-            order += 1;
-            let vs = match value {
-                FlowValue::Values(vs) if vs.is_empty() => continue,
-                FlowValue::Values(vs) => Some(vs),
-                FlowValue::AuthoritativeNull => None,
-                FlowValue::Ignore => continue,
-            };
-            let better = match winners.get(&attr) {
-                None => true,
-                Some((p, o, _, _)) => (rule.precedence, order) < (*p, *o),
-            };
-            if better {
-                let contribution = Contribution {
-                    connector: conn.clone(),
-                    rule: rule.name.clone(),
-                    precedence: rule.precedence,
+        for (rule, values) in results {
+            for (attr, value) in values {
+                order += 1;
+                let vs = match value {
+                    FlowValue::Values(vs) if vs.is_empty() => continue,
+                    FlowValue::Values(vs) => Some(vs),
+                    FlowValue::AuthoritativeNull => None,
+                    FlowValue::Ignore => continue,
                 };
-                winners.insert(attr, (rule.precedence, order, vs, contribution));
+                let better = match winners.get(&attr) {
+                    None => true,
+                    Some((p, o, _, _)) => (rule.precedence, order) < (*p, *o),
+                };
+                if better {
+                    let contribution = Contribution {
+                        connector: conn.clone(),
+                        rule: rule.name.clone(),
+                        precedence: rule.precedence,
+                    };
+                    winners.insert(attr, (rule.precedence, order, vs, contribution));
+                }
             }
         }
     }

@@ -48,18 +48,31 @@ pub fn sync_mv(
             .iter()
             .filter(|r| &r.connector == conn && r.object_type == mvrec.object_type)
             .collect();
-        let in_scope_rule = if mvrec.deleted {
-            None
+        let in_scope: Vec<&OutboundRule> = if mvrec.deleted {
+            Vec::new()
         } else {
-            rules.iter().copied().find(|r| {
-                rule_in_scope(
-                    &r.scope,
-                    r.scope_expression.as_ref(),
-                    &mvrec.attrs,
-                    None,
-                    ctx.now_ms / 1000,
-                )
-            })
+            rules
+                .iter()
+                .copied()
+                .filter(|r| {
+                    rule_in_scope(
+                        &r.scope,
+                        r.scope_expression.as_ref(),
+                        &mvrec.attrs,
+                        None,
+                        ctx.now_ms / 1000,
+                    )
+                })
+                .collect()
+        };
+        let merged;
+        let in_scope_rule = match in_scope.as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            [first, rest @ ..] => {
+                merged = merge_rules(first, rest);
+                Some(&merged)
+            }
         };
         let result = match (existing, in_scope_rule) {
             (None, Some(rule)) if rule.provision => provision(tx, ctx, mv, &mvrec, rule, stats)?,
@@ -94,6 +107,21 @@ pub fn sync_mv(
         tx.put_mv(mv, &mvrec)?;
     }
     Ok(())
+}
+
+/// Several rules in scope for one target: the first supplies the object class, DN,
+/// provisioning and deprovisioning; each attribute flows from the first rule that writes
+/// it. Admin rules come before the out-of-box ones, so they override a default flow.
+fn merge_rules(first: &OutboundRule, rest: &[&OutboundRule]) -> OutboundRule {
+    let mut merged = first.clone();
+    for r in rest {
+        for f in &r.flows {
+            if !merged.flows.iter().any(|m| m.target == f.target) {
+                merged.flows.push(f.clone());
+            }
+        }
+    }
+    merged
 }
 
 fn render_dn(rule: &OutboundRule, mvrec: &MvRecord, now_secs: i64) -> Result<Dn, String> {

@@ -85,6 +85,7 @@ impl Config {
 mod connectors;
 mod ldap;
 mod raw;
+mod rule_set;
 mod rules;
 mod scim;
 mod toml_errors;
@@ -343,6 +344,12 @@ fn check_config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Option<Config> {
             .map(|(i, r)| check_outbound(ctx, r, i, &known, &mut names))
             .collect()
     };
+    let mut connectors = connectors?;
+    let mut rules = RuleSet {
+        inbound: inbound.into_iter().collect::<Option<_>>()?,
+        outbound: outbound.into_iter().collect::<Option<_>>()?,
+    };
+    rule_set::apply(ctx, raw, &mut connectors, &mut rules)?;
     Some(Config {
         path: ctx.path.to_path_buf(),
         state_file: state_file?,
@@ -350,11 +357,8 @@ fn check_config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Option<Config> {
         schedule: schedule?,
         staging: raw.staging.as_ref().is_some_and(|v| *v.get_ref()),
         web: web?,
-        connectors: connectors?,
-        rules: RuleSet {
-            inbound: inbound.into_iter().collect::<Option<_>>()?,
-            outbound: outbound.into_iter().collect::<Option<_>>()?,
-        },
+        connectors,
+        rules,
     })
 }
 

@@ -17,6 +17,10 @@ pub(super) struct RawConfig {
     pub(super) inbound: Vec<Spanned<RawInbound>>,
     #[serde(default)]
     pub(super) outbound: Vec<Spanned<RawOutbound>>,
+    /// The out-of-box rule set (`rule_set.rs`).
+    pub(super) rule_set: Option<Spanned<String>>,
+    pub(super) rule_set_sources: Option<Vec<Spanned<String>>>,
+    pub(super) directory_extensions: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]

@@ -623,6 +623,8 @@ fn math_functions() {
         ("BitOr(&HF0, &H0F)", N(255)),
         ("BitOr([userAccountControl], 2)", N(514)),
         ("BitOr(512, [numText])", N(554)),
+        ("BitOr([missing], 2)", Null),
+        ("BitOr([givenName], 2)", E("not a number")),
         ("RandomNum(5, 5)", N(5)),
         ("RandomNum(6, 5)", E("greater")),
         (
