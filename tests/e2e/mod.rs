@@ -15,6 +15,7 @@ mod ldap_writeback;
 mod rules_ad;
 mod rules_bench;
 mod rules_forests;
+mod rules_scim;
 mod safety_backup;
 mod safety_backup_bench;
 mod safety_conflict;

@@ -100,10 +100,9 @@ pub(super) fn apply(
             ConnectorKind::Ldif(_) => {}
             ConnectorKind::Scim(s) => targets.push(Target::Scim {
                 connector: c.name.clone(),
-                // Directory extensions go to the connector's own extension schema.
-                extension_urn: s.extension_urn.clone().unwrap_or_else(|| {
-                    "urn:ietf:params:scim:schemas:extension:bridgehead:2.0:User".to_string()
-                }),
+                // Directory extensions, proxyAddresses and extensionAttributes go to the
+                // connector's own extension schema; without one they are not sent.
+                extension_urn: s.extension_urn.clone().unwrap_or_default(),
             }),
         }
     }

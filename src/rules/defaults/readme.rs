@@ -94,7 +94,8 @@ pub fn readme_tables() -> String {
     outbound(
         &mut s,
         "Outbound: metaverse → SCIM (`type = \"scim\"`; `{ent}` = the enterprise extension, \
-         `{urn}` = the connector's `extension_urn`)",
+         `{urn}` = the connector's `extension_urn`; rows with `{urn}` and directory extensions \
+         are sent only when it is set)",
         &[("user", table::SCIM_USER), ("group", table::SCIM_GROUP)],
     );
     s

@@ -20,12 +20,18 @@ fn flows(
     what: &str,
 ) -> Result<Vec<Flow>, String> {
     let mut out = Vec::new();
+    // Without an extension schema of its own, the service gets only what its standard
+    // schemas hold (anything else would be refused on every object that has it).
+    let has_urn = !extension_urn.is_empty();
     for r in rows {
+        if !has_urn && r.target.contains("{urn}") {
+            continue;
+        }
         let target = target_name(r, extension_urn);
         out.push(flow(&target, r.expr, &format!("{what}, flow to {target}"))?);
     }
     // Directory extensions: `<extension_urn>:<attribute>`.
-    for e in extensions {
+    for e in extensions.iter().filter(|_| has_urn) {
         out.push(Flow {
             target: AttrName::new(&format!("{extension_urn}:{}", e.as_str())),
             source: crate::rules::FlowSource::Attribute(e.clone()),
