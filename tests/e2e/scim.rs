@@ -745,3 +745,36 @@ fn scim_obeys_retry_after_and_loses_nothing_when_the_service_hangs() {
     assert_eq!(code, Some(0), "{json}");
     assert_matches(&server, &ppl, &grp, "after the hang and one more cycle");
 }
+
+#[test]
+fn scim_over_https_verifies_the_certificate() {
+    let server = scim::start();
+    let front = scim::TlsFront::start(server.port);
+    let ppl = people(3);
+    let ca = crate::support::lab::tls::ca().cert.display().to_string();
+    // Trusting the lab CA: it works.
+    let trusted = setup_with(
+        "scim-tls",
+        &config(&front.url, &format!("ca_file = \"{ca}\""), "")
+            .replace("danger_plaintext = true\n", ""),
+        &ppl,
+        &[],
+    );
+    let (code, json) = cycle(&trusted);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(server.all("/Users").len(), 3);
+    // Trusting only the system's CAs (the default): refused, and the run says why.
+    let untrusted = setup_with(
+        "scim-tls-untrusted",
+        &config(&front.url, "", "").replace("danger_plaintext = true\n", ""),
+        &ppl,
+        &[],
+    );
+    let r = run(&["cycle", "-c", &untrusted.config().to_string_lossy()]);
+    assert_eq!(r.code(), Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("certificate") && r.stderr.contains(&front.url.replace("/v2", "")),
+        "{}",
+        r.stderr
+    );
+}

@@ -120,6 +120,8 @@ pub struct Http {
 enum Attempt {
     /// The connection could not be opened: the request was never sent.
     NotSent(String),
+    /// The server's certificate was refused: trying again cannot help.
+    Untrusted(String),
     /// Sent, then no (complete) answer.
     Lost(String),
 }
@@ -221,6 +223,7 @@ impl Http {
                         None => backoff(attempt),
                     }
                 }
+                Err(Attempt::Untrusted(m)) => return Err(HttpError::Network(m)),
                 Err(Attempt::NotSent(m)) => {
                     if attempt >= self.max_retries {
                         return Err(HttpError::Network(m));
@@ -243,12 +246,12 @@ impl Http {
         format!("{}{path}", self.url)
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Attempt> {
         let addr = (self.url.host.as_str(), self.url.port);
         let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| format!("connecting to {} timed out", self.url))?
-            .map_err(|e| format!("cannot connect to {}: {e}", self.url))?;
+            .map_err(|_| Attempt::NotSent(format!("connecting to {} timed out", self.url)))?
+            .map_err(|e| Attempt::NotSent(format!("cannot connect to {}: {e}", self.url)))?;
         // Small requests and responses: do not wait for more bytes before sending.
         let _ = tcp.set_nodelay(true);
         match &self.tls {
@@ -256,13 +259,23 @@ impl Http {
                 let stream =
                     tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp))
                         .await
-                        .map_err(|_| format!("TLS handshake with {} timed out", self.url))?
-                        .map_err(|e| format!("TLS handshake with {} failed: {e}", self.url))?;
+                        .map_err(|_| {
+                            Attempt::NotSent(format!("TLS handshake with {} timed out", self.url))
+                        })?
+                        .map_err(|e| {
+                            let m = format!("TLS handshake with {} failed: {e}", self.url);
+                            // rustls reports a refused certificate as invalid data.
+                            if e.kind() == std::io::ErrorKind::InvalidData {
+                                Attempt::Untrusted(m)
+                            } else {
+                                Attempt::NotSent(m)
+                            }
+                        })?;
                 handshake(TokioIo::new(stream)).await
             }
             None => handshake(TokioIo::new(tcp)).await,
         }
-        .map_err(|e| format!("HTTP handshake with {} failed: {e}", self.url))
+        .map_err(|e| Attempt::NotSent(format!("HTTP handshake with {} failed: {e}", self.url)))
     }
 
     /// One attempt: status, ETag, Retry-After and body.
@@ -276,7 +289,7 @@ impl Http {
         let reused = self.take_idle();
         let mut sender = match reused {
             Some(s) => s,
-            None => self.connect().await.map_err(Attempt::NotSent)?,
+            None => self.connect().await?,
         };
         let uri = format!("{}{path}", self.url.path);
         let mut req = Request::builder()

@@ -335,15 +335,14 @@ impl Proxy {
 }
 
 /// Reads one request from `conn`, answers 429 or forwards it, records it.
-fn relay(
-    mut conn: TcpStream,
+fn relay<S: std::io::Read + std::io::Write>(
+    mut conn: S,
     upstream: u16,
     log: &Mutex<Vec<Seen>>,
     started: Instant,
     throttle: impl Fn(&str) -> bool,
     retry_after_s: u64,
 ) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
     let head_end = loop {
@@ -411,4 +410,55 @@ fn relay(
         status,
     });
     Ok(())
+}
+
+/// An HTTPS front for a server (scim2-server speaks plain HTTP only): TLS with a lab
+/// certificate for 127.0.0.1, each request passed on as [`Proxy`] does.
+pub struct TlsFront {
+    /// `https://127.0.0.1:PORT/v2`.
+    pub url: String,
+}
+
+impl TlsFront {
+    /// Starts it in front of `upstream_port`.
+    pub fn start(upstream_port: u16) -> TlsFront {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let cert = super::tls::server_cert("scim-front", "127.0.0.1", "scim.example.test");
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.cert)
+            .must("reading the lab certificate")
+            .collect::<Result<_, _>>()
+            .must("parsing the lab certificate");
+        let key = PrivateKeyDer::from_pem_file(&cert.key).must("reading the lab key");
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .must("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .must("the lab certificate and key");
+        let config = std::sync::Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").must("binding the TLS front");
+        let port = listener.local_addr().must("TLS front address").port();
+        std::thread::spawn(move || {
+            let log = std::sync::Arc::new(Mutex::new(Vec::new()));
+            let started = Instant::now();
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { continue };
+                let (config, log) = (config.clone(), log.clone());
+                std::thread::spawn(move || {
+                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(60)));
+                    let Ok(conn) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    let stream = rustls::StreamOwned::new(conn, tcp);
+                    let _ = relay(stream, upstream_port, &log, started, |_| false, 0);
+                });
+            }
+        });
+        TlsFront {
+            url: format!("https://127.0.0.1:{port}/v2"),
+        }
+    }
 }
