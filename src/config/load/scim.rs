@@ -170,7 +170,7 @@ pub(super) fn check_scim(
         c.bulk_size.as_ref(),
         &key("bulk_size"),
         0..=10_000,
-        100,
+        1000,
         "a number of operations",
     );
     let timeout = match &c.timeout {
