@@ -61,6 +61,8 @@ pub(super) struct RawConnector {
     pub(super) range_size: Option<Spanned<i64>>,
     pub(super) delta: Option<Spanned<String>>,
     pub(super) timeout: Option<Spanned<String>>,
+    pub(super) watch: Option<Spanned<bool>>,
+    pub(super) watch_window: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
