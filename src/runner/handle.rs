@@ -162,7 +162,10 @@ impl Live {
         let name = connector.as_str();
         match st.status.watches.iter_mut().find(|(n, _)| n == name) {
             Some(w) => w.1 = state.to_string(),
-            None => st.status.watches.push((name.to_string(), state.to_string())),
+            None => st
+                .status
+                .watches
+                .push((name.to_string(), state.to_string())),
         }
     }
 

@@ -72,8 +72,11 @@ pub async fn run(
             }
             let due = watches.due();
             if due.is_some_and(|d| now >= d) {
-                if !watch_cycle(&runner, watches.take()).await {
-                    break 'cycles;
+                let imports = watches.take();
+                match watch_cycle(&runner, imports.clone()).await {
+                    Outcome::Done => watches.succeeded(),
+                    Outcome::Failed => watches.retry(imports),
+                    Outcome::Stopped => break 'cycles,
                 }
                 continue;
             }
@@ -107,12 +110,27 @@ pub async fn run(
             }
         }
     }
-    // The watchers see the same flag and end within a tick.
-    let _ = tokio::task::spawn_blocking(move || watches.join()).await;
+    // The watchers see the same flag and end within a tick. The runner goes down on a
+    // blocking thread too: LDAP connectors own runtimes, which must not be dropped from
+    // async code.
+    let _ = tokio::task::spawn_blocking(move || {
+        watches.join();
+        drop(runner);
+    })
+    .await;
 }
 
-/// Runs the delta cycle a watch asked for; false when a shutdown interrupted it.
-async fn watch_cycle(runner: &Arc<Mutex<Runner>>, imports: Vec<usize>) -> bool {
+/// How a watch cycle ended.
+enum Outcome {
+    Done,
+    /// Failed as a whole (a directory unreachable, say): worth another try.
+    Failed,
+    /// A shutdown interrupted it.
+    Stopped,
+}
+
+/// Runs the delta cycle a watch asked for.
+async fn watch_cycle(runner: &Arc<Mutex<Runner>>, imports: Vec<usize>) -> Outcome {
     let r = Arc::clone(runner);
     let outcome = tokio::task::spawn_blocking(move || lock(&r).watch_cycle(&imports)).await;
     match outcome {
@@ -128,10 +146,16 @@ async fn watch_cycle(runner: &Arc<Mutex<Runner>>, imports: Vec<usize>) -> bool {
                 "watch cycle finished"
             );
         }
-        Ok(Err(RunError::Interrupted)) => return false,
-        // The changes stay in the directory; the next watch or scheduled cycle takes them.
-        Ok(Err(e)) => tracing::error!("watch cycle failed: {e}"),
-        Err(e) => tracing::error!("watch cycle panicked: {e}"),
+        Ok(Err(RunError::Interrupted)) => return Outcome::Stopped,
+        // The changes stay in the directory: a later watch or scheduled cycle takes them.
+        Ok(Err(e)) => {
+            tracing::error!("watch cycle failed: {e}");
+            return Outcome::Failed;
+        }
+        Err(e) => {
+            tracing::error!("watch cycle panicked: {e}");
+            return Outcome::Failed;
+        }
     }
-    true
+    Outcome::Done
 }

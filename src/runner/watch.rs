@@ -25,6 +25,11 @@ use crate::model::ConnectorName;
 /// A change this long after the last one is taken as the end of a burst.
 pub const QUIET: Duration = Duration::from_millis(100);
 
+/// How often a failed watch cycle is tried again before the watch waits for the next
+/// change (or the scheduled cycle): a directory that just came back often fails the first
+/// cycle on a connection that died with it.
+const RETRIES: u32 = 5;
+
 /// Where a watcher's thread reports: the scheduler's channel and the shutdown flag.
 struct ChannelSink {
     index: usize,
@@ -63,6 +68,8 @@ pub struct Watches {
     /// When the batch began, and when its latest change arrived.
     first: Option<Instant>,
     last: Option<Instant>,
+    /// Watch cycles that failed in a row.
+    failures: u32,
 }
 
 impl Watches {
@@ -115,6 +122,7 @@ impl Watches {
             pending: BTreeSet::new(),
             first: None,
             last: None,
+            failures: 0,
         }
     }
 
@@ -192,6 +200,29 @@ impl Watches {
         self.first = None;
         self.last = None;
         std::mem::take(&mut self.pending).into_iter().collect()
+    }
+
+    /// A watch cycle went through.
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+
+    /// A watch cycle failed: its connectors wait for another one after a backoff (1 s,
+    /// doubling), at most [`RETRIES`] times in a row.
+    pub fn retry(&mut self, imports: Vec<usize>) {
+        self.failures += 1;
+        if self.failures > RETRIES {
+            tracing::warn!(
+                "watch cycles failed {RETRIES} times in a row; the next change or the scheduled \
+                 cycle tries again"
+            );
+            self.failures = 0;
+            return;
+        }
+        let at = Instant::now() + Duration::from_secs(1 << (self.failures - 1));
+        self.pending.extend(imports);
+        self.first = Some(self.first.map_or(at, |f| f.max(at)));
+        self.last = Some(self.last.map_or(at, |l| l.max(at)));
     }
 
     /// Waits for the watcher threads, which end within a tick of the shutdown flag.

@@ -12,6 +12,8 @@ mod ldap_large_group;
 mod ldap_scope;
 mod ldap_slapd;
 mod ldap_writeback;
+mod nrt_ad;
+mod nrt_lab;
 mod signals;
 mod web_api;
 mod web_browser;

@@ -213,7 +213,10 @@ fn ldap_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
     add("delta", c.delta.as_ref().map(|v| v.span().start));
     add("timeout", c.timeout.as_ref().map(|v| v.span().start));
     add("watch", c.watch.as_ref().map(|v| v.span().start));
-    add("watch_window", c.watch_window.as_ref().map(|v| v.span().start));
+    add(
+        "watch_window",
+        c.watch_window.as_ref().map(|v| v.span().start),
+    );
     out
 }
 

@@ -205,8 +205,8 @@ pub(super) async fn persist(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::connector::ldap::ber::SEQUENCE;
     use crate::connector::ldap::ber::Reader;
+    use crate::connector::ldap::ber::SEQUENCE;
 
     #[test]
     fn the_request_asks_for_mode_3_with_the_cookie() {
