@@ -14,6 +14,7 @@ mod ldap_slapd;
 mod ldap_writeback;
 mod nrt_ad;
 mod nrt_lab;
+mod nrt_slapd;
 mod signals;
 mod web_api;
 mod web_browser;

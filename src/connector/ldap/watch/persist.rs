@@ -13,6 +13,7 @@ use crate::connector::WatchEvent;
 use crate::connector::ldap::ber::{self, ENUMERATED, OCTET_STRING};
 use crate::connector::ldap::controls::{self, SyncInfo, SyncStateKind};
 use crate::connector::ldap::entry::decode_intermediate;
+use crate::connector::ldap::scope::Scope;
 use crate::connector::ldap::session::{Failure, Item, Search, Session};
 
 /// A refreshAndPersist sync request from `cookie`.
@@ -128,7 +129,11 @@ pub(super) async fn persist(
             Err(f) => return End::Lost(format!("syncrepl: {f}")),
         },
     };
-    let base = w.cfg.base_dn.as_str().to_string();
+    // One included subtree is watched alone; several, through their common base.
+    let base = match Scope::new(&w.cfg).bases().as_slice() {
+        [one] => one.as_str().to_string(),
+        _ => w.cfg.base_dn.as_str().to_string(),
+    };
     // No time limit: the search is meant to stay open.
     let started = s
         .ldap()
