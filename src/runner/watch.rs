@@ -5,7 +5,8 @@
 //! A change does not import anything by itself. The first change after a quiet spell
 //! starts a batch; the batch's cycle starts once the directory has been quiet for
 //! [`QUIET`] or, in a stream of changes, when the connector's batch window has passed
-//! since the batch began. So a lone change travels at once and a burst of thousands
+//! since the batch began. A batch that begins within a window of the previous watch cycle
+//! (the directory is busy) always waits the whole window. So a lone change travels at once and a burst of thousands
 //! becomes a few cycles, each a delta import whose watermark makes it cheap. Changes that
 //! arrive during a cycle start the next batch.
 
@@ -70,6 +71,8 @@ pub struct Watches {
     last: Option<Instant>,
     /// Watch cycles that failed in a row.
     failures: u32,
+    /// When the last watch cycle ended.
+    last_cycle: Option<Instant>,
 }
 
 impl Watches {
@@ -123,6 +126,7 @@ impl Watches {
             first: None,
             last: None,
             failures: 0,
+            last_cycle: None,
         }
     }
 
@@ -192,7 +196,14 @@ impl Watches {
             .map(|w| w.window)
             .min()
             .unwrap_or(Duration::ZERO);
-        Some((last + QUIET.min(window)).min(first + window))
+        let busy = self
+            .last_cycle
+            .is_some_and(|t| first.saturating_duration_since(t) < window);
+        if busy {
+            Some(first + window)
+        } else {
+            Some((last + QUIET.min(window)).min(first + window))
+        }
     }
 
     /// Ends the batch: the connectors whose changes the cycle must import.
@@ -205,11 +216,13 @@ impl Watches {
     /// A watch cycle went through.
     pub fn succeeded(&mut self) {
         self.failures = 0;
+        self.last_cycle = Some(Instant::now());
     }
 
     /// A watch cycle failed: its connectors wait for another one after a backoff (1 s,
     /// doubling), at most [`RETRIES`] times in a row.
     pub fn retry(&mut self, imports: Vec<usize>) {
+        self.last_cycle = Some(Instant::now());
         self.failures += 1;
         if self.failures > RETRIES {
             tracing::warn!(
@@ -232,5 +245,69 @@ impl Watches {
                 tracing::error!("a watch thread panicked");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watches(window: Duration) -> Watches {
+        let mut w = Watches::start(&[], &Shutdown::default(), None);
+        w.watched.push(Watched {
+            index: 0,
+            name: ConnectorName::new("src").unwrap_or_else(|e| panic!("{e}")),
+            window,
+            state: String::new(),
+        });
+        w
+    }
+
+    #[test]
+    fn a_lone_change_goes_after_the_quiet_gap_a_busy_stream_after_the_window() {
+        let window = Duration::from_secs(1);
+        let mut w = watches(window);
+        assert_eq!(w.due(), None);
+        w.note(0, WatchEvent::Changed);
+        let first = w.first.unwrap_or_else(Instant::now);
+        assert_eq!(w.due(), Some(first + QUIET));
+        assert_eq!(w.take(), vec![0]);
+        assert_eq!(w.due(), None);
+        // Right after a cycle the directory is busy: the next batch waits the window.
+        w.succeeded();
+        w.note(0, WatchEvent::Changed);
+        let first = w.first.unwrap_or_else(Instant::now);
+        assert_eq!(w.due(), Some(first + window));
+    }
+
+    #[test]
+    fn a_resumed_watch_asks_for_a_delta_import_and_a_failure_retries_later() {
+        let mut w = watches(Duration::from_secs(1));
+        w.note(
+            0,
+            WatchEvent::Watching {
+                how: "test".into(),
+                resumed: false,
+            },
+        );
+        assert_eq!(w.due(), None, "a first start needs no catch-up");
+        w.note(
+            0,
+            WatchEvent::Watching {
+                how: "test".into(),
+                resumed: true,
+            },
+        );
+        assert_eq!(w.take(), vec![0]);
+        let before = Instant::now();
+        w.retry(vec![0]);
+        assert!(
+            w.due()
+                .is_some_and(|d| d >= before + Duration::from_secs(1))
+        );
+        // An unknown connector's report is ignored.
+        w.take();
+        w.note(7, WatchEvent::Changed);
+        assert_eq!(w.due(), None);
     }
 }

@@ -13,6 +13,7 @@ mod ldap_scope;
 mod ldap_slapd;
 mod ldap_writeback;
 mod nrt_ad;
+mod nrt_bench;
 mod nrt_lab;
 mod nrt_slapd;
 mod signals;

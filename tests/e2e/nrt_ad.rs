@@ -149,9 +149,11 @@ fn nrt_ad_burst_of_1000_modifies_arrives_complete_last_write_wins() {
     eprintln!(
         "burst of 1000 AD modifies: written in {written:?}, all visible after {done:?}, {cycles} watch cycles"
     );
-    // A burst collapses into a few delta cycles, not one per change.
+    // A burst collapses into batches: about one delta cycle per batch window (1 s) of
+    // the burst, not one per change.
+    let bound = done.as_secs() as usize + 5;
     assert!(
-        cycles >= 1 && cycles < 100,
-        "{cycles} watch cycles; log:\n{log}"
+        (1..=bound).contains(&cycles),
+        "{cycles} watch cycles for a {done:?} burst; log:\n{log}"
     );
 }
