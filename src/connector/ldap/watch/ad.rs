@@ -38,6 +38,10 @@ pub const NOTIFICATION: &str = "1.2.840.113556.1.4.528";
 /// How often the watch reads `highestCommittedUSN` while notifications are open.
 const PROBE: Duration = Duration::from_millis(500);
 
+/// A probe that takes longer than this means the connection is unusable (and must not
+/// hold up a shutdown for the whole operation timeout).
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
+
 /// The most notification searches AD and Samba accept on one connection.
 const MAX_SEARCHES: usize = 5;
 
@@ -243,14 +247,17 @@ pub(super) async fn notify(w: &LdapWatcher, s: &mut Session, watch: &mut Watch<'
                     watch.established("change notification");
                 }
             }
-            _ = ticker.tick() => match probe.changed(s, w.name()).await {
-                Ok(Some(usn)) => {
-                    reported = reported.max(usn);
-                    watch.sink.report(WatchEvent::Changed);
+            _ = ticker.tick() => {
+                match tokio::time::timeout(PROBE_LIMIT, probe.changed(s, w.name())).await {
+                    Ok(Ok(Some(usn))) => {
+                        reported = reported.max(usn);
+                        watch.sink.report(WatchEvent::Changed);
+                    }
+                    Ok(Ok(None)) => {}
+                    Ok(Err(f)) => break End::Lost(format!("USN probe: {f}")),
+                    Err(_) => break End::Lost(format!("USN probe: no answer in {PROBE_LIMIT:?}")),
                 }
-                Ok(None) => {}
-                Err(f) => break End::Lost(format!("USN probe: {f}")),
-            },
+            }
         }
     };
     for t in tasks {

@@ -121,6 +121,13 @@ impl Watch<'_> {
     }
 }
 
+/// Returns once the daemon is stopping.
+async fn until_stopping(sink: &dyn WatchSink) {
+    while !sink.stopping() {
+        tokio::time::sleep(TICK).await;
+    }
+}
+
 /// An ldap3 error as a failure with the server's own words.
 fn ldap_failure(e: LdapError) -> Failure {
     match e {
@@ -144,10 +151,10 @@ impl Watcher for LdapWatcher {
         {
             Ok(rt) => rt,
             Err(e) => {
-                sink.report(WatchEvent::Lost {
-                    reason: format!("cannot start the watch's runtime: {e}"),
-                    retry: Duration::MAX,
-                });
+                tracing::error!(
+                    connector = %self.name,
+                    "cannot start the watch's runtime: {e}; only the schedule carries changes"
+                );
                 return;
             }
         };
@@ -169,7 +176,13 @@ impl LdapWatcher {
             if sink.stopping() {
                 return;
             }
-            let end = match Session::connect(&self.cfg).await {
+            // A server that does not answer must not hold up a shutdown for the whole
+            // connect timeout.
+            let connected = tokio::select! {
+                c = Session::connect(&self.cfg) => c,
+                () = until_stopping(sink) => return,
+            };
+            let end = match connected {
                 Err(f) => End::Lost(f.to_string()),
                 Ok(mut s) => {
                     let end = match (self.cfg.flavor, mode) {
