@@ -332,6 +332,11 @@ pub struct LdapConfig {
     pub delta: DeltaMethod,
     /// Time limit for connecting and for each operation.
     pub timeout: Duration,
+    /// Near-real-time mode: watch the directory for changes (AD change notification or a
+    /// DirSync poll, LDAP syncrepl refreshAndPersist) and run a delta cycle soon after one.
+    pub watch: bool,
+    /// How long changes are collected before the delta cycle they wake starts, at most.
+    pub watch_window: Duration,
 }
 
 /// Object classes an `ad` connector imports when none are configured.

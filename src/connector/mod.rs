@@ -61,6 +61,48 @@ pub trait SpaceView {
     fn for_each(&self, f: &mut dyn FnMut(&CsObject)) -> Result<(), String>;
 }
 
+/// What a connector's watcher tells the runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// The directory reported a change: a delta cycle should run soon.
+    Changed,
+    /// The watch is established; `how` names the mechanism ("change notification",
+    /// "DirSync poll every 3 s", "syncrepl refreshAndPersist"). `resumed` is set after a
+    /// lost connection: changes made meanwhile were not reported, so a delta import is due.
+    Watching {
+        /// The mechanism.
+        how: String,
+        /// This follows a lost connection.
+        resumed: bool,
+    },
+    /// The watch failed; it is tried again after `retry`.
+    Lost {
+        /// The directory's own words.
+        reason: String,
+        /// When the next attempt starts.
+        retry: std::time::Duration,
+    },
+}
+
+/// Where a watcher reports; implemented by the runner.
+pub trait WatchSink: Send {
+    /// Reports an event.
+    fn report(&self, event: WatchEvent);
+
+    /// Whether the daemon is shutting down: the watcher returns promptly when it is.
+    fn stopping(&self) -> bool;
+}
+
+/// A connector's near-real-time watch: runs on a thread of its own, with its own
+/// connection, until the sink says the daemon is stopping.
+pub trait Watcher: Send {
+    /// How long changes are collected before the delta cycle they wake starts, at most.
+    fn batch_window(&self) -> std::time::Duration;
+
+    /// Watches until the sink says stop.
+    fn run(self: Box<Self>, sink: Box<dyn WatchSink>);
+}
+
 /// One configured connector.
 pub trait Connector: Send {
     /// Its name.
@@ -84,6 +126,11 @@ pub trait Connector: Send {
     /// watermark if the export itself moved it (a rewritten file has a new digest).
     fn finish_export(&mut self, space: &dyn SpaceView)
     -> Result<Option<Watermark>, ConnectorError>;
+
+    /// A watcher for near-real-time mode, when the connector is configured for one.
+    fn watcher(&self) -> Option<Box<dyn Watcher>> {
+        None
+    }
 }
 
 /// Builds the connector for a config entry.

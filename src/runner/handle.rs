@@ -90,6 +90,9 @@ pub struct LiveStatus {
     pub staging: bool,
     /// Requests waiting for the runner.
     pub queued: usize,
+    /// Near-real-time watches: connector name and state ("watching (change
+    /// notification)", "lost: …"), in config order.
+    pub watches: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -152,6 +155,18 @@ impl Live {
 
     pub(super) fn attach_bar(&self, bar: indicatif::ProgressBar) {
         self.lock().bar = Some(bar);
+    }
+
+    pub(super) fn set_watch(&self, connector: &ConnectorName, state: &str) {
+        let mut st = self.lock();
+        let name = connector.as_str();
+        match st.status.watches.iter_mut().find(|(n, _)| n == name) {
+            Some(w) => w.1 = state.to_string(),
+            None => st
+                .status
+                .watches
+                .push((name.to_string(), state.to_string())),
+        }
     }
 
     fn set_staging(&self, staging: bool) {

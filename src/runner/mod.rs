@@ -10,6 +10,7 @@ mod export;
 pub mod handle;
 mod import;
 pub mod scheduler;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -233,6 +234,33 @@ impl Runner {
 
     /// Runs one cycle and records it in the run history.
     pub fn cycle(&mut self, opts: &CycleOptions) -> Result<RunRecord, RunError> {
+        self.cycle_with(opts, None)
+    }
+
+    /// A near-real-time cycle: delta import of the connectors (by index) whose watch saw
+    /// changes, delta sync of what they queued, export to every connector that has
+    /// something pending, and the confirming imports.
+    pub fn watch_cycle(&mut self, imports: &[usize]) -> Result<RunRecord, RunError> {
+        let opts = CycleOptions {
+            full: false,
+            only: None,
+            trigger: "watch".into(),
+            progress: false,
+        };
+        self.cycle_with(&opts, Some(imports))
+    }
+
+    /// Starts the near-real-time watchers of the connectors configured for one.
+    pub fn start_watches(&self) -> watch::Watches {
+        watch::Watches::start(&self.connectors, &self.shutdown, self.live.clone())
+    }
+
+    /// A cycle; `imports` limits the import phase to those connectors (by index).
+    fn cycle_with(
+        &mut self,
+        opts: &CycleOptions,
+        imports: Option<&[usize]>,
+    ) -> Result<RunRecord, RunError> {
         let started_ms = self.clock.now_ms();
         let mut record = RunRecord {
             started_ms,
@@ -255,7 +283,7 @@ impl Runner {
         if let Some(live) = &self.live {
             live.cycle_started(opts, started_ms);
         }
-        let result = self.cycle_inner(opts, &mut record);
+        let result = self.cycle_inner(opts, imports, &mut record);
         if let Some(live) = &self.live {
             live.cycle_ended();
         }
@@ -297,8 +325,21 @@ impl Runner {
         }
     }
 
-    fn cycle_inner(&mut self, opts: &CycleOptions, record: &mut RunRecord) -> Result<(), RunError> {
+    fn cycle_inner(
+        &mut self,
+        opts: &CycleOptions,
+        imports: Option<&[usize]>,
+        record: &mut RunRecord,
+    ) -> Result<(), RunError> {
         let selected = self.selected(opts)?;
+        let import_set: Vec<usize> = match imports {
+            Some(list) => selected
+                .iter()
+                .copied()
+                .filter(|i| list.contains(i))
+                .collect(),
+            None => selected.clone(),
+        };
         {
             let mut tx = self.store.write()?;
             if tx.ensure_join_index(&self.config.rules.join_attributes())? {
@@ -318,7 +359,7 @@ impl Runner {
         if let (Some(live), Some(p)) = (&self.live, &progress) {
             live.attach_bar(p.clone());
         }
-        for &i in &selected {
+        for &i in &import_set {
             self.shutdown.check()?;
             self.live_phase("import", Some(self.connectors[i].name()));
             let c = self.connectors[i].as_mut();

@@ -260,6 +260,11 @@ fn ldap_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
     add("range_size", c.range_size.as_ref().map(|v| v.span().start));
     add("delta", c.delta.as_ref().map(|v| v.span().start));
     add("timeout", c.timeout.as_ref().map(|v| v.span().start));
+    add("watch", c.watch.as_ref().map(|v| v.span().start));
+    add(
+        "watch_window",
+        c.watch_window.as_ref().map(|v| v.span().start),
+    );
     out
 }
 

@@ -416,6 +416,24 @@ pub(super) fn check_ldap(
             }
         },
     };
+    let watch = c.watch.as_ref().is_some_and(|v| *v.get_ref());
+    let watch_window = match &c.watch_window {
+        None => Some(DEFAULT_WATCH_WINDOW),
+        Some(v) => match parse_window(v.get_ref()) {
+            Some(d) if d <= MAX_WATCH_WINDOW => Some(d),
+            _ => {
+                ctx.report(
+                    v.span().start,
+                    &key("watch_window"),
+                    format!(
+                        "expected a duration from \"0s\" to \"5m\" like \"1s\" or \"250ms\", found {:?}",
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    };
     Some(LdapConfig {
         flavor,
         url: url?,
@@ -439,5 +457,24 @@ pub(super) fn check_ldap(
         range_size: range_size?,
         delta: delta?,
         timeout: timeout?,
+        watch,
+        watch_window: watch_window?,
     })
+}
+
+/// How long a watched connector collects changes before their delta cycle, by default.
+const DEFAULT_WATCH_WINDOW: Duration = Duration::from_secs(1);
+
+/// A longer window would make "near real time" slower than a short schedule.
+const MAX_WATCH_WINDOW: Duration = Duration::from_secs(300);
+
+/// A batch window: `<n>ms`, or what `[schedule] interval` accepts (`1s`, `1m30s`).
+fn parse_window(s: &str) -> Option<Duration> {
+    match s.strip_suffix("ms") {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            n.parse().ok().map(Duration::from_millis)
+        }
+        Some(_) => None,
+        None => parse_interval(s),
+    }
 }

@@ -177,3 +177,57 @@ fn ldif_rejects_ldap_keys() {
         "not a setting of an ldif connector",
     );
 }
+
+#[test]
+fn watch_is_off_by_default_with_a_one_second_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = parse(dir.path(), &config(dir.path(), AD)).unwrap();
+    let l = ldap_of(&c);
+    assert!(!l.watch);
+    assert_eq!(l.watch_window, Duration::from_secs(1));
+}
+
+#[test]
+fn watch_window_takes_milliseconds_and_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, want) in [
+        ("250ms", Duration::from_millis(250)),
+        ("0s", Duration::ZERO),
+        ("2s", Duration::from_secs(2)),
+        ("1m30s", Duration::from_secs(90)),
+    ] {
+        let c = parse(
+            dir.path(),
+            &config(
+                dir.path(),
+                &format!("{AD}\nwatch = true\nwatch_window = \"{text}\""),
+            ),
+        )
+        .unwrap();
+        let l = ldap_of(&c);
+        assert!(l.watch);
+        assert_eq!(l.watch_window, want, "{text}");
+    }
+}
+
+#[test]
+fn watch_window_mistakes_are_reported_at_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["ms", "1.5s", "fast", "10m", "-1s"] {
+        let e = errors(
+            dir.path(),
+            &config(dir.path(), &format!("{AD}\nwatch_window = \"{bad}\"")),
+        );
+        has(&e, "connector[0].watch_window", "from \"0s\" to \"5m\"");
+    }
+    // Only ad and ldap connectors watch a directory.
+    let text = config(
+        dir.path(),
+        "name = \"f\"\ntype = \"ldif\"\nmode = \"source\"\npath = \"x.ldif\"\nanchor = \"objectGUID\"\nwatch = true",
+    );
+    has(
+        &errors(dir.path(), &text),
+        "connector[0].watch",
+        "not a setting of an ldif connector",
+    );
+}

@@ -11,6 +11,7 @@
 //! - [`export`]: pending exports as LDAP operations, AD passwords and account control.
 //! - [`entry`], [`controls`], [`ber`]: wire decoding, controls, BER.
 //! - [`scope`]: classes, filters, OUs and the filter group.
+//! - [`watch`]: near-real-time mode: change notification, DirSync poll, refreshAndPersist.
 
 pub mod ber;
 pub mod controls;
@@ -21,12 +22,15 @@ mod pipe;
 pub mod scope;
 pub mod session;
 pub mod tls;
+pub mod watch;
 
 use std::sync::Arc;
 
 use tokio::runtime::Runtime;
 
-use super::{Connector, ConnectorError, ConnectorErrorKind, ImportEnd, ImportSink, SpaceView};
+use super::{
+    Connector, ConnectorError, ConnectorErrorKind, ImportEnd, ImportSink, SpaceView, Watcher,
+};
 use crate::config::{LdapConfig, TlsVerify};
 use crate::model::{ConnectorName, ExportItem, ExportOutcome, Watermark};
 use entry::Mapper;
@@ -197,5 +201,12 @@ impl Connector for LdapConnector {
         _space: &dyn SpaceView,
     ) -> Result<Option<Watermark>, ConnectorError> {
         Ok(None)
+    }
+
+    fn watcher(&self) -> Option<Box<dyn Watcher>> {
+        self.cfg.watch.then(|| {
+            Box::new(watch::LdapWatcher::new(self.name.clone(), self.cfg.clone()))
+                as Box<dyn Watcher>
+        })
     }
 }

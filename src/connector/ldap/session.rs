@@ -442,6 +442,12 @@ impl Session {
         check(res).map(|_| ())
     }
 
+    /// The connection itself, for a search that stays open (a watch): the per-operation
+    /// time limit every other call sets would end it.
+    pub fn ldap(&mut self) -> &mut ldap3::Ldap {
+        &mut self.ldap
+    }
+
     /// Closes the connection politely.
     pub async fn close(mut self) {
         let _ = self.ldap.unbind().await;

@@ -1,0 +1,185 @@
+//! Near-real-time latency benchmarks (ignored; run with
+//! `cargo test --release --test main bench_nrt -- --ignored --nocapture --test-threads 1`).
+//!
+//! End to end: a modify made with `ldapmodify` on the source, until `ldapsearch` on the
+//! OpenLDAP target shows the new value (polled in a tight loop; one ldapsearch process
+//! costs ~10-20 ms, the resolution of these figures). Latency is counted from the moment
+//! ldapmodify returned (the source has committed the write); the tool's own run time is
+//! printed beside it. `bridgehead run` runs with the schedule set to hours and
+//! `watch_window = "1s"`.
+//!
+//! 1. 100 changes spaced a second apart: p50, p99, max.
+//! 2. 1,000 modifies in one LDIF (200 people × 5 rounds): time until the last is visible,
+//!    from the start of the burst and from the moment the source had taken all of it.
+
+use std::time::{Duration, Instant};
+
+use super::nrt_lab::{
+    Daemon, ad_config, ad_user, ldap_person, set_description, slapd_config, slapd_value,
+    wait_for_value,
+};
+use crate::support::TestDir;
+use crate::support::lab::slapd::{self, SlapdOptions};
+use crate::support::lab::{LdapServer, Scope, samba};
+
+const CHANGES: usize = 100;
+const BURST_PEOPLE: usize = 200;
+const BURST_ROUNDS: usize = 5;
+
+/// The nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// What one benchmark needs from its source.
+struct Source<'a> {
+    what: &'a str,
+    server: &'a dyn LdapServer,
+    /// The DN of person `i` in the source.
+    dn: &'a dyn Fn(usize) -> String,
+    /// The uid person `i` has in the target.
+    uid: &'a dyn Fn(usize) -> String,
+}
+
+/// Runs both measurements against a started daemon.
+fn measure(src: &Source<'_>, target: &slapd::Slapd, target_ou: &str, daemon: &Daemon) {
+    let mut latencies = Vec::with_capacity(CHANGES);
+    let mut tool = Duration::ZERO;
+    for n in 0..CHANGES {
+        let tick = Instant::now();
+        let value = format!("lat-{n}");
+        let i = n % 10;
+        src.server
+            .ldapmodify(&set_description(&(src.dn)(i), &value));
+        let written = Instant::now();
+        tool += written - tick;
+        let took = wait_for_value(Duration::from_secs(30), &value, || {
+            slapd_value(target, target_ou, &(src.uid)(i), "description")
+        })
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", daemon.text()));
+        latencies.push(took);
+        if let Some(rest) = Duration::from_secs(1).checked_sub(tick.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    latencies.sort();
+    println!(
+        "bench_nrt {}: {CHANGES} changes 1 s apart: p50 {} p99 {} max {} (min {}; ldapmodify itself {} on average)",
+        src.what,
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies[latencies.len() - 1]),
+        ms(latencies[0]),
+        ms(tool / CHANGES as u32),
+    );
+
+    let mut burst = String::new();
+    for round in 1..=BURST_ROUNDS {
+        for i in 0..BURST_PEOPLE {
+            burst.push_str(&set_description(
+                &(src.dn)(i),
+                &format!("burst-{round}-{i}"),
+            ));
+        }
+    }
+    let cycles_before = daemon.text().matches("watch cycle finished").count();
+    let start = Instant::now();
+    src.server.ldapmodify(&burst);
+    let written = start.elapsed();
+    let deadline = Duration::from_secs(300);
+    loop {
+        let got = target.ldapsearch(
+            target_ou,
+            Scope::Sub,
+            "(description=burst-*)",
+            &["uid", "description"],
+        );
+        let done = (0..BURST_PEOPLE).all(|i| {
+            let want = format!("burst-{BURST_ROUNDS}-{i}");
+            got.iter().any(|e| {
+                e.first("uid") == Some((src.uid)(i))
+                    && e.values("description") == vec![want.clone()]
+            })
+        });
+        if done {
+            break;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "burst not complete after {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let all = start.elapsed();
+    // The target shows the values before the cycle that wrote them logs its end.
+    std::thread::sleep(Duration::from_secs(2));
+    let cycles = daemon.text().matches("watch cycle finished").count() - cycles_before;
+    println!(
+        "bench_nrt {}: burst of {} modifies in one LDIF: source took it in {}, last visible {} after the start ({} after the source finished), {cycles} watch cycles",
+        src.what,
+        BURST_PEOPLE * BURST_ROUNDS,
+        ms(written),
+        ms(all),
+        ms(all.saturating_sub(written)),
+    );
+}
+
+#[test]
+#[ignore = "benchmark: run explicitly, see the module doc"]
+fn bench_nrt_samba_ad_to_openldap() {
+    let ad = samba::corp();
+    let _up = ad.hold();
+    let target = slapd::shared();
+    let ad_ou = ad.create_ou("nrt-bench");
+    let target_ou = target.create_ou("nrt-bench-ad-target");
+    let mut ldif = String::new();
+    for i in 0..BURST_PEOPLE {
+        ldif.push_str(&ad_user(&ad_ou, &format!("nb{i}"), "v0"));
+    }
+    ad.ldapadd(&ldif);
+    let dir = TestDir::new("nrt-bench-ad");
+    let config = ad_config(&dir, ad, &ad_ou, target, &target_ou);
+    let daemon = Daemon::start(&dir, &config);
+    let dn = |i: usize| format!("CN=nb{i},{ad_ou}");
+    let uid = |i: usize| format!("nb{i}");
+    let src = Source {
+        what: "Samba AD -> OpenLDAP",
+        server: ad,
+        dn: &dn,
+        uid: &uid,
+    };
+    measure(&src, target, &target_ou, &daemon);
+    daemon.stop();
+}
+
+#[test]
+#[ignore = "benchmark: run explicitly, see the module doc"]
+fn bench_nrt_openldap_to_openldap() {
+    let source = slapd::start(SlapdOptions { syncprov: true });
+    let target = slapd::shared();
+    let src_ou = source.create_ou("nrt-bench-src");
+    let target_ou = target.create_ou("nrt-bench-ldap-target");
+    let mut ldif = String::new();
+    for i in 0..BURST_PEOPLE {
+        ldif.push_str(&ldap_person(&src_ou, &format!("nl{i}"), "v0"));
+    }
+    source.ldapadd(&ldif);
+    let dir = TestDir::new("nrt-bench-ldap");
+    let config = slapd_config(&dir, &source, &src_ou, target, &target_ou);
+    let daemon = Daemon::start(&dir, &config);
+    let dn = |i: usize| format!("uid=nl{i},{src_ou}");
+    let uid = |i: usize| format!("nl{i}");
+    let src = Source {
+        what: "OpenLDAP -> OpenLDAP",
+        server: &source,
+        dn: &dn,
+        uid: &uid,
+    };
+    measure(&src, target, &target_ou, &daemon);
+    daemon.stop();
+}
