@@ -15,6 +15,7 @@ mod ldap_writeback;
 mod nrt_ad;
 mod nrt_bench;
 mod nrt_lab;
+mod nrt_scim;
 mod nrt_slapd;
 mod rules_ad;
 mod rules_bench;
