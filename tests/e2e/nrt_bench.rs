@@ -46,8 +46,41 @@ struct Source<'a> {
     uid: &'a dyn Fn(usize) -> String,
 }
 
+/// How a benchmark reads its target.
+struct Target<'a> {
+    /// The description person `uid` has there.
+    one: &'a dyn Fn(&str) -> Option<String>,
+    /// (uid, description) of everyone there.
+    all: &'a dyn Fn() -> Vec<(String, String)>,
+}
+
+/// Measures into an OpenLDAP target's OU.
+fn measure_slapd(src: &Source<'_>, target: &slapd::Slapd, target_ou: &str, daemon: &Daemon) {
+    let one = |uid: &str| slapd_value(target, target_ou, uid, "description");
+    let all = || {
+        target
+            .ldapsearch(
+                target_ou,
+                Scope::Sub,
+                "(description=burst-*)",
+                &["uid", "description"],
+            )
+            .iter()
+            .filter_map(|e| Some((e.first("uid")?, e.first("description")?)))
+            .collect()
+    };
+    measure(
+        src,
+        &Target {
+            one: &one,
+            all: &all,
+        },
+        daemon,
+    );
+}
+
 /// Runs both measurements against a started daemon.
-fn measure(src: &Source<'_>, target: &slapd::Slapd, target_ou: &str, daemon: &Daemon) {
+fn measure(src: &Source<'_>, target: &Target<'_>, daemon: &Daemon) {
     let mut latencies = Vec::with_capacity(CHANGES);
     let mut tool = Duration::ZERO;
     for n in 0..CHANGES {
@@ -59,7 +92,7 @@ fn measure(src: &Source<'_>, target: &slapd::Slapd, target_ou: &str, daemon: &Da
         let written = Instant::now();
         tool += written - tick;
         let took = wait_for_value(Duration::from_secs(30), &value, || {
-            slapd_value(target, target_ou, &(src.uid)(i), "description")
+            (target.one)(&(src.uid)(i))
         })
         .unwrap_or_else(|e| panic!("{e}; log:\n{}", daemon.text()));
         latencies.push(took);
@@ -93,18 +126,11 @@ fn measure(src: &Source<'_>, target: &slapd::Slapd, target_ou: &str, daemon: &Da
     let written = start.elapsed();
     let deadline = Duration::from_secs(300);
     loop {
-        let got = target.ldapsearch(
-            target_ou,
-            Scope::Sub,
-            "(description=burst-*)",
-            &["uid", "description"],
-        );
+        let got = (target.all)();
         let done = (0..BURST_PEOPLE).all(|i| {
             let want = format!("burst-{BURST_ROUNDS}-{i}");
-            got.iter().any(|e| {
-                e.first("uid") == Some((src.uid)(i))
-                    && e.values("description") == vec![want.clone()]
-            })
+            got.iter()
+                .any(|(uid, d)| *uid == (src.uid)(i) && *d == want)
         });
         if done {
             break;
@@ -153,7 +179,7 @@ fn bench_nrt_samba_ad_to_openldap() {
         dn: &dn,
         uid: &uid,
     };
-    measure(&src, target, &target_ou, &daemon);
+    measure_slapd(&src, target, &target_ou, &daemon);
     daemon.stop();
 }
 
@@ -180,6 +206,57 @@ fn bench_nrt_openldap_to_openldap() {
         dn: &dn,
         uid: &uid,
     };
-    measure(&src, target, &target_ou, &daemon);
+    measure_slapd(&src, target, &target_ou, &daemon);
+    daemon.stop();
+}
+
+#[test]
+#[ignore = "benchmark: run explicitly, see the module doc"]
+fn bench_nrt_samba_ad_to_scim() {
+    let ad = samba::corp();
+    let _up = ad.hold();
+    let server = crate::support::lab::scim::start();
+    let ad_ou = ad.create_ou("nrt-bench-scim");
+    let mut ldif = String::new();
+    for i in 0..BURST_PEOPLE {
+        ldif.push_str(&ad_user(&ad_ou, &format!("ns{i}"), "v0"));
+    }
+    ad.ldapadd(&ldif);
+    let dir = TestDir::new("nrt-bench-scim");
+    std::fs::write(
+        dir.config(),
+        super::nrt_scim::config(ad, &ad_ou, &server.url),
+    )
+    .unwrap_or_else(|e| panic!("writing the config: {e}"));
+    let daemon = Daemon::start(&dir, &dir.config());
+    let dn = |i: usize| format!("CN=ns{i},{ad_ou}");
+    let uid = |i: usize| format!("ns{i}");
+    let src = Source {
+        what: "Samba AD -> SCIM (scim2-server)",
+        server: ad,
+        dn: &dn,
+        uid: &uid,
+    };
+    let one = |uid: &str| super::nrt_scim::scim_title(&server, uid);
+    let all = || {
+        server
+            .all("/Users")
+            .iter()
+            .filter_map(|u| {
+                Some((
+                    u["userName"].as_str()?.to_string(),
+                    u["title"].as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    };
+    measure(
+        &src,
+        &Target {
+            one: &one,
+            all: &all,
+        },
+        &daemon,
+    );
     daemon.stop();
 }

@@ -15,7 +15,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// The SCIM service's `title` of the user `user_name` (None: no such user or no title).
 /// Read with a plain HTTP GET, not through the connector.
-fn scim_title(server: &ScimServer, user_name: &str) -> Option<String> {
+pub(super) fn scim_title(server: &ScimServer, user_name: &str) -> Option<String> {
     let filter = format!("userName%20eq%20%22{user_name}%22");
     let r = server
         .try_request("GET", &format!("/Users?filter={filter}"), None)
@@ -23,17 +23,10 @@ fn scim_title(server: &ScimServer, user_name: &str) -> Option<String> {
     r.json["Resources"][0]["title"].as_str().map(str::to_string)
 }
 
-#[test]
-fn nrt_scim_ad_modify_reaches_the_scim_service_and_survives_a_samba_restart() {
-    let ad = samba::corp();
-    let _up = ad.hold();
-    let server = scim::start();
-    let ad_ou = ad.create_ou("nrt-scim");
-    ad.ldapadd(&ad_user(&ad_ou, "nrt-scim-ann", "first"));
-    let ann = format!("CN=nrt-scim-ann,{ad_ou}");
-
-    let dir = TestDir::new("nrt-scim");
-    let config = format!(
+/// Samba AD (its OU `ad_ou`, watched) → the SCIM service at `scim_url`; people's
+/// description becomes their SCIM title.
+pub(super) fn config(ad: &samba::Forest, ad_ou: &str, scim_url: &str) -> String {
+    format!(
         r#"state_file = "state.redb"
 
 [schedule]
@@ -92,8 +85,21 @@ flows = [
         bind = ad.bind_dn,
         pw = ad.password_file.display(),
         base = ad.base_dn,
-        scim = server.url,
-    );
+        scim = scim_url,
+    )
+}
+
+#[test]
+fn nrt_scim_ad_modify_reaches_the_scim_service_and_survives_a_samba_restart() {
+    let ad = samba::corp();
+    let _up = ad.hold();
+    let server = scim::start();
+    let ad_ou = ad.create_ou("nrt-scim");
+    ad.ldapadd(&ad_user(&ad_ou, "nrt-scim-ann", "first"));
+    let ann = format!("CN=nrt-scim-ann,{ad_ou}");
+
+    let dir = TestDir::new("nrt-scim");
+    let config = config(ad, &ad_ou, &server.url);
     std::fs::write(dir.config(), config).must("writing the config");
     let daemon = Daemon::start(&dir, &dir.config());
     let read = || scim_title(&server, "nrt-scim-ann");
