@@ -8,6 +8,7 @@
 pub mod admin;
 mod backup;
 mod gates;
+mod open;
 pub mod records;
 mod search;
 mod status;

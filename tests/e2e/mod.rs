@@ -12,6 +12,7 @@ mod ldap_large_group;
 mod ldap_scope;
 mod ldap_slapd;
 mod ldap_writeback;
+mod scale_bench;
 mod signals;
 mod web_api;
 mod web_browser;
