@@ -8,6 +8,7 @@
 //! ```
 //!
 //! The default is 100,000 users (2,000 groups), which runs in a few minutes.
+//! `BRIDGEHEAD_SCALE_DIR=/some/folder` keeps the data and the state there (for profiling).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -183,15 +184,27 @@ fn bench_scale_ldif_full_and_delta() {
         users,
         groups: (users / 50).max(1),
     };
-    let dir = TestDir::new("scale_bench");
-    let source = dir.join("contoso.ldif");
+    // BRIDGEHEAD_SCALE_DIR keeps the data and state in a named folder (for profiling).
+    let tmp = TestDir::new("scale_bench");
+    let root = match std::env::var_os("BRIDGEHEAD_SCALE_DIR") {
+        Some(d) => {
+            let d = std::path::PathBuf::from(d);
+            std::fs::create_dir_all(&d).must("creating BRIDGEHEAD_SCALE_DIR");
+            let _ = std::fs::remove_file(d.join("state.redb"));
+            let _ = std::fs::remove_file(d.join("directory.ldif"));
+            d
+        }
+        None => tmp.path().to_path_buf(),
+    };
+    let config = root.join("bridgehead.toml");
+    let source = root.join("contoso.ldif");
     let t = Instant::now();
     {
         let mut w = BufWriter::new(std::fs::File::create(&source).must("creating the source"));
         write_company_ldif(&mut w, size).must("writing the source");
         w.flush().must("writing the source");
     }
-    std::fs::write(dir.config(), demo_config()).must("writing the config");
+    std::fs::write(&config, demo_config()).must("writing the config");
     println!(
         "generated {} users, {} groups ({:.0} MiB LDIF) in {:.1} s",
         size.users,
@@ -200,13 +213,13 @@ fn bench_scale_ldif_full_and_delta() {
         t.elapsed().as_secs_f64()
     );
 
-    let full = cycle(&dir.config(), true);
+    let full = cycle(&config, true);
     print_phases("full cycle", &full);
     let imported = total(&full.json, "import");
     let exported = total(&full.json, "export");
     assert!(imported > users as u64, "imported only {imported}");
     assert!(exported > users as u64, "exported only {exported}");
-    let state = std::fs::metadata(dir.join("state.redb"))
+    let state = std::fs::metadata(root.join("state.redb"))
         .must("state file")
         .len();
     println!(
@@ -217,7 +230,7 @@ fn bench_scale_ldif_full_and_delta() {
     );
 
     let edited = edit_titles(&source, 100);
-    let delta = cycle(&dir.config(), false);
+    let delta = cycle(&config, false);
     print_phases(&format!("delta cycle ({edited} changed users)"), &delta);
     let delta_in = total(&delta.json, "import");
     let delta_out = total(&delta.json, "export");
