@@ -365,3 +365,22 @@ fn repoint(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SeenIds;
+
+    #[test]
+    fn seen_ids_hold_exactly_what_was_inserted() {
+        let mut seen = SeenIds::default();
+        for id in [0u64, 1, 63, 64, 1_000_003] {
+            seen.insert(id);
+        }
+        for id in [0u64, 1, 63, 64, 1_000_003] {
+            assert!(seen.contains(id), "{id}");
+        }
+        for id in [2u64, 62, 65, 1_000_002, 5_000_000] {
+            assert!(!seen.contains(id), "{id}");
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod admin;
 mod backup;
 mod gates;
 mod open;
+mod queues;
 pub mod records;
 mod search;
 mod status;

@@ -39,23 +39,6 @@ fn referenced_dns(attrs: &crate::model::Attributes) -> BTreeSet<String> {
         .collect()
 }
 
-/// The connector name at the start of an encoded [`CsRecord`] (version byte, then a
-/// postcard string: varint length and bytes), read without decoding the hologram.
-fn record_connector(bytes: &[u8]) -> Option<&str> {
-    let rest = bytes.get(1..)?;
-    let (mut len, mut shift, mut used) = (0usize, 0u32, 0usize);
-    for b in rest.iter().take(5) {
-        used += 1;
-        len |= usize::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            let s = rest.get(used..used.checked_add(len)?)?;
-            return std::str::from_utf8(s).ok();
-        }
-        shift += 7;
-    }
-    None
-}
-
 fn mv_refs(attrs: &crate::model::Attributes) -> BTreeSet<u64> {
     attrs
         .iter()
@@ -602,81 +585,6 @@ impl WriteTx {
         })
     }
 
-    /// Queues a CS object for inbound sync.
-    pub fn mark_inbound(&self, conn: &str, cs: CsId) -> Result<(), StoreError> {
-        with_table!(self, dirty_in, |t, path| t
-            .insert((conn, cs.0), 1)
-            .ctx(path)
-            .map(|_| ()))
-    }
-
-    /// Takes up to `limit` queued CS objects off the inbound queue.
-    pub fn take_inbound(&self, limit: usize) -> Result<Vec<(String, CsId)>, StoreError> {
-        with_table!(self, dirty_in, |t, path| {
-            let mut out = Vec::with_capacity(limit);
-            while out.len() < limit {
-                match t.pop_first().ctx(path)? {
-                    Some((k, _)) => {
-                        let (c, id) = k.value();
-                        out.push((c.to_string(), CsId(id)));
-                    }
-                    None => break,
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    /// Queues an MV object for outbound sync.
-    pub fn mark_outbound(&self, mv: MvId) -> Result<(), StoreError> {
-        with_table!(self, dirty_out, |t, path| t
-            .insert(mv.0, 1)
-            .ctx(path)
-            .map(|_| ()))
-    }
-
-    /// Takes up to `limit` MV objects off the outbound queue.
-    pub fn take_outbound(&self, limit: usize) -> Result<Vec<MvId>, StoreError> {
-        with_table!(self, dirty_out, |t, path| {
-            let mut out = Vec::with_capacity(limit);
-            while out.len() < limit {
-                match t.pop_first().ctx(path)? {
-                    Some((k, _)) => out.push(MvId(k.value())),
-                    None => break,
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    /// Queues every CS object (of every connector) for inbound sync: a full sync.
-    pub fn mark_all_inbound(&self) -> Result<u64, StoreError> {
-        // The connector of each object is in the link table for linked objects and in the
-        // anchor index for the others; reading the CS records would decode every hologram.
-        // Both keep the queue in step row by row, so nothing of size N is held.
-        self.tx
-            .with_dependent(|tx, open| -> Result<u64, StoreError> {
-                let path = &self.path;
-                let mut d_slot = open.dirty_in.borrow_mut();
-                let d = super::open::opened(&mut d_slot, || tx.open_table(DIRTY_IN).ctx(path))?;
-                let mut cs_slot = open.cs.borrow_mut();
-                let cs = super::open::opened(&mut cs_slot, || tx.open_table(CS).ctx(path))?;
-                let mut n = 0u64;
-                for row in cs.iter().ctx(path)? {
-                    let (k, v) = row.ctx(path)?;
-                    let conn = record_connector(v.value()).ok_or_else(|| StoreError::Record {
-                        path: path.clone(),
-                        table: "cs_objects",
-                        key: k.value().to_string(),
-                        source: super::records::CodecError::Damaged("no connector name".into()),
-                    })?;
-                    d.insert((conn, k.value()), 1).ctx(path)?;
-                    n += 1;
-                }
-                Ok(n)
-            })
-    }
-
     /// Objects with a pending export in a connector space, in id order.
     pub fn pending_exports(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
         self.id_set(PENDING, conn)
@@ -762,13 +670,5 @@ impl WriteTx {
             .insert(id, encode(run).as_slice())
             .ctx(&self.path)?;
         Ok(id)
-    }
-
-    /// Number of objects still queued for inbound and outbound sync.
-    pub fn queue_lengths(&self) -> Result<(u64, u64), StoreError> {
-        use redb::ReadableTableMetadata;
-        let i = with_table!(self, dirty_in, |t, path| t.len().ctx(path))?;
-        let o = with_table!(self, dirty_out, |t, path| t.len().ctx(path))?;
-        Ok((i, o))
     }
 }
