@@ -619,8 +619,8 @@ fn company(size: DemoSize) -> Vec<Entry> {
     }
 
     // Users.
-    let mut cns: HashSet<(usize, usize, String)> = HashSet::new();
-    let mut sams: HashSet<String> = HashSet::new();
+    let mut cns: Taken<(usize, usize, String)> = Default::default();
+    let mut sams: Taken<String> = Default::default();
     let mut users: Vec<User> = Vec::with_capacity(size.users);
     let mut by_dept: Vec<Vec<usize>> = vec![Vec::new(); DEPARTMENTS.len()];
     for i in 0..size.users {
@@ -686,6 +686,7 @@ fn company(size: DemoSize) -> Vec<Entry> {
     // Contacts.
     let contact_count = (size.users * 3 / 100).max(50);
     let mut mails: HashSet<String> = HashSet::new();
+    let mut next_mail: std::collections::HashMap<String, usize> = Default::default();
     let mut contacts: Vec<Referable> = Vec::with_capacity(contact_count);
     for i in 0..contact_count {
         let d = &DOMAINS[domain_of(i)];
@@ -696,12 +697,21 @@ fn company(size: DemoSize) -> Vec<Entry> {
             (domain_of(i), usize::MAX),
             &format!("{sn}, {given}"),
         );
-        let mut mail = format!("{given_ascii}.{sn_ascii}@fabrikam.example");
-        let mut n = 2;
-        while !mails.insert(mail.clone()) {
-            mail = format!("{given_ascii}.{sn_ascii}{n}@fabrikam.example");
+        // Resumes where the last mail of this name stopped, as in `unique_cn`.
+        let base = format!("{given_ascii}.{sn_ascii}");
+        let mut n = next_mail.get(&base).copied().unwrap_or(1);
+        let mail = loop {
+            let mail = if n == 1 {
+                format!("{base}@fabrikam.example")
+            } else {
+                format!("{base}{n}@fabrikam.example")
+            };
             n += 1;
-        }
+            if mails.insert(mail.clone()) {
+                next_mail.insert(base, n);
+                break mail;
+            }
+        };
         let at = referable(&cn, &["Contacts"], d.root);
         let mut e = new_entry(
             at.dn.clone(),
@@ -832,32 +842,53 @@ fn company(size: DemoSize) -> Vec<Entry> {
 }
 
 /// `cn`, or `cn 2`, `cn 3`, … so that it is unique (case-insensitively) within its OU.
+///
+/// `taken.1` remembers, per base, the suffix after the last one handed out: every earlier
+/// candidate is taken for good, so resuming there gives the same names without retrying
+/// them (at a million users, retrying made generation quadratic).
 fn unique_cn(
-    taken: &mut HashSet<(usize, usize, String)>,
+    taken: &mut Taken<(usize, usize, String)>,
     (domain, ou): (usize, usize),
     cn: &str,
 ) -> String {
-    let mut candidate = cn.to_string();
-    let mut n = 2;
-    while !taken.insert((domain, ou, candidate.to_lowercase())) {
-        candidate = format!("{cn} {n}");
+    let base = (domain, ou, cn.to_lowercase());
+    let mut n = taken.1.get(&base).copied().unwrap_or(1);
+    loop {
+        let candidate = if n == 1 {
+            cn.to_string()
+        } else {
+            format!("{cn} {n}")
+        };
         n += 1;
+        if taken.0.insert((domain, ou, candidate.to_lowercase())) {
+            taken.1.insert(base, n);
+            return candidate;
+        }
     }
-    candidate
 }
 
+/// Names handed out, and per base name the next suffix to try (see [`unique_cn`]).
+type Taken<K> = (HashSet<K>, std::collections::HashMap<K, usize>);
+
 /// A unique ASCII sAMAccountName of at most 20 characters.
-fn unique_sam(taken: &mut HashSet<String>, given: &str, surname: &str) -> String {
+fn unique_sam(taken: &mut Taken<String>, given: &str, surname: &str) -> String {
     let mut base: String = given.chars().take(1).collect();
     base.extend(surname.chars().filter(char::is_ascii_alphanumeric));
     let base: String = base.to_ascii_lowercase().chars().take(15).collect();
-    let mut candidate = base.clone();
-    let mut n = 2;
-    while !taken.insert(candidate.clone()) {
-        candidate = format!("{base}{n}");
+    // Resumes where the last name with this base stopped, as in `unique_cn`.
+    let mut n = taken.1.get(&base).copied().unwrap_or(1);
+    loop {
+        let candidate = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}{n}")
+        };
         n += 1;
+        if taken.0.insert(candidate.clone()) {
+            taken.1.insert(base, n);
+            return candidate;
+        }
     }
-    candidate
 }
 
 /// RFC 2849 SAFE-STRING: may be written after `attr: ` as is.
@@ -897,6 +928,31 @@ mod tests {
 
     use super::*;
     use crate::model::Dn;
+
+    #[test]
+    fn resumed_suffixes_give_the_names_retrying_gives() {
+        // The plain retry loop the memo replaces.
+        fn naive(taken: &mut HashSet<String>, base: &str) -> String {
+            let mut candidate = base.to_string();
+            let mut n = 2;
+            while !taken.insert(candidate.clone()) {
+                candidate = format!("{base}{n}");
+                n += 1;
+            }
+            candidate
+        }
+        let mut rng = Rng::new();
+        let mut plain = HashSet::new();
+        let mut memo: Taken<String> = Default::default();
+        // Bases that collide with each other's suffixed forms ("js" + "2" vs "js2").
+        let bases = ["js", "js2", "j", "js22", "ab"];
+        for _ in 0..5000 {
+            let b = *rng.pick(&bases);
+            let expected = naive(&mut plain, b);
+            let surname = &b[1..];
+            assert_eq!(unique_sam(&mut memo, &b[..1], surname), expected);
+        }
+    }
 
     /// A parsed entry of the generated file: DN and (attribute, decoded value) pairs.
     type Parsed = (String, Vec<(String, String)>);

@@ -11,7 +11,8 @@ use crate::model::{
 use crate::store::{ChangeCounts, CsRecord, Store, StoreError, WriteTx};
 use crate::sync::{apply_changes, record_error};
 
-const BATCH: usize = 1000;
+/// Exports per write transaction (and per call to the connector).
+const BATCH: usize = 2000;
 
 /// Counts of one export.
 #[derive(Debug, Default, Clone, Copy)]
@@ -113,7 +114,7 @@ pub fn run(
             || match threshold.percent {
                 // The connector's size is read only when a percentage can matter.
                 Some(p) if n > 0 => {
-                    let population = tx.anchored_cs_ids(&conn)?.len() as u64;
+                    let population = tx.anchored_count(&conn)?;
                     n * 100 > u64::from(p) * population.max(1)
                 }
                 _ => false,

@@ -23,7 +23,8 @@ use crate::model::{AttrName, Clock, ConnectorName, Dn};
 use crate::store::{ChangeCounts, ConnectorRunStats, PhaseTime, RunRecord, Store, StoreError};
 use crate::sync::{self, SyncContext, SyncStats};
 
-const SYNC_BATCH: usize = 500;
+/// Objects per sync transaction: larger batches rewrite fewer index pages per object.
+const SYNC_BATCH: usize = 2000;
 
 /// A cycle that imported or exported at least this many changes compacts the state file.
 const COMPACT_AFTER: u64 = 10_000;

@@ -8,6 +8,8 @@
 pub mod admin;
 mod backup;
 mod gates;
+mod open;
+mod queues;
 pub mod records;
 mod search;
 mod status;
@@ -32,6 +34,9 @@ use tables::*;
 pub use write::WriteTx;
 
 const MAGIC: &[u8] = b"bridgehead-state";
+
+/// redb's page cache (read cache and write buffer together).
+const CACHE_BYTES: usize = 256 << 20;
 
 /// What went wrong with the state file.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +150,9 @@ pub struct Store {
 fn builder() -> Builder {
     let mut b = Builder::new();
     b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    // redb's default cache is 1 GiB, which a million-object state file fills: the appliance
+    // must stay under 1 GB resident. The OS page cache still holds the rest of the file.
+    b.set_cache_size(CACHE_BYTES);
     b
 }
 

@@ -57,27 +57,9 @@ pub fn tokens(rec: &MvRecord) -> BTreeSet<String> {
     out
 }
 
-/// Updates the index for one MV object (None: absent).
-pub(crate) fn reindex(
-    tx: &redb::WriteTransaction,
-    path: &std::path::Path,
-    id: MvId,
-    old: Option<&MvRecord>,
-    new: Option<&MvRecord>,
-) -> Result<(), StoreError> {
-    let before = old.map(tokens).unwrap_or_default();
-    let after = new.map(tokens).unwrap_or_default();
-    if before == after {
-        return Ok(());
-    }
-    let mut t = tx.open_table(MV_SEARCH).ctx(path)?;
-    for w in before.difference(&after) {
-        t.remove((w.as_str(), id.0)).ctx(path)?;
-    }
-    for w in after.difference(&before) {
-        t.insert((w.as_str(), id.0), 1).ctx(path)?;
-    }
-    Ok(())
+/// The tokens of an MV object, none when it is absent.
+pub(crate) fn tokens_of(rec: Option<&MvRecord>) -> BTreeSet<String> {
+    rec.map(tokens).unwrap_or_default()
 }
 
 impl Store {

@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use redb::{Database, Durability, ReadableMultimapTable, ReadableTable};
+use redb::{Database, Durability, ReadableMultimapTable, ReadableTable, TableHandle};
 
+use super::open::{TxCell, with_table};
 use super::records::{CsRecord, MvRecord, RunRecord, encode};
 use super::tables::*;
 use super::{DbContext, StoreError, decode_at};
@@ -21,7 +22,7 @@ pub enum LinkKind {
 
 /// One write transaction. Dropped without [`WriteTx::commit`] it rolls back.
 pub struct WriteTx {
-    pub(super) tx: redb::WriteTransaction,
+    pub(super) tx: TxCell,
     pub(super) path: PathBuf,
     join_attrs: Vec<String>,
 }
@@ -50,36 +51,36 @@ impl WriteTx {
     pub(super) fn begin(db: &Database, path: &Path) -> Result<WriteTx, StoreError> {
         let mut tx = db.begin_write().ctx(path)?;
         tx.set_durability(Durability::Immediate).ctx(path)?;
-        let join_attrs = {
-            let meta = tx.open_table(META).ctx(path)?;
-            match meta.get("join_attrs").ctx(path)? {
-                Some(g) => decode_at(path, "meta", "join_attrs", g.value())?,
-                None => Vec::new(),
-            }
-        };
-        Ok(WriteTx {
-            tx,
+        let mut w = WriteTx {
+            tx: TxCell::wrap(tx),
             path: path.to_path_buf(),
-            join_attrs,
-        })
+            join_attrs: Vec::new(),
+        };
+        w.join_attrs = with_table!(w, meta, |meta, path| {
+            match meta.get("join_attrs").ctx(path)? {
+                Some(g) => decode_at(path, "meta", "join_attrs", g.value()),
+                None => Ok(Vec::new()),
+            }
+        })?;
+        Ok(w)
     }
 
     /// Makes the transaction durable (one fsync).
     pub fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().ctx(&self.path)
+        self.tx.finish().commit().ctx(&self.path)
     }
 
     fn next_id(&self, key: &str) -> Result<u64, StoreError> {
-        let mut meta = self.tx.open_table(META).ctx(&self.path)?;
-        let next = meta
-            .get(key)
-            .ctx(&self.path)?
-            .and_then(|g| <[u8; 8]>::try_from(g.value()).ok())
-            .map(u64::from_le_bytes)
-            .unwrap_or(1);
-        meta.insert(key, &(next + 1).to_le_bytes()[..])
-            .ctx(&self.path)?;
-        Ok(next)
+        with_table!(self, meta, |meta, path| {
+            let next = meta
+                .get(key)
+                .ctx(path)?
+                .and_then(|g| <[u8; 8]>::try_from(g.value()).ok())
+                .map(u64::from_le_bytes)
+                .unwrap_or(1);
+            meta.insert(key, &(next + 1).to_le_bytes()[..]).ctx(path)?;
+            Ok(next)
+        })
     }
 
     /// Allocates a CS id.
@@ -94,11 +95,10 @@ impl WriteTx {
 
     /// One CS object.
     pub fn cs(&self, id: CsId) -> Result<Option<CsRecord>, StoreError> {
-        let t = self.tx.open_table(CS).ctx(&self.path)?;
-        match t.get(id.0).ctx(&self.path)? {
-            Some(g) => decode_at(&self.path, "cs_objects", id, g.value()).map(Some),
+        with_table!(self, cs, |t, path| match t.get(id.0).ctx(path)? {
+            Some(g) => decode_at(path, "cs_objects", id, g.value()).map(Some),
             None => Ok(None),
-        }
+        })
     }
 
     /// Writes a CS object and updates the anchor, DN, reference and pending-export indexes.
@@ -106,33 +106,45 @@ impl WriteTx {
         let p = &self.path;
         let old = self.cs(id)?;
         let conn = rec.connector.as_str();
-        {
-            let mut anchors = self.tx.open_table(CS_ANCHOR).ctx(p)?;
-            if let Some(a) = old.as_ref().and_then(|o| o.anchor.as_ref()) {
+        // Index entries are written only when they would change: an insert of the same
+        // row still dirties its page, and most puts keep anchor and DN.
+        let old_anchor = old.as_ref().and_then(|o| o.anchor.as_ref());
+        with_table!(self, cs_anchor, |anchors, path| {
+            if let Some(a) = old_anchor {
                 if rec.anchor.as_ref() != Some(a) {
-                    anchors.remove((conn, a.as_slice())).ctx(p)?;
+                    anchors.remove((conn, a.as_slice())).ctx(path)?;
                 }
             }
             if let Some(a) = &rec.anchor {
-                anchors.insert((conn, a.as_slice()), id.0).ctx(p)?;
+                let current = anchors
+                    .get((conn, a.as_slice()))
+                    .ctx(path)?
+                    .map(|g| g.value());
+                if current != Some(id.0) {
+                    anchors.insert((conn, a.as_slice()), id.0).ctx(path)?;
+                }
             }
-        }
-        {
-            let mut dns = self.tx.open_table(CS_DN).ctx(p)?;
-            let new_norm = rec.dn.norm();
+            Ok(())
+        })?;
+        let new_norm = rec.dn.norm();
+        with_table!(self, cs_dn, |dns, path| {
             if let Some(o) = &old {
                 let old_norm = o.dn.norm();
                 if old_norm != new_norm {
                     // Only drop the index entry if it still points at us (a new object may
                     // already own the DN).
-                    let ours = dns.get((conn, old_norm)).ctx(p)?.map(|g| g.value());
+                    let ours = dns.get((conn, old_norm)).ctx(path)?.map(|g| g.value());
                     if ours == Some(id.0) {
-                        dns.remove((conn, old_norm)).ctx(p)?;
+                        dns.remove((conn, old_norm)).ctx(path)?;
                     }
                 }
             }
-            dns.insert((conn, new_norm), id.0).ctx(p)?;
-        }
+            let current = dns.get((conn, new_norm)).ctx(path)?.map(|g| g.value());
+            if current != Some(id.0) {
+                dns.insert((conn, new_norm), id.0).ctx(path)?;
+            }
+            Ok(())
+        })?;
         {
             let before = old
                 .as_ref()
@@ -140,22 +152,27 @@ impl WriteTx {
                 .unwrap_or_default();
             let after = referenced_dns(&rec.attrs);
             if before != after {
-                let mut refs = self.tx.open_multimap_table(DN_REFS).ctx(p)?;
-                for d in before.difference(&after) {
-                    refs.remove((conn, d.as_str()), id.0).ctx(p)?;
-                }
-                for d in after.difference(&before) {
-                    refs.insert((conn, d.as_str()), id.0).ctx(p)?;
-                }
+                with_table!(self, dn_refs, |refs, path| {
+                    for d in before.difference(&after) {
+                        refs.remove((conn, d.as_str()), id.0).ctx(path)?;
+                    }
+                    for d in after.difference(&before) {
+                        refs.insert((conn, d.as_str()), id.0).ctx(path)?;
+                    }
+                    Ok(())
+                })?;
             }
         }
-        {
-            let mut pending = self.tx.open_table(PENDING).ctx(p)?;
-            if rec.export.is_some() {
-                pending.insert((conn, id.0), 1).ctx(p)?;
-            } else if old.as_ref().is_some_and(|o| o.export.is_some()) {
-                pending.remove((conn, id.0)).ctx(p)?;
-            }
+        let had_export = old.as_ref().is_some_and(|o| o.export.is_some());
+        if rec.export.is_some() != had_export {
+            with_table!(self, pending, |pending, path| {
+                if rec.export.is_some() {
+                    pending.insert((conn, id.0), 1).ctx(path)?;
+                } else {
+                    pending.remove((conn, id.0)).ctx(path)?;
+                }
+                Ok(())
+            })?;
         }
         if let Some(o) = &old {
             let hologram_changed = o.deleted != rec.deleted
@@ -163,25 +180,42 @@ impl WriteTx {
                 || o.object_class != rec.object_class
                 || o.attrs != rec.attrs;
             if hologram_changed {
-                self.tx.open_table(CS_DIGEST).ctx(p)?.remove(id.0).ctx(p)?;
+                with_table!(self, cs_digest, |t, path| t
+                    .remove(id.0)
+                    .ctx(path)
+                    .map(|_| ()))?;
             }
         }
-        let mut t = self.tx.open_table(CS).ctx(p)?;
-        t.insert(id.0, encode(rec).as_slice()).ctx(p)?;
+        with_table!(self, cs, |t, path| t
+            .insert(id.0, encode(rec).as_slice())
+            .ctx(path)
+            .map(|_| ()))?;
+        let _ = p;
         Ok(())
     }
 
     /// The digest of the import the hologram still equals, if any.
     pub fn import_digest(&self, id: CsId) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.tx.open_table(CS_DIGEST).ctx(&self.path)?;
-        Ok(t.get(id.0).ctx(&self.path)?.map(|g| g.value().to_vec()))
+        with_table!(self, cs_digest, |t, path| Ok(t
+            .get(id.0)
+            .ctx(path)?
+            .map(|g| g.value().to_vec())))
+    }
+
+    /// Whether the hologram still equals the import with this digest (compared in place).
+    pub fn import_digest_is(&self, id: CsId, digest: &[u8]) -> Result<bool, StoreError> {
+        with_table!(self, cs_digest, |t, path| Ok(t
+            .get(id.0)
+            .ctx(path)?
+            .is_some_and(|g| g.value() == digest)))
     }
 
     /// Records that the hologram equals an import with this digest.
     pub fn set_import_digest(&self, id: CsId, digest: &[u8]) -> Result<(), StoreError> {
-        let mut t = self.tx.open_table(CS_DIGEST).ctx(&self.path)?;
-        t.insert(id.0, digest).ctx(&self.path)?;
-        Ok(())
+        with_table!(self, cs_digest, |t, path| t
+            .insert(id.0, digest)
+            .ctx(path)
+            .map(|_| ()))
     }
 
     /// Removes a CS object with its indexes, link and queue entries.
@@ -196,38 +230,39 @@ impl WriteTx {
         }
         self.unlink(id)?;
         if let Some(a) = &old.anchor {
-            self.tx
-                .open_table(CS_ANCHOR)
-                .ctx(p)?
+            with_table!(self, cs_anchor, |t, path| t
                 .remove((conn, a.as_slice()))
-                .ctx(p)?;
+                .ctx(path)
+                .map(|_| ()))?;
         }
-        {
-            let mut dns = self.tx.open_table(CS_DN).ctx(p)?;
+        with_table!(self, cs_dn, |dns, path| {
             let norm = old.dn.norm();
-            let ours = dns.get((conn, norm)).ctx(p)?.map(|g| g.value());
+            let ours = dns.get((conn, norm)).ctx(path)?.map(|g| g.value());
             if ours == Some(id.0) {
-                dns.remove((conn, norm)).ctx(p)?;
+                dns.remove((conn, norm)).ctx(path)?;
             }
-        }
-        {
-            let mut refs = self.tx.open_multimap_table(DN_REFS).ctx(p)?;
+            Ok(())
+        })?;
+        with_table!(self, dn_refs, |refs, path| {
             for d in referenced_dns(&old.attrs) {
-                refs.remove((conn, d.as_str()), id.0).ctx(p)?;
+                refs.remove((conn, d.as_str()), id.0).ctx(path)?;
             }
-        }
-        self.tx
-            .open_table(PENDING)
-            .ctx(p)?
+            Ok(())
+        })?;
+        with_table!(self, pending, |t, path| t
             .remove((conn, id.0))
-            .ctx(p)?;
-        self.tx
-            .open_table(DIRTY_IN)
-            .ctx(p)?
+            .ctx(path)
+            .map(|_| ()))?;
+        with_table!(self, dirty_in, |t, path| t
             .remove((conn, id.0))
-            .ctx(p)?;
-        self.tx.open_table(CS_DIGEST).ctx(p)?.remove(id.0).ctx(p)?;
-        self.tx.open_table(CS).ctx(p)?.remove(id.0).ctx(p)?;
+            .ctx(path)
+            .map(|_| ()))?;
+        with_table!(self, cs_digest, |t, path| t
+            .remove(id.0)
+            .ctx(path)
+            .map(|_| ()))?;
+        with_table!(self, cs, |t, path| t.remove(id.0).ctx(path).map(|_| ()))?;
+        let _ = p;
         Ok(())
     }
 
@@ -237,10 +272,10 @@ impl WriteTx {
         conn: &ConnectorName,
         anchor: &Anchor,
     ) -> Result<Option<CsId>, StoreError> {
-        let t = self.tx.open_table(CS_ANCHOR).ctx(&self.path)?;
-        Ok(t.get((conn.as_str(), anchor.as_bytes()))
-            .ctx(&self.path)?
-            .map(|g| CsId(g.value())))
+        with_table!(self, cs_anchor, |t, path| Ok(t
+            .get((conn.as_str(), anchor.as_bytes()))
+            .ctx(path)?
+            .map(|g| CsId(g.value()))))
     }
 
     /// The CS object at this DN in a connector space.
@@ -249,24 +284,54 @@ impl WriteTx {
     }
 
     fn cs_by_norm_dn(&self, conn: &str, norm: &str) -> Result<Option<CsId>, StoreError> {
-        let t = self.tx.open_table(CS_DN).ctx(&self.path)?;
-        Ok(t.get((conn, norm))
-            .ctx(&self.path)?
-            .map(|g| CsId(g.value())))
+        with_table!(self, cs_dn, |t, path| Ok(t
+            .get((conn, norm))
+            .ctx(path)?
+            .map(|g| CsId(g.value()))))
     }
 
     /// Ids of every CS object of a connector that has an anchor (for full-import deletes).
     pub fn anchored_cs_ids(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
-        let t = self.tx.open_table(CS_ANCHOR).ctx(&self.path)?;
         let mut out = Vec::new();
-        for row in t.range((conn.as_str(), &[][..])..).ctx(&self.path)? {
-            let (k, v) = row.ctx(&self.path)?;
-            if k.value().0 != conn.as_str() {
-                break;
-            }
-            out.push(CsId(v.value()));
-        }
+        self.anchored_cs_ids_where(conn, &mut |_| true, &mut out)?;
         Ok(out)
+    }
+
+    /// Ids of the CS objects of a connector that have an anchor and pass `keep`, in anchor
+    /// order, without holding the others in memory (full-import deletes keep few).
+    pub fn anchored_cs_ids_where(
+        &self,
+        conn: &ConnectorName,
+        keep: &mut dyn FnMut(CsId) -> bool,
+        out: &mut Vec<CsId>,
+    ) -> Result<(), StoreError> {
+        with_table!(self, cs_anchor, |t, path| {
+            for row in t.range((conn.as_str(), &[][..])..).ctx(path)? {
+                let (k, v) = row.ctx(path)?;
+                if k.value().0 != conn.as_str() {
+                    break;
+                }
+                let id = CsId(v.value());
+                if keep(id) {
+                    out.push(id);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Number of CS objects of a connector that have an anchor.
+    pub fn anchored_count(&self, conn: &ConnectorName) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        self.anchored_cs_ids_where(
+            conn,
+            &mut |_| {
+                n += 1;
+                false
+            },
+            &mut Vec::new(),
+        )?;
+        Ok(n)
     }
 
     /// Links a CS object to an MV object.
@@ -277,46 +342,38 @@ impl WriteTx {
             LinkKind::Inbound => 0u8,
             LinkKind::Provisioned => 1u8,
         };
-        self.tx
-            .open_table(CS_MV)
-            .ctx(p)?
+        with_table!(self, cs_mv, |t, path| t
             .insert(cs.0, (mv.0, k, conn))
-            .ctx(p)?;
-        self.tx
-            .open_multimap_table(MV_CS)
-            .ctx(p)?
+            .ctx(path)
+            .map(|_| ()))?;
+        with_table!(self, mv_cs, |t, path| t
             .insert(mv.0, (conn, cs.0))
-            .ctx(p)?;
+            .ctx(path)
+            .map(|_| ()))?;
+        let _ = p;
         Ok(())
     }
 
     /// Removes a CS object's link, if any; returns the MV object it was linked to.
     pub fn unlink(&self, cs: CsId) -> Result<Option<MvId>, StoreError> {
-        let p = &self.path;
-        let old = self
-            .tx
-            .open_table(CS_MV)
-            .ctx(p)?
-            .remove(cs.0)
-            .ctx(p)?
-            .map(|g| {
+        let old = with_table!(self, cs_mv, |t, path| Ok(t.remove(cs.0).ctx(path)?.map(
+            |g| {
                 let (mv, _, conn) = g.value();
                 (mv, conn.to_string())
-            });
+            }
+        )))?;
         if let Some((mv, conn)) = &old {
-            self.tx
-                .open_multimap_table(MV_CS)
-                .ctx(p)?
+            with_table!(self, mv_cs, |t, path| t
                 .remove(*mv, (conn.as_str(), cs.0))
-                .ctx(p)?;
+                .ctx(path)
+                .map(|_| ()))?;
         }
         Ok(old.map(|(mv, _)| MvId(mv)))
     }
 
     /// The MV object a CS object is linked to, and how.
     pub fn link_of(&self, cs: CsId) -> Result<Option<(MvId, LinkKind)>, StoreError> {
-        let t = self.tx.open_table(CS_MV).ctx(&self.path)?;
-        Ok(t.get(cs.0).ctx(&self.path)?.map(|g| {
+        with_table!(self, cs_mv, |t, path| Ok(t.get(cs.0).ctx(path)?.map(|g| {
             let (mv, k, _) = g.value();
             let kind = if k == 0 {
                 LinkKind::Inbound
@@ -324,63 +381,63 @@ impl WriteTx {
                 LinkKind::Provisioned
             };
             (MvId(mv), kind)
-        }))
+        })))
     }
 
     /// The CS objects linked to an MV object, with their connectors.
     pub fn links_of(&self, mv: MvId) -> Result<Vec<(String, CsId)>, StoreError> {
-        let t = self.tx.open_multimap_table(MV_CS).ctx(&self.path)?;
-        let mut out = Vec::new();
-        for v in t.get(mv.0).ctx(&self.path)? {
-            let g = v.ctx(&self.path)?;
-            let (conn, cs) = g.value();
-            out.push((conn.to_string(), CsId(cs)));
-        }
-        Ok(out)
+        with_table!(self, mv_cs, |t, path| {
+            let mut out = Vec::new();
+            for v in t.get(mv.0).ctx(path)? {
+                let g = v.ctx(path)?;
+                let (conn, cs) = g.value();
+                out.push((conn.to_string(), CsId(cs)));
+            }
+            Ok(out)
+        })
     }
 
     /// The CS object linked to `mv` in connector `conn`, if any.
     pub fn link_in(&self, mv: MvId, conn: &str) -> Result<Option<CsId>, StoreError> {
-        Ok(self
-            .links_of(mv)?
-            .into_iter()
-            .find(|(c, _)| c == conn)
-            .map(|(_, cs)| cs))
+        with_table!(self, mv_cs, |t, path| {
+            for v in t.get(mv.0).ctx(path)? {
+                let g = v.ctx(path)?;
+                let (c, cs) = g.value();
+                if c == conn {
+                    return Ok(Some(CsId(cs)));
+                }
+            }
+            Ok(None)
+        })
     }
 
     /// One MV object.
     pub fn mv(&self, id: MvId) -> Result<Option<MvRecord>, StoreError> {
-        let t = self.tx.open_table(MV).ctx(&self.path)?;
-        match t.get(id.0).ctx(&self.path)? {
-            Some(g) => decode_at(&self.path, "mv_objects", id, g.value()).map(Some),
+        with_table!(self, mv, |t, path| match t.get(id.0).ctx(path)? {
+            Some(g) => decode_at(path, "mv_objects", id, g.value()).map(Some),
             None => Ok(None),
-        }
+        })
     }
 
     /// Writes an MV object and updates the join and reference indexes.
     pub fn put_mv(&self, id: MvId, rec: &MvRecord) -> Result<(), StoreError> {
         let old = self.mv(id)?;
         self.reindex_mv(id, old.as_ref(), Some(rec))?;
-        let mut t = self.tx.open_table(MV).ctx(&self.path)?;
-        t.insert(id.0, encode(rec).as_slice()).ctx(&self.path)?;
-        Ok(())
+        with_table!(self, mv, |t, path| t
+            .insert(id.0, encode(rec).as_slice())
+            .ctx(path)
+            .map(|_| ()))
     }
 
     /// Removes an MV object with its index entries and queue entry.
     pub fn delete_mv(&self, id: MvId) -> Result<(), StoreError> {
         let old = self.mv(id)?;
         self.reindex_mv(id, old.as_ref(), None)?;
-        self.tx
-            .open_table(MV)
-            .ctx(&self.path)?
+        with_table!(self, mv, |t, path| t.remove(id.0).ctx(path).map(|_| ()))?;
+        with_table!(self, dirty_out, |t, path| t
             .remove(id.0)
-            .ctx(&self.path)?;
-        self.tx
-            .open_table(DIRTY_OUT)
-            .ctx(&self.path)?
-            .remove(id.0)
-            .ctx(&self.path)?;
-        Ok(())
+            .ctx(path)
+            .map(|_| ()))
     }
 
     fn join_keys(&self, rec: Option<&MvRecord>) -> BTreeSet<(String, String, String)> {
@@ -409,30 +466,44 @@ impl WriteTx {
         old: Option<&MvRecord>,
         new: Option<&MvRecord>,
     ) -> Result<(), StoreError> {
-        let p = &self.path;
         let (before, after) = (self.join_keys(old), self.join_keys(new));
         if before != after {
-            let mut j = self.tx.open_multimap_table(JOIN).ctx(p)?;
-            for (t, a, v) in before.difference(&after) {
-                j.remove((t.as_str(), a.as_str(), v.as_str()), id.0)
-                    .ctx(p)?;
-            }
-            for (t, a, v) in after.difference(&before) {
-                j.insert((t.as_str(), a.as_str(), v.as_str()), id.0)
-                    .ctx(p)?;
-            }
+            with_table!(self, join, |j, path| {
+                for (t, a, v) in before.difference(&after) {
+                    j.remove((t.as_str(), a.as_str(), v.as_str()), id.0)
+                        .ctx(path)?;
+                }
+                for (t, a, v) in after.difference(&before) {
+                    j.insert((t.as_str(), a.as_str(), v.as_str()), id.0)
+                        .ctx(path)?;
+                }
+                Ok(())
+            })?;
         }
-        super::search::reindex(&self.tx, p, id, old, new)?;
+        let (wb, wa) = (super::search::tokens_of(old), super::search::tokens_of(new));
+        if wb != wa {
+            with_table!(self, mv_search, |t, path| {
+                for w in wb.difference(&wa) {
+                    t.remove((w.as_str(), id.0)).ctx(path)?;
+                }
+                for w in wa.difference(&wb) {
+                    t.insert((w.as_str(), id.0), 1).ctx(path)?;
+                }
+                Ok(())
+            })?;
+        }
         let rb = old.map(|r| mv_refs(&r.attrs)).unwrap_or_default();
         let ra = new.map(|r| mv_refs(&r.attrs)).unwrap_or_default();
         if rb != ra {
-            let mut r = self.tx.open_multimap_table(MV_REFS).ctx(p)?;
-            for t in rb.difference(&ra) {
-                r.remove(*t, id.0).ctx(p)?;
-            }
-            for t in ra.difference(&rb) {
-                r.insert(*t, id.0).ctx(p)?;
-            }
+            with_table!(self, mv_refs, |r, path| {
+                for t in rb.difference(&ra) {
+                    r.remove(*t, id.0).ctx(path)?;
+                }
+                for t in ra.difference(&rb) {
+                    r.insert(*t, id.0).ctx(path)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -443,30 +514,32 @@ impl WriteTx {
         if wanted == self.join_attrs {
             return Ok(false);
         }
-        let p = self.path.clone();
-        self.tx.delete_multimap_table(JOIN).ctx(&p)?;
+        self.tx.delete_join_index(&self.path)?;
         self.join_attrs = wanted;
+        let encoded = encode(&self.join_attrs);
+        with_table!(self, meta, |t, path| t
+            .insert("join_attrs", encoded.as_slice())
+            .ctx(path)
+            .map(|_| ()))?;
+        // Both tables stay open side by side: the MV table is read while the index fills.
         self.tx
-            .open_table(META)
-            .ctx(&p)?
-            .insert("join_attrs", encode(&self.join_attrs).as_slice())
-            .ctx(&p)?;
-        let mut all = Vec::new();
-        {
-            let t = self.tx.open_table(MV).ctx(&p)?;
-            for row in t.iter().ctx(&p)? {
-                let (k, v) = row.ctx(&p)?;
-                let rec: MvRecord = decode_at(&p, "mv_objects", k.value(), v.value())?;
-                all.push((k.value(), rec));
-            }
-        }
-        let mut j = self.tx.open_multimap_table(JOIN).ctx(&p)?;
-        for (id, rec) in &all {
-            for (t, a, v) in self.join_keys(Some(rec)) {
-                j.insert((t.as_str(), a.as_str(), v.as_str()), *id)
-                    .ctx(&p)?;
-            }
-        }
+            .with_dependent(|tx, open| -> Result<(), StoreError> {
+                let path = &self.path;
+                let mut mv_slot = open.mv.borrow_mut();
+                let mv = super::open::opened(&mut mv_slot, || tx.open_table(MV).ctx(path))?;
+                let mut join_slot = open.join.borrow_mut();
+                let j =
+                    super::open::opened(&mut join_slot, || tx.open_multimap_table(JOIN).ctx(path))?;
+                for row in mv.iter().ctx(path)? {
+                    let (k, v) = row.ctx(path)?;
+                    let rec: MvRecord = decode_at(path, "mv_objects", k.value(), v.value())?;
+                    for (t, a, v) in self.join_keys(Some(&rec)) {
+                        j.insert((t.as_str(), a.as_str(), v.as_str()), k.value())
+                            .ctx(path)?;
+                    }
+                }
+                Ok(())
+            })?;
         Ok(true)
     }
 
@@ -477,104 +550,39 @@ impl WriteTx {
         attr: &AttrName,
         value: &Value,
     ) -> Result<Vec<MvId>, StoreError> {
-        let t = self.tx.open_multimap_table(JOIN).ctx(&self.path)?;
         let norm = norm_join_value(value);
-        let mut out = Vec::new();
-        for v in t
-            .get((object_type.as_str(), attr.key(), norm.as_str()))
-            .ctx(&self.path)?
-        {
-            out.push(MvId(v.ctx(&self.path)?.value()));
-        }
-        Ok(out)
+        with_table!(self, join, |t, path| {
+            let mut out = Vec::new();
+            for v in t
+                .get((object_type.as_str(), attr.key(), norm.as_str()))
+                .ctx(path)?
+            {
+                out.push(MvId(v.ctx(path)?.value()));
+            }
+            Ok(out)
+        })
     }
 
     /// CS objects whose hologram references `dn` in connector `conn`.
     pub fn dn_referrers(&self, conn: &str, dn_norm: &str) -> Result<Vec<CsId>, StoreError> {
-        let t = self.tx.open_multimap_table(DN_REFS).ctx(&self.path)?;
-        let mut out = Vec::new();
-        for v in t.get((conn, dn_norm)).ctx(&self.path)? {
-            out.push(CsId(v.ctx(&self.path)?.value()));
-        }
-        Ok(out)
+        with_table!(self, dn_refs, |t, path| {
+            let mut out = Vec::new();
+            for v in t.get((conn, dn_norm)).ctx(path)? {
+                out.push(CsId(v.ctx(path)?.value()));
+            }
+            Ok(out)
+        })
     }
 
     /// MV objects that reference `mv`.
     pub fn mv_referrers(&self, mv: MvId) -> Result<Vec<MvId>, StoreError> {
-        let t = self.tx.open_multimap_table(MV_REFS).ctx(&self.path)?;
-        let mut out = Vec::new();
-        for v in t.get(mv.0).ctx(&self.path)? {
-            out.push(MvId(v.ctx(&self.path)?.value()));
-        }
-        Ok(out)
-    }
-
-    /// Queues a CS object for inbound sync.
-    pub fn mark_inbound(&self, conn: &str, cs: CsId) -> Result<(), StoreError> {
-        self.tx
-            .open_table(DIRTY_IN)
-            .ctx(&self.path)?
-            .insert((conn, cs.0), 1)
-            .ctx(&self.path)?;
-        Ok(())
-    }
-
-    /// Takes up to `limit` queued CS objects off the inbound queue.
-    pub fn take_inbound(&self, limit: usize) -> Result<Vec<(String, CsId)>, StoreError> {
-        let mut t = self.tx.open_table(DIRTY_IN).ctx(&self.path)?;
-        let mut out = Vec::with_capacity(limit);
-        while out.len() < limit {
-            match t.pop_first().ctx(&self.path)? {
-                Some((k, _)) => {
-                    let (c, id) = k.value();
-                    out.push((c.to_string(), CsId(id)));
-                }
-                None => break,
+        with_table!(self, mv_refs, |t, path| {
+            let mut out = Vec::new();
+            for v in t.get(mv.0).ctx(path)? {
+                out.push(MvId(v.ctx(path)?.value()));
             }
-        }
-        Ok(out)
-    }
-
-    /// Queues an MV object for outbound sync.
-    pub fn mark_outbound(&self, mv: MvId) -> Result<(), StoreError> {
-        self.tx
-            .open_table(DIRTY_OUT)
-            .ctx(&self.path)?
-            .insert(mv.0, 1)
-            .ctx(&self.path)?;
-        Ok(())
-    }
-
-    /// Takes up to `limit` MV objects off the outbound queue.
-    pub fn take_outbound(&self, limit: usize) -> Result<Vec<MvId>, StoreError> {
-        let mut t = self.tx.open_table(DIRTY_OUT).ctx(&self.path)?;
-        let mut out = Vec::with_capacity(limit);
-        while out.len() < limit {
-            match t.pop_first().ctx(&self.path)? {
-                Some((k, _)) => out.push(MvId(k.value())),
-                None => break,
-            }
-        }
-        Ok(out)
-    }
-
-    /// Queues every CS object (of every connector) for inbound sync: a full sync.
-    pub fn mark_all_inbound(&self) -> Result<u64, StoreError> {
-        let p = &self.path;
-        let mut rows = Vec::new();
-        {
-            let t = self.tx.open_table(CS).ctx(p)?;
-            for row in t.iter().ctx(p)? {
-                let (k, v) = row.ctx(p)?;
-                let rec: CsRecord = decode_at(p, "cs_objects", k.value(), v.value())?;
-                rows.push((rec.connector, k.value()));
-            }
-        }
-        let mut d = self.tx.open_table(DIRTY_IN).ctx(p)?;
-        for (c, id) in &rows {
-            d.insert((c.as_str(), *id), 1).ctx(p)?;
-        }
-        Ok(rows.len() as u64)
+            Ok(out)
+        })
     }
 
     /// Objects with a pending export in a connector space, in id order.
@@ -588,6 +596,9 @@ impl WriteTx {
         def: redb::TableDefinition<(&str, u64), u8>,
         conn: &ConnectorName,
     ) -> Result<Vec<CsId>, StoreError> {
+        if def.name() == PENDING.name() {
+            return with_table!(self, pending, |t, path| super::ids_of(t, conn, path));
+        }
         let t = self.tx.open_table(def).ctx(&self.path)?;
         super::ids_of(&t, conn, &self.path)
     }
@@ -598,24 +609,28 @@ impl WriteTx {
         conn: &ConnectorName,
         f: &mut dyn FnMut(CsId, &CsRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let t = self.tx.open_table(CS_ANCHOR).ctx(&self.path)?;
-        let ids: Vec<u64> = {
-            let mut v = Vec::new();
-            for row in t.range((conn.as_str(), &[][..])..).ctx(&self.path)? {
-                let (k, id) = row.ctx(&self.path)?;
-                if k.value().0 != conn.as_str() {
-                    break;
+        // In anchor order, holding both tables open: `f` must not use this transaction.
+        self.tx
+            .with_dependent(|tx, open| -> Result<(), StoreError> {
+                let path = &self.path;
+                let mut a_slot = open.cs_anchor.borrow_mut();
+                let anchors =
+                    super::open::opened(&mut a_slot, || tx.open_table(CS_ANCHOR).ctx(path))?;
+                let mut cs_slot = open.cs.borrow_mut();
+                let cs = super::open::opened(&mut cs_slot, || tx.open_table(CS).ctx(path))?;
+                for row in anchors.range((conn.as_str(), &[][..])..).ctx(path)? {
+                    let (k, id) = row.ctx(path)?;
+                    if k.value().0 != conn.as_str() {
+                        break;
+                    }
+                    let id = CsId(id.value());
+                    if let Some(g) = cs.get(id.0).ctx(path)? {
+                        let rec: CsRecord = decode_at(path, "cs_objects", id, g.value())?;
+                        f(id, &rec)?;
+                    }
                 }
-                v.push(id.value());
-            }
-            v
-        };
-        for id in ids {
-            if let Some(rec) = self.cs(CsId(id))? {
-                f(CsId(id), &rec)?;
-            }
-        }
-        Ok(())
+                Ok(())
+            })
     }
 
     /// A connector's watermark.
@@ -655,23 +670,5 @@ impl WriteTx {
             .insert(id, encode(run).as_slice())
             .ctx(&self.path)?;
         Ok(id)
-    }
-
-    /// Number of objects still queued for inbound and outbound sync.
-    pub fn queue_lengths(&self) -> Result<(u64, u64), StoreError> {
-        use redb::ReadableTableMetadata;
-        let i = self
-            .tx
-            .open_table(DIRTY_IN)
-            .ctx(&self.path)?
-            .len()
-            .ctx(&self.path)?;
-        let o = self
-            .tx
-            .open_table(DIRTY_OUT)
-            .ctx(&self.path)?
-            .len()
-            .ctx(&self.path)?;
-        Ok((i, o))
     }
 }

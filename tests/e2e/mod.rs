@@ -30,6 +30,7 @@ mod safety_signals;
 mod safety_staging;
 mod safety_state_file;
 mod safety_threshold;
+mod scale_bench;
 mod scim;
 mod scim_bench;
 mod signals;

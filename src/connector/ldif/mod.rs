@@ -186,6 +186,14 @@ impl<W: Write> Write for HashingWriter<'_, W> {
     }
 }
 
+/// A 128-bit fingerprint of a value, for duplicate detection.
+fn fingerprint(bytes: &[u8]) -> u128 {
+    let d = Sha256::digest(bytes);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    u128::from_le_bytes(out)
+}
+
 /// The anchor as the value the file holds: text when it is text (a UUID), else bytes.
 fn anchor_value(anchor: &[u8]) -> Value {
     match std::str::from_utf8(anchor) {
@@ -307,8 +315,10 @@ impl Connector for LdifConnector {
             inner: file,
             hash: Sha256::new(),
         };
-        let mut seen_anchor: HashSet<Vec<u8>> = HashSet::new();
-        let mut seen_dn: HashSet<String> = HashSet::new();
+        // 128-bit fingerprints instead of the values: a million entries take 32 MB, not
+        // hundreds, and two different values share one with odds of about 10^-27.
+        let mut seen_anchor: HashSet<u128> = HashSet::new();
+        let mut seen_dn: HashSet<u128> = HashSet::new();
         {
             let reader: Box<dyn BufRead> =
                 Box::new(BufReader::with_capacity(1 << 16, &mut hashing));
@@ -323,7 +333,7 @@ impl Connector for LdifConnector {
                 let obj = self
                     .convert(entry)
                     .map_err(|m| self.err(ConnectorErrorKind::BadData, m))?;
-                if !seen_anchor.insert(obj.anchor.as_bytes().to_vec()) {
+                if !seen_anchor.insert(fingerprint(obj.anchor.as_bytes())) {
                     return Err(self.err(
                         ConnectorErrorKind::BadData,
                         format!(
@@ -334,7 +344,7 @@ impl Connector for LdifConnector {
                         ),
                     ));
                 }
-                if !seen_dn.insert(obj.dn.norm().to_string()) {
+                if !seen_dn.insert(fingerprint(obj.dn.norm().as_bytes())) {
                     return Err(self.err(
                         ConnectorErrorKind::BadData,
                         format!(
