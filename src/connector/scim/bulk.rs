@@ -8,7 +8,8 @@ use hyper::Method;
 use serde_json::{Value as Json, json};
 
 use super::Client;
-use super::export::{Create, add, created, refused};
+use super::create::{Create, add, created};
+use super::export::refused;
 use super::http::{HttpError, Retry};
 use super::resource::Late;
 use super::schema::Kind;

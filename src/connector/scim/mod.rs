@@ -4,10 +4,12 @@
 //! operations in chunks. See `path.rs` for how attributes are named.
 
 mod bulk;
+mod create;
 mod export;
 mod http;
 mod import;
 pub mod path;
+mod put;
 mod resource;
 pub mod schema;
 

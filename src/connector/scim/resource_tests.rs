@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::connector::scim::path::ENTERPRISE;
+use crate::connector::scim::put::apply_to_resource;
 use crate::model::Value;
 
 fn dn(s: &str) -> Dn {
