@@ -70,8 +70,16 @@ fn nrt_ad_modify_arrives_and_survives_a_samba_restart() {
     if std::env::var_os("NRT_SHOW_LOG").is_some() {
         eprintln!("{log}");
     }
-    // Each state change is logged once; the schedule never ran a second time.
-    assert_eq!(log.matches("watch lost").count(), 1, "log:\n{log}");
+    // Each loss is logged once and followed by its recovery (a slow stop of Samba can
+    // drop the watch twice: once while stopping, once when gone); the schedule never
+    // ran a second time.
+    let lost = log.matches("watch lost").count();
+    assert!(lost >= 1, "log:\n{log}");
+    assert_eq!(
+        log.matches("watch re-established").count(),
+        lost,
+        "every loss is followed by one recovery; log:\n{log}"
+    );
     assert_eq!(
         log.matches("scheduled cycle finished").count(),
         1,
