@@ -5,6 +5,7 @@
 pub mod ldap;
 pub mod ldif;
 pub mod scim;
+pub mod tls;
 
 use crate::config::{ConnectorConfig, ConnectorKind};
 use crate::model::{

@@ -47,13 +47,7 @@ fn nrt_ad_modify_arrives_and_survives_a_samba_restart() {
     eprintln!("AD modify visible in the target after {took:?}");
 
     // Kill the notification connection from the server side.
-    {
-        let _alone = ad.exclusive();
-        ad.stop();
-        daemon.wait_log("watch lost", Duration::from_secs(30));
-        ad.start();
-    }
-    daemon.wait_log("watch re-established", Duration::from_secs(60));
+    daemon.restart_under(ad);
     ad.ldapmodify(&set_description(&ann, "third"));
     let took = wait_for_value(LIMIT, "third", read)
         .unwrap_or_else(|e| panic!("{e}; log:\n{}", daemon.text()));

@@ -185,6 +185,18 @@ impl Daemon {
         );
     }
 
+    /// Restarts Samba under the daemon (its notification connection killed server-side)
+    /// and waits until the watch is lost and re-established.
+    pub(super) fn restart_under(&self, ad: &Forest) {
+        {
+            let _alone = ad.exclusive();
+            ad.stop();
+            self.wait_log("watch lost", Duration::from_secs(30));
+            ad.start();
+        }
+        self.wait_log("watch re-established", Duration::from_secs(60));
+    }
+
     /// SIGTERM, and the exit within 10 s with code 0.
     pub(super) fn stop(mut self) -> String {
         self.process.signal("TERM");

@@ -114,13 +114,7 @@ fn nrt_scim_ad_modify_reaches_the_scim_service_and_survives_a_samba_restart() {
         .unwrap_or_else(|e| panic!("{e}; log:\n{}", daemon.text()));
     eprintln!("AD modify visible in the SCIM service after {took:?}");
 
-    {
-        let _alone = ad.exclusive();
-        ad.stop();
-        daemon.wait_log("watch lost", Duration::from_secs(30));
-        ad.start();
-    }
-    daemon.wait_log("watch re-established", Duration::from_secs(60));
+    daemon.restart_under(ad);
     ad.ldapmodify(&set_description(&ann, "third"));
     let took = wait_for_value(LIMIT, "third", read)
         .unwrap_or_else(|e| panic!("{e}; log:\n{}", daemon.text()));

@@ -215,45 +215,7 @@ pub(super) fn check_ldap(
             None
         }
     };
-    let tls_verify = match &c.tls_verify {
-        None => Some(TlsVerify::Full),
-        Some(v) => ctx.choice(
-            v,
-            &key("tls_verify"),
-            &[
-                ("full", TlsVerify::Full),
-                ("chain_only", TlsVerify::ChainOnly),
-                (
-                    "danger_accept_invalid_certs",
-                    TlsVerify::DangerAcceptInvalidCerts,
-                ),
-            ],
-        ),
-    };
-    let ca_file = match &c.ca_file {
-        None => Some(None),
-        Some(v) => ctx.path_value(v, &key("ca_file")).and_then(|path| {
-            if path.is_file() {
-                Some(Some(path))
-            } else {
-                ctx.report(
-                    v.span().start,
-                    &key("ca_file"),
-                    format!("no such file: {}", path.display()),
-                );
-                None
-            }
-        }),
-    };
-    if tls_verify == Some(TlsVerify::ChainOnly) && matches!(ca_file, Some(None)) {
-        if let Some(v) = &c.tls_verify {
-            ctx.report(
-                v.span().start,
-                &key("tls_verify"),
-                "chain_only trusts one CA for any name, so it needs ca_file",
-            );
-        }
-    }
+    let (tls_verify, ca_file) = tls_settings(ctx, c, p);
     let base_dn = ctx
         .required(
             &c.base_dn,
@@ -399,23 +361,7 @@ pub(super) fn check_ldap(
             ctx.choice(v, &key("delta"), options)
         }
     };
-    let timeout = match &c.timeout {
-        None => Some(Duration::from_secs(60)),
-        Some(v) => match parse_interval(v.get_ref()) {
-            Some(d) if d >= Duration::from_secs(1) => Some(d),
-            _ => {
-                ctx.report(
-                    v.span().start,
-                    &key("timeout"),
-                    format!(
-                        "expected a duration like \"30s\" or \"2m\", found {:?}",
-                        v.get_ref()
-                    ),
-                );
-                None
-            }
-        },
-    };
+    let timeout = timeout_setting(ctx, c, p, Duration::from_secs(60));
     let watch = c.watch.as_ref().is_some_and(|v| *v.get_ref());
     let watch_window = match &c.watch_window {
         None => Some(DEFAULT_WATCH_WINDOW),
@@ -476,5 +422,81 @@ fn parse_window(s: &str) -> Option<Duration> {
         }
         Some(_) => None,
         None => parse_interval(s),
+    }
+}
+
+/// `tls_verify` and `ca_file` of a connector that speaks TLS (ad, ldap, scim): the check
+/// mode (default full) and the CA file, which must exist and which chain_only needs.
+pub(super) fn tls_settings(
+    ctx: &mut Ctx<'_>,
+    c: &RawConnector,
+    p: &str,
+) -> (Option<TlsVerify>, Option<Option<PathBuf>>) {
+    let key = |field: &str| format!("{p}.{field}");
+    let tls_verify = match &c.tls_verify {
+        None => Some(TlsVerify::Full),
+        Some(v) => ctx.choice(
+            v,
+            &key("tls_verify"),
+            &[
+                ("full", TlsVerify::Full),
+                ("chain_only", TlsVerify::ChainOnly),
+                (
+                    "danger_accept_invalid_certs",
+                    TlsVerify::DangerAcceptInvalidCerts,
+                ),
+            ],
+        ),
+    };
+    let ca_file = match &c.ca_file {
+        None => Some(None),
+        Some(v) => ctx.path_value(v, &key("ca_file")).and_then(|path| {
+            if path.is_file() {
+                Some(Some(path))
+            } else {
+                ctx.report(
+                    v.span().start,
+                    &key("ca_file"),
+                    format!("no such file: {}", path.display()),
+                );
+                None
+            }
+        }),
+    };
+    if tls_verify == Some(TlsVerify::ChainOnly) && matches!(ca_file, Some(None)) {
+        if let Some(v) = &c.tls_verify {
+            ctx.report(
+                v.span().start,
+                &key("tls_verify"),
+                "chain_only trusts one CA for any name, so it needs ca_file",
+            );
+        }
+    }
+    (tls_verify, ca_file)
+}
+
+/// A connector's `timeout` (at least 1 s), or `default`.
+pub(super) fn timeout_setting(
+    ctx: &mut Ctx<'_>,
+    c: &RawConnector,
+    p: &str,
+    default: Duration,
+) -> Option<Duration> {
+    match &c.timeout {
+        None => Some(default),
+        Some(v) => match parse_interval(v.get_ref()) {
+            Some(d) if d >= Duration::from_secs(1) => Some(d),
+            _ => {
+                ctx.report(
+                    v.span().start,
+                    &format!("{p}.timeout"),
+                    format!(
+                        "expected a duration like \"30s\" or \"2m\", found {:?}",
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        },
     }
 }

@@ -1,7 +1,7 @@
 //! Checks the settings of `scim` connectors.
 
 use super::*;
-use crate::config::{HttpUrl, ScimConfig, TlsVerify};
+use crate::config::{HttpUrl, ScimConfig};
 
 /// A whole number within `range`, or the default when the key is absent.
 fn bounded(
@@ -94,45 +94,7 @@ pub(super) fn check_scim(
             None
         }
     };
-    let tls_verify = match &c.tls_verify {
-        None => Some(TlsVerify::Full),
-        Some(v) => ctx.choice(
-            v,
-            &key("tls_verify"),
-            &[
-                ("full", TlsVerify::Full),
-                ("chain_only", TlsVerify::ChainOnly),
-                (
-                    "danger_accept_invalid_certs",
-                    TlsVerify::DangerAcceptInvalidCerts,
-                ),
-            ],
-        ),
-    };
-    let ca_file = match &c.ca_file {
-        None => Some(None),
-        Some(v) => ctx.path_value(v, &key("ca_file")).and_then(|path| {
-            if path.is_file() {
-                Some(Some(path))
-            } else {
-                ctx.report(
-                    v.span().start,
-                    &key("ca_file"),
-                    format!("no such file: {}", path.display()),
-                );
-                None
-            }
-        }),
-    };
-    if tls_verify == Some(TlsVerify::ChainOnly) && matches!(ca_file, Some(None)) {
-        if let Some(v) = &c.tls_verify {
-            ctx.report(
-                v.span().start,
-                &key("tls_verify"),
-                "chain_only trusts one CA for any name, so it needs ca_file",
-            );
-        }
-    }
+    let (tls_verify, ca_file) = super::ldap::tls_settings(ctx, c, p);
     let in_flight = bounded(
         ctx,
         c.in_flight.as_ref(),
@@ -173,23 +135,7 @@ pub(super) fn check_scim(
         1000,
         "a number of operations",
     );
-    let timeout = match &c.timeout {
-        None => Some(Duration::from_secs(30)),
-        Some(v) => match parse_interval(v.get_ref()) {
-            Some(d) if d >= Duration::from_secs(1) => Some(d),
-            _ => {
-                ctx.report(
-                    v.span().start,
-                    &key("timeout"),
-                    format!(
-                        "expected a duration like \"30s\" or \"2m\", found {:?}",
-                        v.get_ref()
-                    ),
-                );
-                None
-            }
-        },
-    };
+    let timeout = super::ldap::timeout_setting(ctx, c, p, Duration::from_secs(30));
     let extension_urn = match &c.extension_urn {
         None => Some(None),
         Some(v) => {

@@ -21,7 +21,6 @@ mod import;
 mod pipe;
 pub mod scope;
 pub mod session;
-pub mod tls;
 pub mod watch;
 
 use std::sync::Arc;

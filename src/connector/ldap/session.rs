@@ -11,8 +11,8 @@ use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope};
 
 use super::controls;
 use super::entry::{RawEntry, decode_entry, decode_intermediate, split_range};
-use super::tls;
 use crate::config::LdapConfig;
+use crate::connector::tls;
 
 /// Why an operation failed.
 #[derive(Debug)]
@@ -164,7 +164,10 @@ impl Session {
             .set_conn_timeout(cfg.timeout)
             .set_starttls(cfg.starttls);
         if cfg.url.starts_with("ldaps://") || cfg.starttls {
-            settings = settings.set_config(tls::client_config(cfg).map_err(Failure::BadData)?);
+            settings = settings.set_config(
+                tls::client_config(cfg.tls_verify, cfg.ca_file.as_deref())
+                    .map_err(Failure::BadData)?,
+            );
         }
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &cfg.url)
             .await

@@ -130,10 +130,8 @@ impl Http {
     /// Prepares a client; nothing is connected yet.
     pub fn new(cfg: &ScimConfig) -> Result<Http, String> {
         let tls = if cfg.url.tls {
-            let config = crate::connector::ldap::tls::client_config_for(
-                cfg.tls_verify,
-                cfg.ca_file.as_deref(),
-            )?;
+            let config =
+                crate::connector::tls::client_config(cfg.tls_verify, cfg.ca_file.as_deref())?;
             let name = ServerName::try_from(cfg.url.host.clone())
                 .map_err(|e| format!("{} is not a valid TLS server name: {e}", cfg.url.host))?;
             Some((TlsConnector::from(config), name))

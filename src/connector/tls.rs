@@ -1,6 +1,6 @@
-//! The TLS client settings of an LDAP connection: the configured CA (or the system's
-//! roots), full verification by default, a CA-pinned "chain only" check for domain
-//! controllers whose certificate names no host, and the loudly named way to check nothing.
+//! The TLS client settings of a directory connection (LDAP and SCIM): the configured CA
+//! (or the system's roots), full verification by default, a CA-pinned "chain only" check
+//! for servers whose certificate names no host, and the loudly named way to check nothing.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 
-use crate::config::{LdapConfig, TlsVerify};
+use crate::config::TlsVerify;
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -48,14 +48,9 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// The rustls client config for this connector.
-pub fn client_config(cfg: &LdapConfig) -> Result<Arc<ClientConfig>, String> {
-    client_config_for(cfg.tls_verify, cfg.ca_file.as_deref())
-}
-
 /// A rustls client config that checks certificates as `verify` says, against `ca_file` or
-/// the system's roots (shared by the LDAP and SCIM connectors).
-pub fn client_config_for(
+/// the system's roots.
+pub fn client_config(
     verify: TlsVerify,
     ca_file: Option<&Path>,
 ) -> Result<Arc<ClientConfig>, String> {
