@@ -46,8 +46,18 @@ impl Gate {
     pub fn exclusive(&self) -> GateHold<'_> {
         let me = std::thread::current().id();
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        while s.writer.is_some_and(|(w, _)| w != me) || s.readers.keys().any(|r| *r != me) {
+        // This thread's own shared holds are set aside while it waits (it is blocked here,
+        // not using the server): two tests that both hold the gate shared and both ask for
+        // it exclusively would otherwise wait for each other forever.
+        let mine = s.readers.remove(&me).unwrap_or(0);
+        if mine > 0 {
+            self.changed.notify_all();
+        }
+        while s.writer.is_some_and(|(w, _)| w != me) || !s.readers.is_empty() {
             s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        if mine > 0 {
+            s.readers.insert(me, mine);
         }
         let depth = s.writer.map_or(0, |(_, d)| d);
         s.writer = Some((me, depth + 1));

@@ -472,6 +472,34 @@ fn lab_gate_nests_and_excludes() {
 }
 
 #[test]
+fn lab_gate_two_holders_may_both_upgrade() {
+    // Two tests that hold a server shared and then each restart it: both finish.
+    let gate = Arc::new(Gate::default());
+    let ready = Arc::new(std::sync::Barrier::new(2));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (gate, ready) = (Arc::clone(&gate), Arc::clone(&ready));
+            std::thread::spawn(move || {
+                let _up = gate.shared();
+                ready.wait();
+                let _alone = gate.exclusive();
+                assert!(gate.held_exclusively());
+            })
+        })
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let done = workers.into_iter().all(|w| w.join().is_ok());
+        let _ = tx.send(done);
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).ok(),
+        Some(true),
+        "two upgrading holders deadlocked or failed"
+    );
+}
+
+#[test]
 fn lab_ad_value_encodings() {
     assert_eq!(samba::unicode_pwd("abc"), "IgBhAGIAYwAiAA==");
     let sid = [
