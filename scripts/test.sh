@@ -3,6 +3,8 @@
 #
 #   bash scripts/test.sh               # everything (what .ci/run does)
 #   bash scripts/test.sh --deps-only   # only install/check system packages and Rust parts
+#   bash scripts/test.sh --system-deps # only the system packages and the SCIM server (no Rust)
+#   bash scripts/test.sh --fresh-root  # also prove the install list in a bare Debian root (CI)
 #
 # Runs on Debian 12 as root (CI: no stdin, CI=true) or as a user with sudo. Safe to run
 # again: it installs only what is missing and runs `apt-get update` only when it installs.
@@ -13,53 +15,22 @@ set -euo pipefail
 readonly MUSL_TARGET=x86_64-unknown-linux-musl
 readonly BIN_NAME=bridgehead
 
-# System packages, as "command-that-proves-it-is-there:debian-package" (or, for a package
-# without a command, "/path/that/proves/it:debian-package").
-# Installing samba/slapd would start their system daemons on Debian; the tests run private
-# instances on their own addresses/ports, so ensure_system_packages installs under a
-# policy-rc.d that returns 101.
-readonly SYSTEM_PACKAGES=(
-    "cc:build-essential"   # C compiler and linker for build scripts (ring's C code)
-    "pkg-config:pkg-config"
-    "musl-gcc:musl-tools"  # C compiler for the static x86_64-unknown-linux-musl build (ring)
-    "file:file"            # to check that the release binary is statically linked
-    "chromium:chromium"               # the status page's real-browser test (tests/e2e/web_browser.rs)
-    "chromedriver:chromium-driver"    # drives it over W3C WebDriver on loopback
-    # The real-server lab (tests/support/lab, LAB.md). An entry starting with / names a file
-    # that proves a package without a command is there. samba's AD parts are Recommends,
-    # which --no-install-recommends skips, so they are listed themselves; samba-ad-dc (only
-    # docs and a dependency list) and winbind are not needed: the lab runs `samba` with
-    # `server services=ldap`.
-    "samba:samba"                                                # the AD DC daemon
-    "samba-tool:samba-common-bin"                                # domain provision
-    "/usr/share/samba/setup/provision_users.ldif:samba-ad-provision" # provisioning templates
-    "/usr/lib/*/samba/ldb/samldb.so:samba-dsdb-modules"          # sam.ldb's ldb modules
-    "/usr/lib/python3/dist-packages/samba/samdb.py:python3-samba" # bulk loads (samba_load.py)
-    "slapd:slapd"                                                # OpenLDAP server, slapadd
-    "ldapsearch:ldap-utils"                                      # ldapadd/modify/delete/search
-    "openssl:openssl"                                            # the lab CA and certificates
-    "ss:iproute2"                                                # ip addr add 127.0.0.2; ss
-    "python3:python3"                                            # scim2-server (PyPI), below
-)
-
-# The SCIM test server, from PyPI into a venv of its own (LAB.md); tests/support finds it
-# through BRIDGEHEAD_SCIM_SERVER.
-readonly SCIM_SERVER_VERSION=0.8.3
-
 # Per-step time limits in minutes, applied when unattended (CI=true or no terminal). A
 # fresh 2-core machine needs roughly 15 minutes in all; the limits only turn a hang into a
 # clear failure well inside CI's 90 minutes. (Not on a terminal: `timeout` moves the
 # command out of the foreground process group, so Ctrl-C would leave it running.)
-readonly LIMIT_LINT=20 LIMIT_TEST=30 LIMIT_BUILD=25
+readonly LIMIT_LINT=20 LIMIT_TEST=30 LIMIT_BUILD=25 LIMIT_FRESH_ROOT=15
 
 usage() {
-    sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
-deps_only=false
+deps_only=false system_deps_only=false fresh_root=false
 for arg in "$@"; do
     case "$arg" in
         --deps-only) deps_only=true ;;
+        --system-deps) system_deps_only=true ;;
+        --fresh-root) fresh_root=true ;;
         -h | --help) usage; exit 0 ;;
         *) echo "test.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
     esac
@@ -168,74 +139,10 @@ as_root() {
     fi
 }
 
-# present PROOF: whether a SYSTEM_PACKAGES proof holds: a command (on PATH, or in /usr/sbin
-# or /sbin, where daemons live and a non-root PATH does not look), or for a package without
-# a command an absolute path, which may be a glob (multiarch library folders).
-present() {
-    local proof=$1
-    if [[ $proof == /* ]]; then
-        compgen -G "$proof" >/dev/null
-    else
-        command -v "$proof" >/dev/null || [[ -x /usr/sbin/$proof || -x /sbin/$proof ]]
-    fi
-}
-
-ensure_system_packages() {
-    local entry missing=()
-    for entry in "${SYSTEM_PACKAGES[@]}"; do
-        if ! present "${entry%%:*}"; then
-            missing+=("${entry#*:}")
-        fi
-    done
-    if ((${#missing[@]} == 0)); then
-        echo "all present: ${SYSTEM_PACKAGES[*]%%:*}"
-        return
-    fi
-    echo "missing: ${missing[*]}"
-    if ! command -v apt-get >/dev/null; then
-        die "no apt-get here; install the equivalents of these Debian packages, then rerun: ${missing[*]}"
-    fi
-    if ((EUID != 0)) && ! command -v sudo >/dev/null; then
-        die "not root and no sudo; as root run: apt-get update && apt-get install -y ${missing[*]}"
-    fi
-    # Wait for another apt/dpkg (e.g. unattended-upgrades at boot) instead of failing.
-    local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300)
-    as_root "${apt[@]}" update || die "apt-get update failed"
-    # Installing samba or slapd starts their system daemons, which would hold 127.0.0.1:389
-    # and :636 that the lab's own servers need. A policy-rc.d answering 101 ("forbidden")
-    # keeps invoke-rc.d and deb-systemd-invoke from starting anything during the install;
-    # one already there (Docker images have one) is left alone, ours is removed afterwards.
-    local policy=/usr/sbin/policy-rc.d added_policy=false rc=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\n# test.sh: start no services while installing test packages\nexit 101\n' |
-            as_root tee "$policy" >/dev/null && as_root chmod 755 "$policy" && added_policy=true ||
-            die "cannot write $policy"
-    fi
-    as_root "${apt[@]}" install -y --no-install-recommends "${missing[@]}" || rc=$?
-    if $added_policy; then
-        as_root rm -f "$policy" || die "cannot remove $policy; remove it by hand"
-    fi
-    ((rc == 0)) || die "apt-get install ${missing[*]} failed"
-}
-
-ensure_scim_server() {
-    local venv="$target_dir/scim-venv"
-    if "$venv/bin/pip" show scim2-server 2>/dev/null | grep -qx "Version: $SCIM_SERVER_VERSION"; then
-        echo "scim2-server $SCIM_SERVER_VERSION: present in $venv"
-        return
-    fi
-    rm -rf "$venv"
-    if ! python3 -m venv "$venv"; then
-        # Debian splits venv (ensurepip) out of python3.
-        rm -rf "$venv"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300 \
-            install -y --no-install-recommends python3-venv || die "apt-get install python3-venv failed"
-        python3 -m venv "$venv" || die "python3 -m venv $venv failed"
-    fi
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "scim2-server==$SCIM_SERVER_VERSION" ||
-        die "pip install scim2-server==$SCIM_SERVER_VERSION failed (is PyPI reachable?)"
-    echo "scim2-server $SCIM_SERVER_VERSION: installed in $venv"
-}
+# The package list and its installers (one list, also run inside a bare root by
+# scripts/fresh-root.sh).
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
 
 ensure_rust() {
     command -v cargo >/dev/null ||
@@ -322,10 +229,17 @@ check_systemd_unit() {
 # The run.
 
 step "System packages" ensure_system_packages
-step "Rust toolchain" ensure_rust
+if ! $system_deps_only; then
+    step "Rust toolchain" ensure_rust
+fi
 step "SCIM test server" ensure_scim_server
 BRIDGEHEAD_SCIM_SERVER="$(realpath "$target_dir")/scim-venv/bin/scim2-server"
 export BRIDGEHEAD_SCIM_SERVER
+
+if $system_deps_only; then
+    echo "system packages and the SCIM server ready (--system-deps: no Rust, no build, no tests)"
+    exit 0
+fi
 
 if $deps_only; then
     echo "dependencies ready (--deps-only: no build, no tests)"
@@ -335,6 +249,12 @@ fi
 step "Format" cargo fmt --all -- --check
 step "Lint (clippy)" --limit "$LIMIT_LINT" \
     cargo clippy "${cargo_locked[@]}" --all-targets -- -D warnings
+if $fresh_root; then
+    # Early, so that a missing package fails the run in minutes, with the step's name.
+    step "Build the test binary" --limit "$LIMIT_TEST" \
+        cargo test "${cargo_locked[@]}" --test main --no-run
+    step "Fresh Debian root" --limit "$LIMIT_FRESH_ROOT" bash scripts/fresh-root.sh
+fi
 # Unit and integration tests; the integration tests run the real binary. Note that
 # --all-targets also runs benches/ once in test mode (without --bench): they must keep that
 # run short.
