@@ -5,6 +5,7 @@ mod crash;
 mod demo;
 mod edit;
 mod errors;
+mod exact;
 mod fresh_root;
 mod ldap_ad;
 mod ldap_bench;
