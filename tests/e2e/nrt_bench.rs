@@ -260,3 +260,103 @@ fn bench_nrt_samba_ad_to_scim() {
     );
     daemon.stop();
 }
+
+/// Fills a SCIM service with `n` users of its own (cloud-only: no source object), in /Bulk
+/// requests of 1,000.
+fn populate_scim(server: &crate::support::lab::scim::ScimServer, n: usize) -> Duration {
+    let start = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let ops: Vec<serde_json::Value> = (done..(done + 1000).min(n))
+            .map(|i| {
+                serde_json::json!({
+                    "method": "POST",
+                    "path": "/Users",
+                    "bulkId": format!("c{i}"),
+                    "data": {
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                        "userName": format!("cloud-only-{i}@x.test"),
+                        "externalId": format!("cloud-only-{i}"),
+                        "title": "cloud",
+                    }
+                })
+            })
+            .collect();
+        done += ops.len();
+        let body = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": ops,
+        });
+        let answer = server.request("POST", "/Bulk", Some(&body));
+        assert_eq!(answer.status, 200, "POST /Bulk: {}", answer.json);
+    }
+    start.elapsed()
+}
+
+/// Latency into SCIM as the service grows: the same 200 synced users, with 500, 5,000 and
+/// 50,000 cloud-only users beside them (`BRIDGEHEAD_BENCH_SCIM_SIZES=500,5000` to choose).
+/// A delta costs what changed: the three rows should be the same.
+#[test]
+#[ignore = "benchmark: run explicitly, see the module doc"]
+fn bench_nrt_samba_ad_to_scim_by_service_size() {
+    let sizes: Vec<usize> = std::env::var("BRIDGEHEAD_BENCH_SCIM_SIZES")
+        .unwrap_or_else(|_| "500,5000,50000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let ad = samba::corp();
+    let _up = ad.hold();
+    let ad_ou = ad.create_ou("nrt-bench-scim-size");
+    let mut ldif = String::new();
+    for i in 0..BURST_PEOPLE {
+        ldif.push_str(&ad_user(&ad_ou, &format!("nz{i}"), "v0"));
+    }
+    ad.ldapadd(&ldif);
+    for size in sizes {
+        let server = crate::support::lab::scim::start();
+        let filled = populate_scim(&server, size);
+        println!(
+            "bench_nrt scim by size: {size} cloud-only users loaded in {:.1} s",
+            filled.as_secs_f64()
+        );
+        let dir = TestDir::new(&format!("nrt-bench-scim-{size}"));
+        std::fs::write(
+            dir.config(),
+            super::nrt_scim::config(ad, &ad_ou, &server.url),
+        )
+        .unwrap_or_else(|e| panic!("writing the config: {e}"));
+        let daemon = Daemon::start(&dir, &dir.config());
+        let dn = |i: usize| format!("CN=nz{i},{ad_ou}");
+        let uid = |i: usize| format!("nz{i}");
+        let what = format!("Samba AD -> SCIM with {size} other users in the service");
+        let src = Source {
+            what: &what,
+            server: ad,
+            dn: &dn,
+            uid: &uid,
+        };
+        let one = |uid: &str| super::nrt_scim::scim_title(&server, uid);
+        let all = || {
+            server
+                .all("/Users")
+                .iter()
+                .filter_map(|u| {
+                    Some((
+                        u["userName"].as_str()?.to_string(),
+                        u["title"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        };
+        measure(
+            &src,
+            &Target {
+                one: &one,
+                all: &all,
+            },
+            &daemon,
+        );
+        daemon.stop();
+        server.stop();
+    }
+}
