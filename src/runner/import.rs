@@ -5,8 +5,8 @@
 use super::{RunError, Shutdown};
 use crate::connector::{Connector, ImportSink};
 use crate::model::{
-    Anchor, ChangeOp, ConnectorName, CsId, Dn, ImportChange, ImportedObject, PartialObject,
-    RefTarget, Value, Watermark,
+    Anchor, AttrName, Attributes, ChangeOp, ConnectorName, CsId, Dn, ImportChange, ImportedObject,
+    PartialObject, RefTarget, Value, ValueSet, Watermark,
 };
 use crate::store::{ChangeCounts, CsRecord, Store, StoreError, WriteTx};
 
@@ -44,6 +44,7 @@ struct Sink<'a> {
     total: u64,
     error: Option<StoreError>,
     progress: Option<&'a indicatif::ProgressBar>,
+    confirm: Judge<'a>,
 }
 
 impl Sink<'_> {
@@ -53,7 +54,14 @@ impl Sink<'_> {
         }
         let tx = self.store.write()?;
         for change in self.buf.drain(..) {
-            apply(&tx, self.conn, change, &mut self.counts, &mut self.seen)?;
+            apply(
+                &tx,
+                self.conn,
+                change,
+                &mut self.counts,
+                &mut self.seen,
+                &mut self.confirm,
+            )?;
         }
         tx.commit()
     }
@@ -81,6 +89,28 @@ impl ImportSink for Sink<'_> {
             .is_some_and(|r| !r.deleted))
     }
 
+    fn dn_of(&mut self, anchor: &Anchor) -> Result<Option<Dn>, String> {
+        let buffered = self.buf.iter().find_map(|c| match c {
+            ImportChange::Upsert(o) if &o.anchor == anchor => Some(o.dn.clone()),
+            _ => None,
+        });
+        if buffered.is_some() {
+            return Ok(buffered);
+        }
+        let tx = self.store.read().map_err(|e| e.to_string())?;
+        let Some(id) = tx
+            .cs_by_anchor(self.conn, anchor)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        Ok(tx
+            .cs(id)
+            .map_err(|e| e.to_string())?
+            .filter(|r| !r.deleted)
+            .map(|r| r.dn))
+    }
+
     fn push(&mut self, change: ImportChange) -> Result<(), String> {
         self.buf.push(change);
         self.total += 1;
@@ -100,6 +130,32 @@ impl ImportSink for Sink<'_> {
     }
 }
 
+/// How an import judges objects it finds just after an export of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Confirm<'a> {
+    /// Now, for the error kept on an object whose export the directory did not keep.
+    pub now_ms: i64,
+    /// Attributes the directory never hands back (apply-once flows: passwords and the
+    /// like); their absence is not a refusal.
+    pub write_only: &'a [AttrName],
+}
+
+/// What one import did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ImportStats {
+    /// Changes seen.
+    pub counts: ChangeCounts,
+    /// Exported objects whose confirming import did not show what was sent: the export
+    /// changed nothing, and sending it again would not either.
+    pub not_kept: u64,
+}
+
+/// [`Confirm`] with its running count.
+struct Judge<'a> {
+    rules: Confirm<'a>,
+    not_kept: u64,
+}
+
 /// Runs one import of `connector` and returns its counts.
 pub fn run(
     store: &Store,
@@ -107,7 +163,8 @@ pub fn run(
     full: bool,
     shutdown: &Shutdown,
     progress: Option<&indicatif::ProgressBar>,
-) -> Result<ChangeCounts, RunError> {
+    confirm: Confirm<'_>,
+) -> Result<ImportStats, RunError> {
     let conn = connector.name().clone();
     let watermark = store.read()?.watermark(&conn)?.map(Watermark);
     let mut sink = Sink {
@@ -119,6 +176,10 @@ pub fn run(
         total: 0,
         error: None,
         progress,
+        confirm: Judge {
+            rules: confirm,
+            not_kept: 0,
+        },
     };
     let end = connector.import(watermark.as_ref(), full, &mut sink);
     if let Some(e) = sink.error.take() {
@@ -128,7 +189,14 @@ pub fn run(
     shutdown.check()?;
     let tx = store.write()?;
     for change in sink.buf.drain(..) {
-        apply(&tx, &conn, change, &mut sink.counts, &mut sink.seen)?;
+        apply(
+            &tx,
+            &conn,
+            change,
+            &mut sink.counts,
+            &mut sink.seen,
+            &mut sink.confirm,
+        )?;
     }
     if end.complete {
         // A snapshot: whatever it did not deliver is gone from the directory. Objects not
@@ -153,7 +221,10 @@ pub fn run(
         None => tx.clear_watermark(&conn)?,
     }
     tx.commit()?;
-    Ok(sink.counts)
+    Ok(ImportStats {
+        counts: sink.counts,
+        not_kept: sink.confirm.not_kept,
+    })
 }
 
 fn apply(
@@ -162,14 +233,15 @@ fn apply(
     change: ImportChange,
     counts: &mut ChangeCounts,
     seen: &mut SeenIds,
+    confirm: &mut Judge<'_>,
 ) -> Result<(), StoreError> {
     match change {
         ImportChange::Upsert(obj) => {
-            let id = upsert(tx, conn, obj, counts)?;
+            let id = upsert(tx, conn, obj, counts, confirm)?;
             seen.insert(id.0);
         }
         ImportChange::Merge(part) => {
-            if let Some(id) = merge(tx, conn, part, counts)? {
+            if let Some(id) = merge(tx, conn, part, counts, confirm)? {
                 seen.insert(id.0);
             }
         }
@@ -202,6 +274,7 @@ fn merge(
     conn: &ConnectorName,
     part: PartialObject,
     counts: &mut ChangeCounts,
+    confirm: &mut Judge<'_>,
 ) -> Result<Option<CsId>, StoreError> {
     let Some(id) = tx.cs_by_anchor(conn, &part.anchor)? else {
         return Ok(None);
@@ -237,7 +310,7 @@ fn merge(
         object_class: rec.object_class,
         attrs,
     };
-    upsert(tx, conn, obj, counts).map(Some)
+    upsert(tx, conn, obj, counts, confirm).map(Some)
 }
 
 fn upsert(
@@ -245,6 +318,7 @@ fn upsert(
     conn: &ConnectorName,
     obj: ImportedObject,
     counts: &mut ChangeCounts,
+    confirm: &mut Judge<'_>,
 ) -> Result<CsId, StoreError> {
     let digest = digest(&obj);
     let found = match tx.cs_by_anchor(conn, &obj.anchor)? {
@@ -288,19 +362,39 @@ fn upsert(
     let old_dn = rec.dn.clone();
     let adopted = rec.anchor.is_none();
     let moved = !adopted && old_dn != obj.dn;
-    let changed = moved
-        || adopted
-        || rec.deleted
-        || rec.attrs != obj.attrs
-        || rec.object_class != obj.object_class
-        || rec.dn.as_str() != obj.dn.as_str();
-    if !changed {
-        if rec.unconfirmed {
-            rec.unconfirmed = false;
-            tx.put_cs(id, &rec)?;
+    if !moved
+        && !adopted
+        && !rec.deleted
+        && rec.object_class.eq_ignore_ascii_case(&obj.object_class)
+    {
+        match compare(&rec, &obj.attrs, confirm) {
+            Seen::Same => {
+                // The directory holds what the hologram holds, maybe in its own notation
+                // (or with values it adds itself): take its spelling, sync nothing.
+                if rec.unconfirmed || rec.attrs != obj.attrs || rec.dn.as_str() != obj.dn.as_str() {
+                    rec.attrs = obj.attrs;
+                    rec.dn = obj.dn;
+                    rec.object_class = obj.object_class;
+                    if rec.unconfirmed {
+                        tx.clear_not_kept(id)?;
+                    }
+                    rec.unconfirmed = false;
+                    tx.put_cs(id, &rec)?;
+                }
+                tx.set_import_digest(id, &digest)?;
+                return Ok(id);
+            }
+            Seen::NotKept { message, sent } => {
+                confirm.not_kept += 1;
+                tx.set_not_kept(id, &sent)?;
+                rec.error = Some(crate::sync::record_error(
+                    rec.error.take(),
+                    format!("{}: {message}", rec.dn),
+                    confirm.rules.now_ms,
+                ));
+            }
+            Seen::Changed => {}
         }
-        tx.set_import_digest(id, &digest)?;
-        return Ok(id);
     }
     if moved {
         counts.renames += 1;
@@ -334,6 +428,78 @@ fn digest(obj: &ImportedObject) -> [u8; 16] {
     let mut out = [0u8; 16];
     out.copy_from_slice(&full[..16]);
     out
+}
+
+/// What an import found, against the hologram.
+enum Seen {
+    /// The same values, up to notation.
+    Same,
+    /// Just exported, and some of what was sent is not in the directory.
+    NotKept {
+        /// Names each attribute with what was sent and what the directory holds.
+        message: String,
+        /// The values sent that were not kept.
+        sent: Attributes,
+    },
+    /// Changed in the directory.
+    Changed,
+}
+
+/// Compares an import with the hologram. After an export the hologram holds what was
+/// sent: each sent value must come back (values the directory adds on its own are not a
+/// change anyone made); otherwise every value on either side counts.
+fn compare(rec: &CsRecord, got: &Attributes, judge: &Judge<'_>) -> Seen {
+    if !rec.unconfirmed {
+        return match rec.attrs.differences(got, true).is_empty() {
+            true => Seen::Same,
+            false => Seen::Changed,
+        };
+    }
+    let empty = ValueSet::new();
+    let (waiting, lost): (Vec<AttrName>, Vec<AttrName>) = rec
+        .attrs
+        .differences(got, false)
+        .into_iter()
+        .filter(|a| !judge.rules.write_only.contains(a))
+        .partition(|a| {
+            // A reference to an object not in the directory yet waits for it; the next
+            // sync sends it again, and it is no refusal.
+            let mine = rec.attrs.get(a.key()).unwrap_or(&empty);
+            !mine.is_empty() && mine.iter().all(|v| v.as_dn_ref().is_some())
+        });
+    if lost.is_empty() {
+        return match waiting.is_empty() {
+            true => Seen::Same,
+            false => Seen::Changed,
+        };
+    }
+    let text = |v: &ValueSet| {
+        let all: Vec<String> = v.iter().map(Value::to_text).collect();
+        let mut s = format!("{all:?}");
+        if s.len() > 200 {
+            s = format!("{}…", s.chars().take(200).collect::<String>());
+        }
+        s
+    };
+    let mut sent = Attributes::new();
+    let mut parts = Vec::new();
+    for a in lost {
+        let mine = rec.attrs.get(a.key()).unwrap_or(&empty);
+        parts.push(format!(
+            "{a} sent {}, the directory holds {}",
+            text(mine),
+            text(got.get(a.key()).unwrap_or(&empty))
+        ));
+        sent.set(a, mine.clone());
+    }
+    Seen::NotKept {
+        message: format!(
+            "the directory did not keep what was exported ({}); it is not sent again until \
+             the value to send changes",
+            parts.join("; ")
+        ),
+        sent,
+    }
 }
 
 /// A moved object keeps its references: holograms that named the old DN now name the new

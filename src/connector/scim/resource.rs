@@ -119,8 +119,10 @@ fn flatten_value(out: &mut Attributes, name: &str, val: &Json, dn_of: &dyn Fn(&s
                 match item {
                     Json::Object(o) => {
                         let ty = o.get("type").and_then(Json::as_str);
+                        // `primary` and `display` are kept: a rule that flows them must
+                        // see them come back, or it would send them again every cycle.
                         for (sub, v) in o {
-                            if sub == "type" || sub == "primary" {
+                            if sub == "type" || sub == "$ref" {
                                 continue;
                             }
                             let Some(x) = scalar(v) else { continue };
@@ -438,7 +440,10 @@ pub fn patch_requests(
     chunk: usize,
 ) -> Result<Vec<Vec<Op>>, String> {
     let mut attrs = Vec::new();
-    let mut member_ops: Vec<Op> = Vec::new();
+    // Each entry is one request: an add carries a chunk of values in one operation, a
+    // chunk of removals goes as that many operations in one request (a remove names its
+    // value in the path filter, RFC 7644 §3.5.2.2).
+    let mut member_ops: Vec<Vec<Op>> = Vec::new();
     let op = |o: &str, p: String, v: Option<Json>| -> Op {
         let mut m = Map::new();
         m.insert("op".into(), Json::String(o.into()));
@@ -471,22 +476,30 @@ pub fn patch_requests(
                 ChangeOp::Add(v) => {
                     for ids in resolve(v)?.chunks(chunk.max(1)) {
                         let vals = ids.iter().map(|id| json!({ "value": id })).collect();
-                        member_ops.push(op("add", p.clone(), Some(Json::Array(vals))));
+                        member_ops.push(vec![op("add", p.clone(), Some(Json::Array(vals)))]);
                     }
                 }
                 ChangeOp::Remove(v) => {
-                    for id in resolve(v)? {
-                        let f = format!("members[value eq {}]", json_string(&id));
-                        member_ops.push(op("remove", f, None));
+                    for ids in resolve(v)?.chunks(chunk.max(1)) {
+                        let ops = ids
+                            .iter()
+                            .map(|id| {
+                                let f = format!("members[value eq {}]", json_string(id));
+                                op("remove", f, None)
+                            })
+                            .collect();
+                        member_ops.push(ops);
                     }
                 }
-                ChangeOp::Replace(v) if v.is_empty() => member_ops.push(op("remove", p, None)),
+                ChangeOp::Replace(v) if v.is_empty() => {
+                    member_ops.push(vec![op("remove", p, None)])
+                }
                 ChangeOp::Replace(v) => {
                     let vals = resolve(v)?
                         .into_iter()
                         .map(|id| json!({ "value": id }))
                         .collect();
-                    member_ops.push(op("replace", p, Some(Json::Array(vals))));
+                    member_ops.push(vec![op("replace", p, Some(Json::Array(vals)))]);
                 }
             }
             continue;
@@ -533,7 +546,7 @@ pub fn patch_requests(
     if !attrs.is_empty() {
         requests.push(attrs);
     }
-    requests.extend(member_ops.into_iter().map(|o| vec![o]));
+    requests.extend(member_ops);
     Ok(requests)
 }
 
