@@ -8,6 +8,7 @@ mod create;
 mod export;
 mod http;
 mod import;
+mod late;
 pub mod path;
 mod put;
 mod resource;
@@ -23,7 +24,7 @@ use self::http::{Http, HttpError, Retry};
 use self::schema::{Kind, Service};
 use super::{Connector, ConnectorError, ConnectorErrorKind, ImportEnd, ImportSink, SpaceView};
 use crate::config::ScimConfig;
-use crate::model::{ConnectorName, Dn, ExportItem, ExportOutcome, Watermark};
+use crate::model::{ConnectorName, Dn, ExportItem, ExportKind, ExportOutcome, Watermark};
 
 /// A SCIM service connector.
 pub struct ScimConnector {
@@ -31,6 +32,9 @@ pub struct ScimConnector {
     cfg: ScimConfig,
     runtime: Option<tokio::runtime::Runtime>,
     client: Option<Client>,
+    /// Resources this connector created or changed since its last import: the confirming
+    /// import reads back these, not the whole service.
+    written: HashMap<String, Kind>,
 }
 
 /// What the connector keeps between calls: the HTTP client, what discovery found, and
@@ -43,6 +47,9 @@ struct Client {
     index: Mutex<Index>,
     /// The service's id → its latest ETag.
     etags: Mutex<HashMap<String, String>>,
+    /// References of written objects that wait for objects a later batch of the same
+    /// export creates.
+    late: Mutex<Vec<late::Waiting>>,
 }
 
 impl ScimConnector {
@@ -53,6 +60,7 @@ impl ScimConnector {
             cfg,
             runtime: None,
             client: None,
+            written: HashMap::new(),
         }
     }
 
@@ -102,6 +110,7 @@ impl ScimConnector {
                 cfg: self.cfg.clone(),
                 index: Mutex::new(Index::default()),
                 etags: Mutex::new(HashMap::new()),
+                late: Mutex::new(Vec::new()),
             });
         }
         match (self.runtime.as_ref(), self.client.as_ref()) {
@@ -162,9 +171,37 @@ impl Client {
 
     fn forget(&self, id: &str) {
         self.with_index(|i| {
-            i.by_dn.retain(|_, v| v != id);
+            let gone: Vec<String> = i
+                .by_dn
+                .iter()
+                .filter(|(_, v)| *v == id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for dn in gone {
+                i.by_dn.remove(&dn);
+                i.gone.insert(dn, id.to_string());
+            }
             i.by_name.retain(|_, (v, _)| v != id);
         });
+    }
+
+    /// id → the (normalised) DN the index knows each resource by.
+    fn dns_by_id(&self) -> HashMap<String, String> {
+        self.with_index(|i| {
+            i.by_dn
+                .iter()
+                .map(|(dn, id)| (id.clone(), dn.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// The id a DN named before its resource was deleted in this session: a group that
+    /// listed it still does (the service keeps no referential integrity) and the removal
+    /// of that member must name it.
+    fn gone_id(&self, dn: &Dn) -> Option<String> {
+        self.with_index(|i| i.gone.get(dn.norm()).cloned())
+            .flatten()
     }
 
     /// The id of the resource a DN names, as far as the index knows.
@@ -216,6 +253,8 @@ struct Index {
     by_dn: HashMap<String, String>,
     /// (kind, lower-cased userName or displayName) → (id, externalId).
     by_name: HashMap<(Kind, String), (String, Option<String>)>,
+    /// Normalised DN → id of resources this client deleted.
+    gone: HashMap<String, String>,
 }
 
 /// An index lookup's answer.
@@ -249,10 +288,27 @@ impl Connector for ScimConnector {
 
     fn import(
         &mut self,
-        _watermark: Option<&Watermark>,
-        _full: bool,
+        watermark: Option<&Watermark>,
+        full: bool,
         sink: &mut dyn ImportSink,
     ) -> Result<ImportEnd, ConnectorError> {
+        if !full && !self.written.is_empty() && self.client.is_some() {
+            // The confirming import of this connector's own export: what was written is
+            // read back, one GET each, so its cost follows the change, not the service.
+            let written = std::mem::take(&mut self.written);
+            let (rt, client) = self.session()?;
+            return match rt.block_on(import::read_back(client, &written, sink)) {
+                Ok(()) => Ok(ImportEnd {
+                    watermark: watermark.cloned(),
+                    complete: false,
+                }),
+                Err(import::ImportError::Http(e)) => Err(self.http_error(&e)),
+                Err(import::ImportError::Sink(m)) => {
+                    Err(self.error(ConnectorErrorKind::BadData, m))
+                }
+            };
+        }
+        self.written.clear();
         // The service may have changed its schema since the last run.
         self.client = None;
         let (rt, client) = self.session()?;
@@ -277,6 +333,24 @@ impl Connector for ScimConnector {
             items.len(),
             client.http.requests() - before
         );
+        for (item, outcome) in items.iter().zip(&outcomes) {
+            let ExportOutcome::Applied { anchor, .. } = outcome else {
+                continue;
+            };
+            let id = anchor
+                .as_ref()
+                .or(item.anchor.as_ref())
+                .and_then(|a| std::str::from_utf8(a.as_bytes()).ok());
+            match (Kind::of_class(&item.object_class), id) {
+                (Some(kind), Some(id)) if item.kind != ExportKind::Delete => {
+                    self.written.insert(id.to_string(), kind);
+                }
+                (_, Some(id)) => {
+                    self.written.remove(id);
+                }
+                _ => {}
+            }
+        }
         Ok(outcomes)
     }
 
@@ -284,6 +358,9 @@ impl Connector for ScimConnector {
         &mut self,
         _space: &dyn SpaceView,
     ) -> Result<Option<Watermark>, ConnectorError> {
+        if let (Some(rt), Some(client)) = (self.runtime.as_ref(), self.client.as_ref()) {
+            rt.block_on(late::finish(client));
+        }
         Ok(None)
     }
 }
