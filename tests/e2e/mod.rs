@@ -33,6 +33,7 @@ mod safety_threshold;
 mod scale_bench;
 mod scim;
 mod scim_bench;
+mod scim_exact;
 mod signals;
 mod web_api;
 mod web_browser;

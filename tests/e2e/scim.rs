@@ -380,7 +380,7 @@ fn actual(server: &ScimServer) -> Content {
     (u, g)
 }
 
-fn assert_matches(server: &ScimServer, people: &[Person], groups: &[Group], what: &str) {
+pub fn assert_matches(server: &ScimServer, people: &[Person], groups: &[Group], what: &str) {
     let (want_u, want_g) = expected(people, groups);
     let (got_u, got_g) = actual(server);
     for (k, v) in &want_u {
@@ -391,7 +391,7 @@ fn assert_matches(server: &ScimServer, people: &[Person], groups: &[Group], what
 }
 
 /// Write requests (POST/PUT/PATCH/DELETE) in the server's log since `from`.
-fn writes(server: &ScimServer, from: usize) -> Vec<(String, String, u16)> {
+pub fn writes(server: &ScimServer, from: usize) -> Vec<(String, String, u16)> {
     server.requests()[from..]
         .iter()
         .filter(|(m, _, _)| m != "GET")
@@ -399,7 +399,7 @@ fn writes(server: &ScimServer, from: usize) -> Vec<(String, String, u16)> {
         .collect()
 }
 
-fn people(n: usize) -> Vec<Person> {
+pub fn people(n: usize) -> Vec<Person> {
     (0..n).map(Person::new).collect()
 }
 
