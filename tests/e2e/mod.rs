@@ -5,6 +5,7 @@ mod crash;
 mod demo;
 mod edit;
 mod errors;
+mod exact_ldap;
 mod ldap_ad;
 mod ldap_bench;
 mod ldap_faults;
