@@ -50,6 +50,17 @@ pub trait ImportSink {
     fn dn_of(&mut self, _anchor: &Anchor) -> Result<Option<Dn>, String> {
         Ok(None)
     }
+
+    /// Whether the connector space holds at least `n` objects from the directory (what a
+    /// full listing would move); false when the sink cannot tell.
+    fn holds_at_least(&mut self, _n: u64) -> bool {
+        false
+    }
+
+    /// The run's time in Unix milliseconds, for connectors that schedule full listings.
+    fn now_ms(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// How an import ended.

@@ -89,6 +89,17 @@ impl ImportSink for Sink<'_> {
             .is_some_and(|r| !r.deleted))
     }
 
+    fn holds_at_least(&mut self, n: u64) -> bool {
+        self.store
+            .read()
+            .and_then(|tx| tx.holds_at_least(self.conn, n))
+            .unwrap_or(false)
+    }
+
+    fn now_ms(&self) -> Option<i64> {
+        Some(self.confirm.rules.now_ms)
+    }
+
     fn dn_of(&mut self, anchor: &Anchor) -> Result<Option<Dn>, String> {
         let buffered = self.buf.iter().find_map(|c| match c {
             ImportChange::Upsert(o) if &o.anchor == anchor => Some(o.dn.clone()),

@@ -511,6 +511,24 @@ impl ReadTx {
         ids_of(&t, connector, &self.path)
     }
 
+    /// Whether a connector's space holds at least `n` objects from the directory (counted
+    /// no further than that).
+    pub fn holds_at_least(&self, connector: &ConnectorName, n: u64) -> Result<bool, StoreError> {
+        let t = self.tx.open_table(CS_ANCHOR).ctx(&self.path)?;
+        let mut seen = 0u64;
+        for row in t.range((connector.as_str(), &[][..])..).ctx(&self.path)? {
+            if seen >= n {
+                break;
+            }
+            let (k, _) = row.ctx(&self.path)?;
+            if k.value().0 != connector.as_str() {
+                break;
+            }
+            seen += 1;
+        }
+        Ok(seen >= n)
+    }
+
     /// Number of pending exports of a connector.
     pub fn pending_count(&self, connector: &ConnectorName) -> Result<u64, StoreError> {
         let t = self.tx.open_table(PENDING).ctx(&self.path)?;

@@ -211,3 +211,66 @@ fn scim_exact_a_delete_frees_a_user_name_for_a_create_in_the_same_cycle() {
 fn scim_exact_a_delete_frees_a_user_name_for_a_create_in_the_same_cycle_without_bulk() {
     deleted_and_recreated("scim-exact-order-nobulk", "bulk_size = 0\nin_flight = 4");
 }
+
+#[test]
+fn scim_exact_the_confirming_import_reads_back_what_was_written_not_the_service() {
+    let server = scim::start();
+    let mut ppl = people(200);
+    let cfg = config(&server.url, "full_import_every = \"1h\"", "");
+    let dir = setup_with("scim-exact-read-back", &cfg, &ppl, &[]);
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    let listed = |from: usize| {
+        server.requests()[from..]
+            .iter()
+            .filter(|(m, p, _)| m == "GET" && p.contains("startIndex="))
+            .count()
+    };
+    assert!(listed(0) > 0, "the first cycle lists the service");
+
+    // One change: the delta import does not list (the last listing is recent), and the
+    // confirming import reads back the one resource the export wrote.
+    ppl[7].title = "Chief".into();
+    write_source(&dir, &ppl);
+    let before = server.requests().len();
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    let seen = server.requests()[before..].to_vec();
+    assert_eq!(listed(before), 0, "a listing in a delta cycle: {seen:?}");
+    let patch = seen
+        .iter()
+        .position(|(m, _, _)| m == "PATCH")
+        .must("the PATCH");
+    let after: Vec<_> = seen[patch + 1..].iter().collect();
+    assert_eq!(after.len(), 1, "one read-back after the PATCH: {seen:?}");
+    assert_eq!(after[0].0, "GET");
+    assert_eq!(
+        after[0].1, seen[patch].1,
+        "the read-back is of the written resource"
+    );
+    assert_eq!(
+        connector_counts(&json)["cloud"].0,
+        Default::default(),
+        "{json}"
+    );
+
+    // A quiet cycle does not talk to the service at all until the next listing is due.
+    let before = server.requests().len();
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(server.requests()[before..].to_vec(), vec![], "{json}");
+
+    // A full cycle lists, and finds everything as exported.
+    let before = server.requests().len();
+    let full = run(&[
+        "cycle",
+        "-c",
+        &dir.config().to_string_lossy(),
+        "--full",
+        "--json",
+    ]);
+    assert_eq!(full.code(), Some(0), "{}", full.stderr);
+    assert!(listed(before) > 0, "a full cycle lists the service");
+    assert_eq!(writes(&server, before), vec![], "the full cycle wrote");
+    assert_matches(&server, &ppl, &[], "after the full cycle");
+}

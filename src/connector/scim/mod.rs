@@ -35,6 +35,8 @@ pub struct ScimConnector {
     /// Resources this connector created or changed since its last import: the confirming
     /// import reads back these, not the whole service.
     written: HashMap<String, Kind>,
+    /// An export ran since the last import: the next import is its confirming import.
+    confirm_due: bool,
 }
 
 /// What the connector keeps between calls: the HTTP client, what discovery found, and
@@ -61,6 +63,7 @@ impl ScimConnector {
             runtime: None,
             client: None,
             written: HashMap::new(),
+            confirm_due: false,
         }
     }
 
@@ -118,6 +121,22 @@ impl ScimConnector {
             _ => Err(self.error(ConnectorErrorKind::Unsupported, "no session")),
         }
     }
+}
+
+/// A confirming import reads back what was written while the service holds at least this
+/// many times as many resources; otherwise it lists the service.
+const READ_BACK_RATIO: usize = 10;
+
+/// How a watermark names the time of the last full listing.
+const LISTED: &str = "listed at ";
+
+/// The Unix ms of the last full listing a watermark names.
+fn listed_at(w: &Watermark) -> Option<i64> {
+    std::str::from_utf8(&w.0)
+        .ok()?
+        .strip_prefix(LISTED)?
+        .parse()
+        .ok()
 }
 
 /// Reads the three discovery endpoints. A service that lacks one is taken at RFC 7643's
@@ -183,6 +202,11 @@ impl Client {
             }
             i.by_name.retain(|_, (v, _)| v != id);
         });
+    }
+
+    /// How many resources the index knows of.
+    fn known(&self) -> usize {
+        self.with_index(|i| i.by_dn.len()).unwrap_or(0)
     }
 
     /// id → the (normalised) DN the index knows each resource by.
@@ -292,7 +316,17 @@ impl Connector for ScimConnector {
         full: bool,
         sink: &mut dyn ImportSink,
     ) -> Result<ImportEnd, ConnectorError> {
-        if !full && !self.written.is_empty() && self.client.is_some() {
+        let due = std::mem::take(&mut self.confirm_due);
+        // One GET per written resource beats listing the service while the writes are
+        // a small part of it (a listing moves every resource, twice); after a first
+        // provisioning, listing is cheaper.
+        let enough = (self.written.len() * READ_BACK_RATIO) as u64;
+        let small = self
+            .client
+            .as_ref()
+            .is_some_and(|c| c.known() as u64 >= enough)
+            || sink.holds_at_least(enough);
+        if !full && due && self.client.is_some() && small {
             // The confirming import of this connector's own export: what was written is
             // read back, one GET each, so its cost follows the change, not the service.
             let written = std::mem::take(&mut self.written);
@@ -308,6 +342,21 @@ impl Connector for ScimConnector {
                 }
             };
         }
+        let now = sink.now_ms();
+        let every = self.cfg.full_import_every;
+        // A confirming import that did not read back lists, whenever the last listing was.
+        if let (false, false, Some(every), Some(now), Some(listed)) =
+            (full, due, every, now, watermark.and_then(listed_at))
+        {
+            if now.saturating_sub(listed) < i64::try_from(every.as_millis()).unwrap_or(i64::MAX) {
+                // SCIM has no delta: between scheduled listings a delta import reads
+                // nothing, and changes made in the service by others wait for the next one.
+                return Ok(ImportEnd {
+                    watermark: watermark.cloned(),
+                    complete: false,
+                });
+            }
+        }
         self.written.clear();
         // The service may have changed its schema since the last run.
         self.client = None;
@@ -315,7 +364,10 @@ impl Connector for ScimConnector {
         let result = rt.block_on(import::import_all(client, sink));
         match result {
             Ok(()) => Ok(ImportEnd {
-                watermark: None,
+                // When listings are scheduled, the watermark is the time of this one.
+                watermark: every
+                    .and(now)
+                    .map(|ms| Watermark(format!("{LISTED}{ms}").into_bytes())),
                 complete: true,
             }),
             Err(import::ImportError::Http(e)) => Err(self.http_error(&e)),
@@ -333,6 +385,7 @@ impl Connector for ScimConnector {
             items.len(),
             client.http.requests() - before
         );
+        self.confirm_due = true;
         for (item, outcome) in items.iter().zip(&outcomes) {
             let ExportOutcome::Applied { anchor, .. } = outcome else {
                 continue;
