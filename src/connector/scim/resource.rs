@@ -614,3 +614,7 @@ pub fn patch_message(ops: &[Op]) -> Json {
 #[cfg(test)]
 #[path = "resource_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "roundtrip_tests.rs"]
+mod roundtrip_tests;
