@@ -35,6 +35,7 @@ mod scale_bench;
 mod scim;
 mod scim_bench;
 mod scim_exact;
+mod scim_exact_bench;
 mod signals;
 mod web_api;
 mod web_browser;
