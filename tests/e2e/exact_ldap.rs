@@ -58,3 +58,46 @@ fn exact_ldap_the_delta_cycle_after_a_first_export_into_slapd_processes_nothing(
     );
     assert_eq!(synced(&json), 0, "the delta cycle synced objects: {json}");
 }
+
+#[test]
+fn exact_ldap_a_person_deleted_and_recreated_at_the_same_dn_is_one_cycle_without_error() {
+    let server = slapd::shared();
+    let src_ou = server.create_ou("exact-recreate-src");
+    let target_ou = server.create_ou("exact-recreate-target");
+    let ldif: String = (0..5)
+        .map(|i| ldap_person(&src_ou, &format!("re-{i}"), &format!("Person {i}")))
+        .collect();
+    server.ldapadd(&ldif);
+    let dir = TestDir::new("exact-ldap-recreate");
+    let config = slapd_config(&dir, server, &src_ou, server, &target_ou);
+    cycle_json(&config, false).ok();
+
+    // The same DN, a new entry (a new entryUUID) with other values.
+    server.ldapdelete(&format!("uid=re-2,{src_ou}"));
+    server.ldapadd(&ldap_person(&src_ou, "re-2", "The new one"));
+    let run = cycle_json(&config, false);
+    run.ok();
+    let json = run.json();
+    let target = &json["connectors"][1];
+    assert_eq!(target["errors"], 0, "{json}");
+    assert_eq!(target["pending"], 0, "{json}");
+    let found = server.ldapsearch(
+        &target_ou,
+        crate::support::lab::Scope::One,
+        "(uid=re-2)",
+        &["description"],
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].first("description").as_deref(),
+        Some("The new one")
+    );
+    let quiet = cycle_json(&config, false);
+    quiet.ok();
+    let json = quiet.json();
+    assert_eq!(
+        connector_counts(&json)["target"].1,
+        Default::default(),
+        "{json}"
+    );
+}
