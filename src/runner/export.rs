@@ -329,3 +329,72 @@ fn apply_outcome(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::model::{AttrName, Attributes, Dn, RefTarget, Value, ValueSet};
+    use crate::store::PendingExportRecord;
+
+    fn rec(kind: ExportKind, changes: Vec<AttrChange>, ty: ObjectType) -> CsRecord {
+        CsRecord {
+            connector: "t".into(),
+            anchor: None,
+            dn: Dn::parse("cn=x,dc=t").unwrap(),
+            object_class: "c".into(),
+            attrs: Attributes::new(),
+            deleted: false,
+            object_type: Some(ty),
+            export: Some(PendingExportRecord {
+                kind,
+                new_dn: None,
+                changes,
+                rule: String::new(),
+            }),
+            error: None,
+            unresolved: Vec::new(),
+            unconfirmed: false,
+            claims: Vec::new(),
+        }
+    }
+
+    fn member(dn: &str) -> Vec<AttrChange> {
+        vec![AttrChange {
+            attr: AttrName::new("member"),
+            op: ChangeOp::Add(ValueSet::one(Value::Reference(RefTarget::Dn(
+                Dn::parse(dn).unwrap(),
+            )))),
+        }]
+    }
+
+    #[test]
+    fn what_frees_a_value_goes_before_what_needs_it_and_references_after_their_targets() {
+        let adds: HashSet<String> = [Dn::parse("cn=New,dc=t").unwrap().norm().to_string()].into();
+        let person = ObjectType::ALL[0];
+        let delete = rank(&rec(ExportKind::Delete, Vec::new(), person), &adds);
+        let update = rank(
+            &rec(ExportKind::Update, member("cn=old,dc=t"), person),
+            &adds,
+        );
+        let add = rank(&rec(ExportKind::Add, Vec::new(), person), &adds);
+        let referrer = rank(
+            &rec(ExportKind::Update, member("CN=new, DC=t"), person),
+            &adds,
+        );
+        let mut order = vec![referrer, add, update, delete];
+        order.sort();
+        assert_eq!(order, vec![delete, update, add, referrer]);
+        // A removal of a value that names a new object needs nothing from it.
+        let removal = vec![AttrChange {
+            attr: AttrName::new("member"),
+            op: ChangeOp::Remove(ValueSet::one(Value::Reference(RefTarget::Dn(
+                Dn::parse("cn=new,dc=t").unwrap(),
+            )))),
+        }];
+        assert_eq!(
+            rank(&rec(ExportKind::Update, removal, person), &adds),
+            update
+        );
+    }
+}

@@ -545,7 +545,93 @@ fn repoint(
 
 #[cfg(test)]
 mod tests {
-    use super::SeenIds;
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn attrs(pairs: &[(&str, Value)]) -> Attributes {
+        pairs
+            .iter()
+            .map(|(n, v)| (AttrName::new(n), ValueSet::one(v.clone())))
+            .collect()
+    }
+
+    fn record(hologram: Attributes, unconfirmed: bool) -> CsRecord {
+        CsRecord {
+            connector: "cloud".into(),
+            anchor: Some(b"id".to_vec()),
+            dn: Dn::parse("externalId=x,ou=Users").unwrap(),
+            object_class: "User".into(),
+            attrs: hologram,
+            deleted: false,
+            object_type: None,
+            export: None,
+            error: None,
+            unresolved: Vec::new(),
+            unconfirmed,
+            claims: Vec::new(),
+        }
+    }
+
+    fn judge(write_only: &[AttrName]) -> Judge<'_> {
+        Judge {
+            rules: Confirm {
+                now_ms: 0,
+                write_only,
+            },
+            not_kept: 0,
+        }
+    }
+
+    #[test]
+    fn a_confirming_import_judges_what_came_back_against_what_was_sent() {
+        let sent = attrs(&[
+            ("active", Value::str("True")),
+            ("password", Value::str("secret")),
+            ("title", Value::str("Boss")),
+        ]);
+        let pw = [AttrName::new("password")];
+        // The server's notation, a write-only value absent, an attribute it adds itself.
+        let back = attrs(&[
+            ("active", Value::Boolean(true)),
+            ("title", Value::str("Boss")),
+            ("meta.created", Value::str("now")),
+        ]);
+        assert!(matches!(
+            compare(&record(sent.clone(), true), &back, &judge(&pw)),
+            Seen::Same
+        ));
+        // Rewritten: reported with both values, and only the rewritten attribute held.
+        let rewritten = attrs(&[
+            ("active", Value::Boolean(false)),
+            ("title", Value::str("Boss")),
+        ]);
+        match compare(&record(sent.clone(), true), &rewritten, &judge(&pw)) {
+            Seen::NotKept { message, sent } => {
+                assert!(message.contains("active sent [\"True\"]"), "{message}");
+                assert!(message.contains("holds [\"FALSE\"]"), "{message}");
+                assert_eq!(sent.len(), 1);
+                assert!(sent.get("active").is_some());
+            }
+            _ => panic!("a rewrite went unnoticed"),
+        }
+        // A reference whose target is not there yet waits; it is no refusal.
+        let manager = Value::Reference(RefTarget::Dn(Dn::parse("externalId=m,ou=Users").unwrap()));
+        let with_ref = attrs(&[("title", Value::str("Boss")), ("manager", manager)]);
+        let without = attrs(&[("title", Value::str("Boss"))]);
+        assert!(matches!(
+            compare(&record(with_ref, true), &without, &judge(&[])),
+            Seen::Changed
+        ));
+        // Outside a confirmation a value the directory gained is a change.
+        assert!(matches!(
+            compare(&record(without.clone(), false), &back, &judge(&[])),
+            Seen::Changed
+        ));
+        assert!(matches!(
+            compare(&record(without.clone(), false), &without, &judge(&[])),
+            Seen::Same
+        ));
+    }
 
     #[test]
     fn seen_ids_hold_exactly_what_was_inserted() {
