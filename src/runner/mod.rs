@@ -6,6 +6,7 @@
 //! between committed batches, and a crash at any point leaves a state from which the next
 //! cycle finishes the work.
 
+mod confirm;
 mod export;
 pub mod handle;
 mod import;
