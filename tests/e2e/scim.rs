@@ -569,6 +569,34 @@ fn scim_one_member_of_a_five_thousand_member_group_is_one_small_patch() {
     );
     let everyone = &server.all("/Groups")[0];
     assert_eq!(everyone["members"].as_array().map(Vec::len), Some(5001));
+
+    // 250 members leave: removals go 100 to an operation, like additions.
+    grp[0].people.retain(|n| *n >= 250);
+    std::fs::write(dir.join("hr.ldif"), source_ldif(&ppl, &grp)).must("writing hr.ldif");
+    proxy.clear();
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    let sent: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method != "GET")
+        .collect();
+    let removed: Vec<usize> = sent
+        .iter()
+        .map(|s| {
+            let body: Json = serde_json::from_str(&s.body).unwrap_or(Json::Null);
+            let ops = body["Operations"].as_array().cloned().unwrap_or_default();
+            assert_eq!(ops.len(), 1, "{}", s.body);
+            ops[0]["path"]
+                .as_str()
+                .unwrap_or("")
+                .matches("value eq")
+                .count()
+        })
+        .collect();
+    assert_eq!(removed, vec![100, 100, 50], "{sent:?}");
+    let everyone = &server.all("/Groups")[0];
+    assert_eq!(everyone["members"].as_array().map(Vec::len), Some(4751));
 }
 
 #[test]

@@ -440,9 +440,10 @@ pub fn patch_requests(
     chunk: usize,
 ) -> Result<Vec<Vec<Op>>, String> {
     let mut attrs = Vec::new();
-    // Each entry is one request: an add carries a chunk of values in one operation, a
-    // chunk of removals goes as that many operations in one request (a remove names its
-    // value in the path filter, RFC 7644 §3.5.2.2).
+    // Each entry is one request. An add carries a chunk of values; a remove names a chunk
+    // of values in one path filter joined with `or` (RFC 7644 §3.5.2.2: a remove takes no
+    // value). One operation, not one per value: services such as scim2-server check the
+    // whole resource once per operation, which for a large group is most of the cost.
     let mut member_ops: Vec<Vec<Op>> = Vec::new();
     let op = |o: &str, p: String, v: Option<Json>| -> Op {
         let mut m = Map::new();
@@ -481,14 +482,12 @@ pub fn patch_requests(
                 }
                 ChangeOp::Remove(v) => {
                     for ids in resolve(v)?.chunks(chunk.max(1)) {
-                        let ops = ids
+                        let filter: Vec<String> = ids
                             .iter()
-                            .map(|id| {
-                                let f = format!("members[value eq {}]", json_string(id));
-                                op("remove", f, None)
-                            })
+                            .map(|id| format!("value eq {}", json_string(id)))
                             .collect();
-                        member_ops.push(ops);
+                        let f = format!("members[{}]", filter.join(" or "));
+                        member_ops.push(vec![op("remove", f, None)]);
                     }
                 }
                 ChangeOp::Replace(v) if v.is_empty() => {
