@@ -7,7 +7,8 @@
 use serde_json::Value as Json;
 
 use super::scim::{
-    Person, assert_matches, config, cycle, people, person_anchor, setup_with, source_ldif, writes,
+    Group, Person, assert_matches, config, cycle, people, person_anchor, setup_with, source_ldif,
+    writes,
 };
 use crate::support::lab::scim;
 use crate::support::{Must, TestDir, connector_counts, run};
@@ -273,4 +274,32 @@ fn scim_exact_the_confirming_import_reads_back_what_was_written_not_the_service(
     assert!(listed(before) > 0, "a full cycle lists the service");
     assert_eq!(writes(&server, before), vec![], "the full cycle wrote");
     assert_matches(&server, &ppl, &[], "after the full cycle");
+}
+
+#[test]
+fn scim_exact_a_deleted_member_leaves_its_group_in_the_same_cycle_without_a_listing() {
+    let server = scim::start();
+    let mut ppl = people(6);
+    let mut grp = vec![Group {
+        name: "Staff".into(),
+        people: (0..6).collect(),
+        groups: vec![],
+    }];
+    // No listing between cycles: nothing but this cycle's own writes tells the connector
+    // which id the deleted user had.
+    let cfg = config(&server.url, "full_import_every = \"1h\"", "");
+    let dir = setup_with("scim-exact-member-gone", &cfg, &ppl, &grp);
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+
+    ppl.retain(|p| p.n != 2);
+    grp[0].people.retain(|n| *n != 2);
+    std::fs::write(dir.join("hr.ldif"), source_ldif(&ppl, &grp)).must("writing hr.ldif");
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    assert_matches(&server, &ppl, &grp, "after the delete");
+    let before = server.requests().len();
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(writes(&server, before), vec![], "the next cycle wrote");
 }

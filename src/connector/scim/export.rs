@@ -191,7 +191,11 @@ async fn one(client: &Client, item: &ExportItem) -> Result<(ExportOutcome, Vec<L
             let Some(id) = anchor_id(item.anchor.as_ref()) else {
                 return Ok((applied(None), Vec::new()));
             };
-            delete(client, kind, &id).await.map(|o| (o, Vec::new()))
+            let outcome = delete(client, kind, &id).await?;
+            // Groups that listed it still do: their removal of it must find its id
+            // even when no import indexed it.
+            client.remember_gone(&item.dn, &id);
+            Ok((outcome, Vec::new()))
         }
     }
 }

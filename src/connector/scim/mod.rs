@@ -204,6 +204,11 @@ impl Client {
         });
     }
 
+    /// Notes the id a deleted resource had (see [`Client::gone_id`]).
+    fn remember_gone(&self, dn: &Dn, id: &str) {
+        self.with_index(|i| i.gone.insert(dn.norm().to_string(), id.to_string()));
+    }
+
     /// How many resources the index knows of.
     fn known(&self) -> usize {
         self.with_index(|i| i.by_dn.len()).unwrap_or(0)
