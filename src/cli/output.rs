@@ -15,18 +15,20 @@ fn counts(c: &ChangeCounts) -> String {
 /// A table: one line per connector with import and export counts.
 pub fn print_summary(run: &RunRecord) {
     out!(
-        "{:<16} {:^27} | {:^27} | {:>6}",
+        "{:<16} {:^27} | {:^27} | {:>6} | {:>6}",
         "connector",
         "import add/upd/del/ren",
         "export add/upd/del/ren",
+        "no-ops",
         "errors"
     );
     for c in &run.connectors {
         out!(
-            "{:<16} {} | {} | {:>6}",
+            "{:<16} {} | {} | {:>6} | {:>6}",
             c.connector,
             counts(&c.import),
             counts(&c.export),
+            run.no_op_exports(&c.connector),
             c.errors
         );
     }
@@ -54,7 +56,27 @@ pub fn print_summary(run: &RunRecord) {
 
 /// The run record as one JSON object on stdout.
 pub fn print_json(run: &RunRecord) {
-    match serde_json::to_string(run) {
+    let mut json = match serde_json::to_value(run) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: cannot encode the run as JSON: {e}");
+            return;
+        }
+    };
+    // Each connector's no-op exports, next to its other counts.
+    if let Some(list) = json.get_mut("connectors").and_then(|c| c.as_array_mut()) {
+        for c in list.iter_mut() {
+            let name = c
+                .get("connector")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default();
+            let n = run.no_op_exports(name);
+            if let Some(o) = c.as_object_mut() {
+                o.insert("no_op_exports".into(), n.into());
+            }
+        }
+    }
+    match serde_json::to_string(&json) {
         Ok(s) => out!("{s}"),
         Err(e) => eprintln!("error: cannot encode the run as JSON: {e}"),
     }

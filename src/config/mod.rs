@@ -245,6 +245,10 @@ pub struct ScimConfig {
     pub bulk_size: usize,
     /// The schema URN of custom extension attributes (`<urn>:<name>` in rules).
     pub extension_urn: Option<String>,
+    /// How long a delta import may go without listing the whole service (None: every
+    /// delta import lists it). The confirming import after an export never lists: it
+    /// reads back what was written.
+    pub full_import_every: Option<Duration>,
 }
 
 /// Which kind of LDAP directory a connector talks to.

@@ -9,7 +9,7 @@ pub mod tls;
 
 use crate::config::{ConnectorConfig, ConnectorKind};
 use crate::model::{
-    Anchor, ConnectorName, CsObject, ExportItem, ExportOutcome, ImportChange, Watermark,
+    Anchor, ConnectorName, CsObject, Dn, ExportItem, ExportOutcome, ImportChange, Watermark,
 };
 
 /// Why a connector could not do its job as a whole (per-object export failures are
@@ -44,6 +44,23 @@ pub trait ImportSink {
     /// Whether the connector space holds a live object with this anchor, so that a
     /// [`ImportChange::Merge`] can apply to it (otherwise the connector reads it whole).
     fn knows(&mut self, anchor: &Anchor) -> Result<bool, String>;
+
+    /// The DN the connector space knows the object with this anchor by, if it holds it:
+    /// an import that reads a few objects names their references without listing all.
+    fn dn_of(&mut self, _anchor: &Anchor) -> Result<Option<Dn>, String> {
+        Ok(None)
+    }
+
+    /// Whether the connector space holds at least `n` objects from the directory (what a
+    /// full listing would move); false when the sink cannot tell.
+    fn holds_at_least(&mut self, _n: u64) -> bool {
+        false
+    }
+
+    /// The run's time in Unix milliseconds, for connectors that schedule full listings.
+    fn now_ms(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// How an import ended.

@@ -10,6 +10,7 @@ mod clock;
 pub mod dn;
 mod ids;
 mod object;
+mod same;
 
 pub use attr::{AttrName, Attributes, RefTarget, Value, ValueSet};
 pub use change::{
@@ -20,3 +21,4 @@ pub use clock::{Clock, FixedClock, SystemClock, UtcTime, civil_from_days};
 pub use dn::{Dn, DnError};
 pub use ids::{Anchor, ConnectorName, CsId, MvId, NameError, ObjectType, guid_string};
 pub use object::{Contribution, CsObject};
+pub use same::parse_time;

@@ -1,12 +1,15 @@
 //! Export: pending exports to the directory in batches, outcomes applied to the
-//! connector space. Adds go first (members before the groups that list them), then
-//! updates, then deletes. Failures stay pending with the directory's message.
+//! connector space, in the order [`rank`] gives: deletes, updates, adds, then updates
+//! that reference the adds. Failures stay pending with the directory's message.
+
+use std::collections::HashSet;
 
 use super::{RunError, Shutdown};
 use crate::config::DeletionThreshold;
 use crate::connector::{Connector, ConnectorError, ConnectorErrorKind, SpaceView};
 use crate::model::{
-    Anchor, ConnectorName, CsObject, ExportItem, ExportKind, ExportOutcome, ObjectType,
+    Anchor, AttrChange, ChangeOp, ConnectorName, CsObject, ExportItem, ExportKind, ExportOutcome,
+    ObjectType,
 };
 use crate::store::{ChangeCounts, CsRecord, Store, StoreError, WriteTx};
 use crate::sync::{apply_changes, record_error};
@@ -63,17 +66,32 @@ fn to_object(id: crate::model::CsId, rec: &CsRecord) -> Option<CsObject> {
     })
 }
 
-fn rank(rec: &CsRecord) -> (u8, u8) {
-    let kind = match rec.export.as_ref().map(|e| e.kind) {
-        Some(ExportKind::Add) => 0,
-        Some(ExportKind::Update) => 1,
-        _ => 2,
+/// Where an export goes in the order: what frees a DN or a unique value before what may
+/// need it. Deletes first, then updates (renames and changed values give theirs up), then
+/// adds (members before the groups that list them), and last the updates that reference
+/// an object this same export adds, so that the reference is written now, not a cycle later.
+fn rank(rec: &CsRecord, adds: &HashSet<String>) -> (u8, u8) {
+    let kind = match rec.export.as_ref() {
+        Some(e) if e.kind == ExportKind::Delete => 0,
+        Some(e) if e.kind == ExportKind::Add => 2,
+        Some(e) if references_any(&e.changes, adds) => 3,
+        _ => 1,
     };
     let ty = rec
         .object_type
         .and_then(|t| ObjectType::ALL.iter().position(|x| *x == t))
         .unwrap_or(0) as u8;
     (kind, ty)
+}
+
+fn references_any(changes: &[AttrChange], dns: &HashSet<String>) -> bool {
+    !dns.is_empty()
+        && changes.iter().any(|c| match &c.op {
+            ChangeOp::Add(v) | ChangeOp::Replace(v) => v
+                .iter()
+                .any(|x| x.as_dn_ref().is_some_and(|d| dns.contains(d.norm()))),
+            ChangeOp::Remove(_) => false,
+        })
 }
 
 /// Exports everything pending for one connector, holding back the deletes when there are
@@ -91,9 +109,22 @@ pub fn run(
         let tx = store.write()?;
         let mut v = Vec::new();
         let mut deletes = Vec::new();
-        for id in tx.pending_exports(&conn)? {
+        let pending = tx.pending_exports(&conn)?;
+        let mut adds = HashSet::new();
+        for id in &pending {
+            if let Some(rec) = tx.cs(*id)? {
+                if rec
+                    .export
+                    .as_ref()
+                    .is_some_and(|e| e.kind == ExportKind::Add)
+                {
+                    adds.insert(rec.dn.norm().to_string());
+                }
+            }
+        }
+        for id in pending {
             if let Some(rec) = tx.cs(id)? {
-                let (k, t) = rank(&rec);
+                let (k, t) = rank(&rec, &adds);
                 if rec
                     .export
                     .as_ref()
@@ -159,7 +190,13 @@ pub fn run(
         for (_, _, id) in chunk {
             let Some(rec) = tx.cs(*id)? else { continue };
             let Some(export) = &rec.export else { continue };
-            if let Some(e) = &rec.error {
+            // An error about values the directory did not keep is no refusal: sync holds
+            // those values back, and what is pending now is a change of its own.
+            let refused = rec
+                .error
+                .as_ref()
+                .filter(|_| !matches!(tx.not_kept(*id), Ok(Some(_))));
+            if let Some(e) = refused {
                 if now_ms < e.last_seen_ms.saturating_add(retry_delay_ms(e.attempts)) {
                     // Refused recently: wait before asking the directory again.
                     stats.deferred += 1;
@@ -291,4 +328,73 @@ fn apply_outcome(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::model::{AttrName, Attributes, Dn, RefTarget, Value, ValueSet};
+    use crate::store::PendingExportRecord;
+
+    fn rec(kind: ExportKind, changes: Vec<AttrChange>, ty: ObjectType) -> CsRecord {
+        CsRecord {
+            connector: "t".into(),
+            anchor: None,
+            dn: Dn::parse("cn=x,dc=t").unwrap(),
+            object_class: "c".into(),
+            attrs: Attributes::new(),
+            deleted: false,
+            object_type: Some(ty),
+            export: Some(PendingExportRecord {
+                kind,
+                new_dn: None,
+                changes,
+                rule: String::new(),
+            }),
+            error: None,
+            unresolved: Vec::new(),
+            unconfirmed: false,
+            claims: Vec::new(),
+        }
+    }
+
+    fn member(dn: &str) -> Vec<AttrChange> {
+        vec![AttrChange {
+            attr: AttrName::new("member"),
+            op: ChangeOp::Add(ValueSet::one(Value::Reference(RefTarget::Dn(
+                Dn::parse(dn).unwrap(),
+            )))),
+        }]
+    }
+
+    #[test]
+    fn what_frees_a_value_goes_before_what_needs_it_and_references_after_their_targets() {
+        let adds: HashSet<String> = [Dn::parse("cn=New,dc=t").unwrap().norm().to_string()].into();
+        let person = ObjectType::ALL[0];
+        let delete = rank(&rec(ExportKind::Delete, Vec::new(), person), &adds);
+        let update = rank(
+            &rec(ExportKind::Update, member("cn=old,dc=t"), person),
+            &adds,
+        );
+        let add = rank(&rec(ExportKind::Add, Vec::new(), person), &adds);
+        let referrer = rank(
+            &rec(ExportKind::Update, member("CN=new, DC=t"), person),
+            &adds,
+        );
+        let mut order = vec![referrer, add, update, delete];
+        order.sort();
+        assert_eq!(order, vec![delete, update, add, referrer]);
+        // A removal of a value that names a new object needs nothing from it.
+        let removal = vec![AttrChange {
+            attr: AttrName::new("member"),
+            op: ChangeOp::Remove(ValueSet::one(Value::Reference(RefTarget::Dn(
+                Dn::parse("cn=new,dc=t").unwrap(),
+            )))),
+        }];
+        assert_eq!(
+            rank(&rec(ExportKind::Update, removal, person), &adds),
+            update
+        );
+    }
 }

@@ -2,6 +2,8 @@
 //! transactions, with add / update / delete / move detection by anchor. The watermark is
 //! committed in the same transaction as the last changes it covers.
 
+pub use super::confirm::Confirm;
+use super::confirm::{Judge, Seen, compare};
 use super::{RunError, Shutdown};
 use crate::connector::{Connector, ImportSink};
 use crate::model::{
@@ -44,6 +46,7 @@ struct Sink<'a> {
     total: u64,
     error: Option<StoreError>,
     progress: Option<&'a indicatif::ProgressBar>,
+    confirm: Judge<'a>,
 }
 
 impl Sink<'_> {
@@ -53,7 +56,14 @@ impl Sink<'_> {
         }
         let tx = self.store.write()?;
         for change in self.buf.drain(..) {
-            apply(&tx, self.conn, change, &mut self.counts, &mut self.seen)?;
+            apply(
+                &tx,
+                self.conn,
+                change,
+                &mut self.counts,
+                &mut self.seen,
+                &mut self.confirm,
+            )?;
         }
         tx.commit()
     }
@@ -81,6 +91,39 @@ impl ImportSink for Sink<'_> {
             .is_some_and(|r| !r.deleted))
     }
 
+    fn holds_at_least(&mut self, n: u64) -> bool {
+        self.store
+            .read()
+            .and_then(|tx| tx.holds_at_least(self.conn, n))
+            .unwrap_or(false)
+    }
+
+    fn now_ms(&self) -> Option<i64> {
+        Some(self.confirm.rules.now_ms)
+    }
+
+    fn dn_of(&mut self, anchor: &Anchor) -> Result<Option<Dn>, String> {
+        let buffered = self.buf.iter().find_map(|c| match c {
+            ImportChange::Upsert(o) if &o.anchor == anchor => Some(o.dn.clone()),
+            _ => None,
+        });
+        if buffered.is_some() {
+            return Ok(buffered);
+        }
+        let tx = self.store.read().map_err(|e| e.to_string())?;
+        let Some(id) = tx
+            .cs_by_anchor(self.conn, anchor)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        Ok(tx
+            .cs(id)
+            .map_err(|e| e.to_string())?
+            .filter(|r| !r.deleted)
+            .map(|r| r.dn))
+    }
+
     fn push(&mut self, change: ImportChange) -> Result<(), String> {
         self.buf.push(change);
         self.total += 1;
@@ -100,6 +143,16 @@ impl ImportSink for Sink<'_> {
     }
 }
 
+/// What one import did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ImportStats {
+    /// Changes seen.
+    pub counts: ChangeCounts,
+    /// Exported objects whose confirming import did not show what was sent: the export
+    /// changed nothing, and sending it again would not either.
+    pub not_kept: u64,
+}
+
 /// Runs one import of `connector` and returns its counts.
 pub fn run(
     store: &Store,
@@ -107,7 +160,8 @@ pub fn run(
     full: bool,
     shutdown: &Shutdown,
     progress: Option<&indicatif::ProgressBar>,
-) -> Result<ChangeCounts, RunError> {
+    confirm: Confirm<'_>,
+) -> Result<ImportStats, RunError> {
     let conn = connector.name().clone();
     let watermark = store.read()?.watermark(&conn)?.map(Watermark);
     let mut sink = Sink {
@@ -119,6 +173,10 @@ pub fn run(
         total: 0,
         error: None,
         progress,
+        confirm: Judge {
+            rules: confirm,
+            not_kept: 0,
+        },
     };
     let end = connector.import(watermark.as_ref(), full, &mut sink);
     if let Some(e) = sink.error.take() {
@@ -128,7 +186,14 @@ pub fn run(
     shutdown.check()?;
     let tx = store.write()?;
     for change in sink.buf.drain(..) {
-        apply(&tx, &conn, change, &mut sink.counts, &mut sink.seen)?;
+        apply(
+            &tx,
+            &conn,
+            change,
+            &mut sink.counts,
+            &mut sink.seen,
+            &mut sink.confirm,
+        )?;
     }
     if end.complete {
         // A snapshot: whatever it did not deliver is gone from the directory. Objects not
@@ -153,7 +218,10 @@ pub fn run(
         None => tx.clear_watermark(&conn)?,
     }
     tx.commit()?;
-    Ok(sink.counts)
+    Ok(ImportStats {
+        counts: sink.counts,
+        not_kept: sink.confirm.not_kept,
+    })
 }
 
 fn apply(
@@ -162,14 +230,15 @@ fn apply(
     change: ImportChange,
     counts: &mut ChangeCounts,
     seen: &mut SeenIds,
+    confirm: &mut Judge<'_>,
 ) -> Result<(), StoreError> {
     match change {
         ImportChange::Upsert(obj) => {
-            let id = upsert(tx, conn, obj, counts)?;
+            let id = upsert(tx, conn, obj, counts, confirm)?;
             seen.insert(id.0);
         }
         ImportChange::Merge(part) => {
-            if let Some(id) = merge(tx, conn, part, counts)? {
+            if let Some(id) = merge(tx, conn, part, counts, confirm)? {
                 seen.insert(id.0);
             }
         }
@@ -202,6 +271,7 @@ fn merge(
     conn: &ConnectorName,
     part: PartialObject,
     counts: &mut ChangeCounts,
+    confirm: &mut Judge<'_>,
 ) -> Result<Option<CsId>, StoreError> {
     let Some(id) = tx.cs_by_anchor(conn, &part.anchor)? else {
         return Ok(None);
@@ -237,7 +307,7 @@ fn merge(
         object_class: rec.object_class,
         attrs,
     };
-    upsert(tx, conn, obj, counts).map(Some)
+    upsert(tx, conn, obj, counts, confirm).map(Some)
 }
 
 fn upsert(
@@ -245,6 +315,7 @@ fn upsert(
     conn: &ConnectorName,
     obj: ImportedObject,
     counts: &mut ChangeCounts,
+    confirm: &mut Judge<'_>,
 ) -> Result<CsId, StoreError> {
     let digest = digest(&obj);
     let found = match tx.cs_by_anchor(conn, &obj.anchor)? {
@@ -288,19 +359,39 @@ fn upsert(
     let old_dn = rec.dn.clone();
     let adopted = rec.anchor.is_none();
     let moved = !adopted && old_dn != obj.dn;
-    let changed = moved
-        || adopted
-        || rec.deleted
-        || rec.attrs != obj.attrs
-        || rec.object_class != obj.object_class
-        || rec.dn.as_str() != obj.dn.as_str();
-    if !changed {
-        if rec.unconfirmed {
-            rec.unconfirmed = false;
-            tx.put_cs(id, &rec)?;
+    if !moved
+        && !adopted
+        && !rec.deleted
+        && rec.object_class.eq_ignore_ascii_case(&obj.object_class)
+    {
+        match compare(&rec, &obj.attrs, confirm) {
+            Seen::Same => {
+                // The directory holds what the hologram holds, maybe in its own notation
+                // (or with values it adds itself): take its spelling, sync nothing.
+                if rec.unconfirmed || rec.attrs != obj.attrs || rec.dn.as_str() != obj.dn.as_str() {
+                    rec.attrs = obj.attrs;
+                    rec.dn = obj.dn;
+                    rec.object_class = obj.object_class;
+                    if rec.unconfirmed {
+                        tx.clear_not_kept(id)?;
+                    }
+                    rec.unconfirmed = false;
+                    tx.put_cs(id, &rec)?;
+                }
+                tx.set_import_digest(id, &digest)?;
+                return Ok(id);
+            }
+            Seen::NotKept { message, sent } => {
+                confirm.not_kept += 1;
+                tx.set_not_kept(id, &sent)?;
+                rec.error = Some(crate::sync::record_error(
+                    rec.error.take(),
+                    format!("{}: {message}", rec.dn),
+                    confirm.rules.now_ms,
+                ));
+            }
+            Seen::Changed => {}
         }
-        tx.set_import_digest(id, &digest)?;
-        return Ok(id);
     }
     if moved {
         counts.renames += 1;

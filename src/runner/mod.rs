@@ -6,6 +6,7 @@
 //! between committed batches, and a crash at any point leaves a state from which the next
 //! cycle finishes the work.
 
+mod confirm;
 mod export;
 pub mod handle;
 mod import;
@@ -119,6 +120,9 @@ pub struct Runner {
     shutdown: Shutdown,
     partitions: HashMap<ConnectorName, Vec<Dn>>,
     unique: HashMap<ConnectorName, Vec<AttrName>>,
+    /// Per target, the attributes only an add writes (apply-once flows): a confirming
+    /// import does not see them, and that is no refusal.
+    write_only: HashMap<ConnectorName, Vec<AttrName>>,
     /// Where the status page reads the running cycle's progress, when it runs.
     live: Option<Arc<handle::Live>>,
 }
@@ -144,6 +148,15 @@ impl Runner {
             .iter()
             .map(|c| (c.name.clone(), c.unique_attributes.clone()))
             .collect();
+        let mut write_only: HashMap<ConnectorName, Vec<AttrName>> = HashMap::new();
+        for r in &config.rules.outbound {
+            for f in r.flows.iter().filter(|f| f.apply_once) {
+                write_only
+                    .entry(r.connector.clone())
+                    .or_default()
+                    .push(f.target.clone());
+            }
+        }
         let mut runner = Runner {
             config,
             store,
@@ -152,6 +165,7 @@ impl Runner {
             shutdown,
             partitions,
             unique,
+            write_only,
             live: None,
         };
         runner.apply_staging_override();
@@ -178,13 +192,12 @@ impl Runner {
     pub fn import_only(&mut self, full: bool) -> Result<Vec<ChangeCounts>, RunError> {
         let mut out = Vec::with_capacity(self.connectors.len());
         for c in self.connectors.iter_mut() {
-            out.push(import::run(
-                &self.store,
-                c.as_mut(),
-                full,
-                &self.shutdown,
-                None,
-            )?);
+            let confirm = import::Confirm {
+                now_ms: self.clock.now_ms(),
+                write_only: write_only_of(&self.write_only, c.name()),
+            };
+            let stats = import::run(&self.store, c.as_mut(), full, &self.shutdown, None, confirm)?;
+            out.push(stats.counts);
         }
         Ok(out)
     }
@@ -366,7 +379,20 @@ impl Runner {
             let c = self.connectors[i].as_mut();
             tracing::info!(connector = %c.name(), full = opts.full, "import");
             let t = Instant::now();
-            let counts = import::run(&self.store, c, opts.full, &self.shutdown, progress.as_ref())?;
+            let confirm = import::Confirm {
+                now_ms: self.clock.now_ms(),
+                write_only: write_only_of(&self.write_only, c.name()),
+            };
+            let stats = import::run(
+                &self.store,
+                c,
+                opts.full,
+                &self.shutdown,
+                progress.as_ref(),
+                confirm,
+            )?;
+            let counts = stats.counts;
+            record_not_kept(record, c.name(), stats.not_kept);
             record
                 .phases
                 .push(phase("import", Some(c.name()), counts.total(), t));
@@ -427,7 +453,13 @@ impl Runner {
             self.live_phase("confirm", Some(self.connectors[i].name()));
             let c = self.connectors[i].as_mut();
             let t = Instant::now();
-            let counts = import::run(&self.store, c, false, &self.shutdown, None)?;
+            let confirm = import::Confirm {
+                now_ms: self.clock.now_ms(),
+                write_only: write_only_of(&self.write_only, c.name()),
+            };
+            let stats = import::run(&self.store, c, false, &self.shutdown, None, confirm)?;
+            let counts = stats.counts;
+            record_not_kept(record, c.name(), stats.not_kept);
             record
                 .phases
                 .push(phase("confirm", Some(c.name()), counts.total(), t));
@@ -512,6 +544,32 @@ impl Runner {
             }
         }
         Ok(stats)
+    }
+}
+
+fn write_only_of<'a>(
+    all: &'a HashMap<ConnectorName, Vec<AttrName>>,
+    conn: &ConnectorName,
+) -> &'a [AttrName] {
+    all.get(conn).map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Adds `n` no-op exports of `conn` to the cycle's record.
+fn record_not_kept(record: &mut RunRecord, conn: &ConnectorName, n: u64) {
+    if n == 0 {
+        return;
+    }
+    let entry = record.phases.iter_mut().find(|p| {
+        p.phase == RunRecord::NO_OP_PHASE && p.connector.as_deref() == Some(conn.as_str())
+    });
+    match entry {
+        Some(p) => p.objects += n,
+        None => record.phases.push(crate::store::PhaseTime {
+            phase: RunRecord::NO_OP_PHASE.to_string(),
+            connector: Some(conn.to_string()),
+            objects: n,
+            ms: 0,
+        }),
     }
 }
 

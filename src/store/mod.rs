@@ -8,6 +8,7 @@
 pub mod admin;
 mod backup;
 mod gates;
+mod not_kept;
 mod open;
 mod queues;
 pub mod records;
@@ -276,6 +277,7 @@ impl Store {
         tx.open_table(WATERMARK).ctx(path)?;
         tx.open_table(BLOCKED_DELETES).ctx(path)?;
         tx.open_table(UNIQUE).ctx(path)?;
+        tx.open_table(NOT_KEPT).ctx(path)?;
         tx.open_multimap_table(UNIQUE_WAIT).ctx(path)?;
         tx.open_table(APPROVED_DELETES).ctx(path)?;
         tx.open_table(RUNS).ctx(path)?;
@@ -507,6 +509,24 @@ impl ReadTx {
     pub fn blocked_deletes(&self, connector: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
         let t = self.tx.open_table(BLOCKED_DELETES).ctx(&self.path)?;
         ids_of(&t, connector, &self.path)
+    }
+
+    /// Whether a connector's space holds at least `n` objects from the directory (counted
+    /// no further than that).
+    pub fn holds_at_least(&self, connector: &ConnectorName, n: u64) -> Result<bool, StoreError> {
+        let t = self.tx.open_table(CS_ANCHOR).ctx(&self.path)?;
+        let mut seen = 0u64;
+        for row in t.range((connector.as_str(), &[][..])..).ctx(&self.path)? {
+            if seen >= n {
+                break;
+            }
+            let (k, _) = row.ctx(&self.path)?;
+            if k.value().0 != connector.as_str() {
+                break;
+            }
+            seen += 1;
+        }
+        Ok(seen >= n)
     }
 
     /// Number of pending exports of a connector.

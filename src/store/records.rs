@@ -124,6 +124,23 @@ pub struct RunRecord {
     pub staging: bool,
 }
 
+impl RunRecord {
+    /// The phase under which a cycle counts, per connector, the exported changes its
+    /// imports found were no-ops (the directory did not keep them); a phase entry rather
+    /// than a new field, so that run records keep their format.
+    pub const NO_OP_PHASE: &'static str = "no-op exports";
+
+    /// How many of `connector`'s exported changes the imports of this cycle found were
+    /// no-ops (0 when every export took).
+    pub fn no_op_exports(&self, connector: &str) -> u64 {
+        self.phases
+            .iter()
+            .filter(|p| p.phase == Self::NO_OP_PHASE && p.connector.as_deref() == Some(connector))
+            .map(|p| p.objects)
+            .sum()
+    }
+}
+
 /// One phase of a cycle, timed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseTime {

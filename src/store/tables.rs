@@ -46,6 +46,8 @@ pub const UNIQUE: TableDefinition<(&str, &str, &str), u64> = TableDefinition::ne
 /// (connector, attribute, normalised value) → MV objects quarantined waiting for it.
 pub const UNIQUE_WAIT: MultimapTableDefinition<(&str, &str, &str), u64> =
     MultimapTableDefinition::new("unique_waiters");
+/// CS id → the values of its last export that the directory did not keep (Attributes).
+pub const NOT_KEPT: TableDefinition<u64, &[u8]> = TableDefinition::new("export_not_kept");
 /// connector → watermark bytes.
 pub const WATERMARK: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");
 /// run id → RunRecord.

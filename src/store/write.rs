@@ -229,6 +229,7 @@ impl WriteTx {
             self.release_unique(conn, attr, value, id)?;
         }
         self.unlink(id)?;
+        self.clear_not_kept(id)?;
         if let Some(a) = &old.anchor {
             with_table!(self, cs_anchor, |t, path| t
                 .remove((conn, a.as_slice()))

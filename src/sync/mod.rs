@@ -8,6 +8,7 @@
 //! object and the run goes on; only store errors stop a batch. No IO, no clock: the caller
 //! passes the time.
 
+mod diff;
 mod flows;
 mod inbound;
 mod outbound;
@@ -19,7 +20,7 @@ use crate::model::{AttrName, ConnectorName, CsId, Dn};
 use crate::rules::RuleSet;
 use crate::store::{ErrorRecord, StoreError, WriteTx};
 
-pub use outbound::apply_changes;
+pub use diff::apply_changes;
 pub use preview::{Decision, Preview, PreviewExport, RuleVerdict, preview};
 
 /// What the engine needs besides the store.

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::diff::{diff, hold_back_not_kept};
 use super::flows;
 use super::{SyncContext, SyncStats, record_error};
 use crate::model::{
@@ -397,7 +398,7 @@ fn apply_desired(
             rule: rule.name.clone(),
         })
     } else {
-        let changes = diff(&rec.attrs, &desired);
+        let changes = hold_back_not_kept(tx, cs, diff(&rec.attrs, &desired), &desired)?;
         let new_dn = desired_dn.filter(|d| d != &rec.dn);
         if changes.is_empty() && new_dn.is_none() {
             None
@@ -459,7 +460,11 @@ fn deprovision(
         }
         Deprovision::Disable { attr, value } => {
             let want = ValueSet::one(value);
-            rec.export = if rec.attrs.get(attr.key()) == Some(&want) {
+            rec.export = if rec
+                .attrs
+                .get(attr.key())
+                .is_some_and(|have| have.same_as(&want))
+            {
                 None
             } else {
                 Some(PendingExportRecord {
@@ -482,124 +487,4 @@ fn deprovision(
         }
     }
     Ok(())
-}
-
-/// The changes that turn `holo` into `desired` for the flowed attributes: single values as
-/// Replace, multi-valued sets as value-level Add/Remove (a large group never rewritten whole).
-fn diff(holo: &Attributes, desired: &[(AttrName, ValueSet)]) -> Vec<AttrChange> {
-    let empty = ValueSet::new();
-    let mut out = Vec::new();
-    let mut seen: Vec<&AttrName> = Vec::new();
-    for (attr, want) in desired {
-        if seen.contains(&attr) {
-            continue;
-        }
-        seen.push(attr);
-        let have = holo.get(attr.key()).unwrap_or(&empty);
-        let reconciled;
-        let want = if want.iter().all(|w| have.contains(w)) {
-            want
-        } else {
-            // A directory hands back text: 512 flowed as a number is the "512" it returns.
-            reconciled = want
-                .iter()
-                .map(
-                    |w| match have.iter().find(|h| *h != w && h.to_text() == w.to_text()) {
-                        Some(h) => h.clone(),
-                        None => w.clone(),
-                    },
-                )
-                .collect::<ValueSet>();
-            &reconciled
-        };
-        if have == want {
-            continue;
-        }
-        if have.len() <= 1 && want.len() <= 1 {
-            out.push(AttrChange {
-                attr: attr.clone(),
-                op: ChangeOp::Replace(want.clone()),
-            });
-            continue;
-        }
-        let adds: ValueSet = want.minus(have).cloned().collect();
-        let removes: ValueSet = have.minus(want).cloned().collect();
-        if !removes.is_empty() {
-            out.push(AttrChange {
-                attr: attr.clone(),
-                op: ChangeOp::Remove(removes),
-            });
-        }
-        if !adds.is_empty() {
-            out.push(AttrChange {
-                attr: attr.clone(),
-                op: ChangeOp::Add(adds),
-            });
-        }
-    }
-    out
-}
-
-/// Applies attribute changes to a hologram (after the directory took an export).
-pub fn apply_changes(attrs: &mut Attributes, changes: &[AttrChange]) {
-    for c in changes {
-        match &c.op {
-            ChangeOp::Replace(v) => attrs.set(c.attr.clone(), v.clone()),
-            ChangeOp::Add(v) => {
-                for x in v {
-                    attrs.add(&c.attr, x.clone());
-                }
-            }
-            ChangeOp::Remove(v) => {
-                let mut cur = attrs.get(c.attr.key()).cloned().unwrap_or_default();
-                for x in v {
-                    cur.remove(x);
-                }
-                attrs.set(c.attr.clone(), cur);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Value;
-
-    fn set(vals: &[&str]) -> ValueSet {
-        vals.iter().map(|v| Value::str(*v)).collect()
-    }
-
-    #[test]
-    fn diff_uses_value_deltas_for_multi_valued_attributes() {
-        let mut holo = Attributes::new();
-        holo.set(AttrName::new("member"), set(&["a", "b", "c"]));
-        holo.set(AttrName::new("title"), set(&["x"]));
-        let desired = vec![
-            (AttrName::new("member"), set(&["a", "c", "d"])),
-            (AttrName::new("title"), set(&["y"])),
-        ];
-        let changes = diff(&holo, &desired);
-        assert_eq!(
-            changes,
-            vec![
-                AttrChange {
-                    attr: AttrName::new("member"),
-                    op: ChangeOp::Remove(set(&["b"]))
-                },
-                AttrChange {
-                    attr: AttrName::new("member"),
-                    op: ChangeOp::Add(set(&["d"]))
-                },
-                AttrChange {
-                    attr: AttrName::new("title"),
-                    op: ChangeOp::Replace(set(&["y"]))
-                },
-            ]
-        );
-        apply_changes(&mut holo, &changes);
-        assert_eq!(holo.get("member"), Some(&set(&["a", "c", "d"])));
-        assert_eq!(holo.get("title"), Some(&set(&["y"])));
-        assert!(diff(&holo, &desired).is_empty());
-    }
 }

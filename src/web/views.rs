@@ -359,6 +359,9 @@ pub struct ConnectorView {
     pub last_delta_sync: Option<ProfileRun>,
     /// Last export.
     pub last_export: Option<ProfileRun>,
+    /// Of the last cycle that exported here, the exported changes the confirming import
+    /// found were no-ops (churn: 0 when every export took).
+    pub no_op_exports: Option<u64>,
 }
 
 /// Per-connector numbers that need a scan of every object: computed once per cycle.
@@ -457,6 +460,14 @@ pub fn connectors(
             last_full_sync: find("sync", Some("full"), None),
             last_delta_sync: find("sync", Some("delta"), None),
             last_export: find("export", None, Some(&c.name)),
+            no_op_exports: runs
+                .iter()
+                .find(|(_, r)| {
+                    r.phases.iter().any(|p| {
+                        p.phase == "export" && p.connector.as_deref() == Some(name.as_str())
+                    })
+                })
+                .map(|(_, r)| r.no_op_exports(&name)),
             name,
         });
     }

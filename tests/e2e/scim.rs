@@ -380,7 +380,7 @@ fn actual(server: &ScimServer) -> Content {
     (u, g)
 }
 
-fn assert_matches(server: &ScimServer, people: &[Person], groups: &[Group], what: &str) {
+pub fn assert_matches(server: &ScimServer, people: &[Person], groups: &[Group], what: &str) {
     let (want_u, want_g) = expected(people, groups);
     let (got_u, got_g) = actual(server);
     for (k, v) in &want_u {
@@ -391,7 +391,7 @@ fn assert_matches(server: &ScimServer, people: &[Person], groups: &[Group], what
 }
 
 /// Write requests (POST/PUT/PATCH/DELETE) in the server's log since `from`.
-fn writes(server: &ScimServer, from: usize) -> Vec<(String, String, u16)> {
+pub fn writes(server: &ScimServer, from: usize) -> Vec<(String, String, u16)> {
     server.requests()[from..]
         .iter()
         .filter(|(m, _, _)| m != "GET")
@@ -399,7 +399,7 @@ fn writes(server: &ScimServer, from: usize) -> Vec<(String, String, u16)> {
         .collect()
 }
 
-fn people(n: usize) -> Vec<Person> {
+pub fn people(n: usize) -> Vec<Person> {
     (0..n).map(Person::new).collect()
 }
 
@@ -569,6 +569,34 @@ fn scim_one_member_of_a_five_thousand_member_group_is_one_small_patch() {
     );
     let everyone = &server.all("/Groups")[0];
     assert_eq!(everyone["members"].as_array().map(Vec::len), Some(5001));
+
+    // 250 members leave: removals go 100 to an operation, like additions.
+    grp[0].people.retain(|n| *n >= 250);
+    std::fs::write(dir.join("hr.ldif"), source_ldif(&ppl, &grp)).must("writing hr.ldif");
+    proxy.clear();
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    let sent: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method != "GET")
+        .collect();
+    let removed: Vec<usize> = sent
+        .iter()
+        .map(|s| {
+            let body: Json = serde_json::from_str(&s.body).unwrap_or(Json::Null);
+            let ops = body["Operations"].as_array().cloned().unwrap_or_default();
+            assert_eq!(ops.len(), 1, "{}", s.body);
+            ops[0]["path"]
+                .as_str()
+                .unwrap_or("")
+                .matches("value eq")
+                .count()
+        })
+        .collect();
+    assert_eq!(removed, vec![100, 100, 50], "{sent:?}");
+    let everyone = &server.all("/Groups")[0];
+    assert_eq!(everyone["members"].as_array().map(Vec::len), Some(4751));
 }
 
 #[test]

@@ -189,6 +189,7 @@ fn scim_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
         ("bearer_token_file", at(&c.bearer_token_file)),
         ("bearer_token_env", at(&c.bearer_token_env)),
         ("extension_urn", at(&c.extension_urn)),
+        ("full_import_every", at(&c.full_import_every)),
         ("in_flight", at_n(&c.in_flight)),
         ("max_retries", at_n(&c.max_retries)),
         ("member_chunk", at_n(&c.member_chunk)),

@@ -73,6 +73,7 @@ pub(super) struct RawConnector {
     pub(super) member_chunk: Option<Spanned<i64>>,
     pub(super) bulk_size: Option<Spanned<i64>>,
     pub(super) extension_urn: Option<Spanned<String>>,
+    pub(super) full_import_every: Option<Spanned<String>>,
     pub(super) watch: Option<Spanned<bool>>,
     pub(super) watch_window: Option<Spanned<String>>,
 }

@@ -136,6 +136,23 @@ pub(super) fn check_scim(
         "a number of operations",
     );
     let timeout = super::ldap::timeout_setting(ctx, c, p, Duration::from_secs(30));
+    let full_import_every = match &c.full_import_every {
+        None => Some(None),
+        Some(v) => match super::parse_interval(v.get_ref()) {
+            Some(d) if d >= Duration::from_secs(1) => Some(Some(d)),
+            _ => {
+                ctx.report(
+                    v.span().start,
+                    &key("full_import_every"),
+                    format!(
+                        "expected a duration like \"1h\" or \"30m\", found {:?}",
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    };
     let extension_urn = match &c.extension_urn {
         None => Some(None),
         Some(v) => {
@@ -168,5 +185,6 @@ pub(super) fn check_scim(
         member_chunk: usize::try_from(member_chunk?).ok()?,
         bulk_size: usize::try_from(bulk_size?).ok()?,
         extension_urn: extension_urn?,
+        full_import_every: full_import_every?,
     })
 }

@@ -426,3 +426,7 @@ impl Connector for LdifConnector {
             .map_err(|m| self.err(ConnectorErrorKind::Unreachable, m))
     }
 }
+
+#[cfg(test)]
+#[path = "slapd_roundtrip_tests.rs"]
+mod slapd_roundtrip_tests;

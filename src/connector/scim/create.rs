@@ -6,8 +6,9 @@
 use hyper::Method;
 use serde_json::Value as Json;
 
-use super::export::{applied, find, refused, resolve, send_late, unservable, update};
+use super::export::{applied, find, refused, resolve, unservable, update};
 use super::http::{HttpError, Reply, Retry};
+use super::late::send_late;
 use super::resource::{self, DnKey, Late, create_body, dn_key, referenced_dns};
 use super::schema::Kind;
 use super::{Client, Lookup};

@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use super::create::{Create, Prepared, add, prepare_add};
 use super::http::{HttpError, Retry};
+use super::late::{Waiting, only_resolved, send_waiting};
 use super::path::json_string;
 use super::resource::{
     DnKey, Ids, Late, Op, add_missing_entries, dn_key, patch_message, patch_requests,
@@ -19,12 +20,60 @@ use super::schema::Kind;
 use super::{Client, Lookup};
 use crate::model::{
     Anchor, AttrChange, AttrName, Attributes, ChangeOp, Dn, ExportItem, ExportKind, ExportOutcome,
-    RefTarget, Value, ValueSet,
+    Value, ValueSet,
 };
 
-/// Applies a batch; one outcome per item, in order.
+/// Applies a batch; one outcome per item, in order. The items come in the runner's order
+/// (deletes, updates, adds, updates that reference the adds); each of those runs is done
+/// before the next starts, so a userName a delete frees is free when the create that
+/// takes it is sent, even with several requests in flight.
 pub async fn export_all(client: &Client, items: &[ExportItem]) -> Vec<ExportOutcome> {
     let down = AtomicBool::new(false);
+    let mut results: Vec<(ExportOutcome, Vec<Late>)> = Vec::with_capacity(items.len());
+    let mut start = 0;
+    while start < items.len() {
+        let kind = items[start].kind;
+        let len = items[start..].iter().take_while(|i| i.kind == kind).count();
+        let run = &items[start..start + len];
+        results.extend(one_run(client, run, &down).await);
+        start += len;
+    }
+    let mut outcomes = Vec::with_capacity(results.len());
+    let mut late = Vec::new();
+    for (i, (outcome, refs)) in results.into_iter().enumerate() {
+        if let ExportOutcome::Applied { anchor, .. } = &outcome {
+            let id = anchor_id(anchor.as_ref().or(items[i].anchor.as_ref()));
+            if let (Some(id), false) = (id, refs.is_empty()) {
+                if let Some(kind) = Kind::of_class(&items[i].object_class) {
+                    late.push(Waiting {
+                        dn: items[i].dn.clone(),
+                        kind,
+                        id,
+                        refs,
+                    });
+                }
+            }
+        }
+        outcomes.push(outcome);
+    }
+    // References to objects created in this batch, and those still waiting from earlier
+    // batches of the same export (a manager in the next batch of 2,000).
+    if let Some(mut earlier) = client.late.lock().ok().map(|mut l| std::mem::take(&mut *l)) {
+        late.append(&mut earlier);
+    }
+    let waiting = send_waiting(client, late, &down).await;
+    if let Ok(mut l) = client.late.lock() {
+        l.extend(waiting);
+    }
+    outcomes
+}
+
+/// One run of items of one kind: several requests in flight, creates in bulk.
+async fn one_run(
+    client: &Client,
+    items: &[ExportItem],
+    down: &AtomicBool,
+) -> Vec<(ExportOutcome, Vec<Late>)> {
     let bulk = client.cfg.bulk_size > 0 && client.service.bulk.is_some();
     let steps: Vec<Step> = stream::iter(items)
         .map(|item| async {
@@ -76,46 +125,7 @@ pub async fn export_all(client: &Client, items: &[ExportItem]) -> Vec<ExportOutc
             results[i] = result;
         }
     }
-    let mut outcomes = Vec::with_capacity(results.len());
-    let mut late = Vec::new();
-    for (i, (outcome, refs)) in results.into_iter().enumerate() {
-        if let ExportOutcome::Applied { anchor, .. } = &outcome {
-            let id = anchor_id(anchor.as_ref().or(items[i].anchor.as_ref()));
-            if let (Some(id), false) = (id, refs.is_empty()) {
-                late.push((i, id, refs));
-            }
-        }
-        outcomes.push(outcome);
-    }
-    // References to objects that were being created in this same batch.
-    for (i, id, refs) in late {
-        if down.load(Ordering::Relaxed) {
-            break;
-        }
-        let Some(kind) = Kind::of_class(&items[i].object_class) else {
-            continue;
-        };
-        match send_late(client, kind, &id, refs).await {
-            Ok(waiting) if waiting.is_empty() => {}
-            // The confirming import shows them missing and the next sync sends them.
-            Ok(waiting) => tracing::info!(
-                "{}: {} references wait for objects not in the service yet",
-                items[i].dn,
-                waiting.len()
-            ),
-            Err(e) => {
-                let reason = e.to_string();
-                if matches!(failure(e), ExportOutcome::NotTried { .. }) {
-                    down.store(true, Ordering::Relaxed);
-                }
-                tracing::warn!(
-                    "{}: setting references after the create: {reason}",
-                    items[i].dn
-                );
-            }
-        }
-    }
-    outcomes
+    results
 }
 
 /// An item after the first pass: settled, or a create waiting for its bulk request.
@@ -181,7 +191,11 @@ async fn one(client: &Client, item: &ExportItem) -> Result<(ExportOutcome, Vec<L
             let Some(id) = anchor_id(item.anchor.as_ref()) else {
                 return Ok((applied(None), Vec::new()));
             };
-            delete(client, kind, &id).await.map(|o| (o, Vec::new()))
+            let outcome = delete(client, kind, &id).await?;
+            // Groups that listed it still do: their removal of it must find its id
+            // even when no import indexed it.
+            client.remember_gone(&item.dn, &id);
+            Ok((outcome, Vec::new()))
         }
     }
 }
@@ -301,109 +315,24 @@ fn url_encode(s: &str) -> String {
     out
 }
 
-/// Sends the references left out of a create that resolve now (members as adds in chunks,
-/// single references as replaces); returns those still waiting.
-pub(super) async fn send_late(
-    client: &Client,
-    kind: Kind,
-    id: &str,
-    late: Vec<Late>,
-) -> Result<Vec<Late>, HttpError> {
-    if late.is_empty() {
-        return Ok(late);
-    }
-    let dns: Vec<Dn> = late.iter().map(|(_, dn)| dn.clone()).collect();
-    let ids = resolve(client, &dns).await?;
-    let (ready, waiting): (Vec<Late>, Vec<Late>) = late
-        .into_iter()
-        .partition(|(_, dn)| ids.contains_key(dn.norm()));
-    let mut changes: Vec<AttrChange> = Vec::new();
-    for (attr, dn) in ready {
-        let v = Value::Reference(RefTarget::Dn(dn));
-        if attr.is("members") {
-            match changes.iter_mut().find(|c| c.attr == attr) {
-                Some(AttrChange {
-                    op: ChangeOp::Add(set),
-                    ..
-                }) => {
-                    set.insert(v);
-                }
-                _ => changes.push(AttrChange {
-                    attr,
-                    op: ChangeOp::Add(ValueSet::one(v)),
-                }),
-            }
-        } else {
-            changes.push(AttrChange {
-                attr,
-                op: ChangeOp::Replace(ValueSet::one(v)),
-            });
-        }
-    }
-    let requests = patch_requests(
-        kind,
-        &changes,
-        &client.service,
-        &ids,
-        client.cfg.member_chunk,
-    )
-    .map_err(unservable)?;
-    for ops in requests {
-        patch(client, kind, id, &ops).await?;
-    }
-    Ok(waiting)
-}
-
-/// Splits off reference values that point at objects the service does not hold (yet):
-/// they are sent once those exist, or a later cycle sends them.
-fn only_resolved(changes: &[AttrChange], ids: &Ids) -> (Vec<AttrChange>, Vec<Late>) {
-    let mut late = Vec::new();
-    let mapped: Vec<AttrChange> = changes
-        .iter()
-        .map(|c| {
-            let mut keep = |v: &ValueSet, adding: bool| -> ValueSet {
-                v.iter()
-                    .filter(|x| match x.as_dn_ref() {
-                        Some(dn) if !ids.contains_key(dn.norm()) => {
-                            if adding {
-                                late.push((c.attr.clone(), dn.clone()));
-                            }
-                            false
-                        }
-                        _ => true,
-                    })
-                    .cloned()
-                    .collect()
-            };
-            let op = match &c.op {
-                ChangeOp::Add(v) => ChangeOp::Add(keep(v, true)),
-                ChangeOp::Remove(v) => ChangeOp::Remove(keep(v, false)),
-                ChangeOp::Replace(v) => ChangeOp::Replace(keep(v, true)),
-            };
-            AttrChange {
-                attr: c.attr.clone(),
-                op,
-            }
-        })
-        .collect();
-    let kept = mapped
-        .into_iter()
-        .filter(|c| match &c.op {
-            ChangeOp::Add(v) | ChangeOp::Remove(v) => !v.is_empty(),
-            // A reference replaced by one not there yet is set when it is, not cleared now.
-            ChangeOp::Replace(v) => !v.is_empty() || !late.iter().any(|(a, _)| *a == c.attr),
-        })
-        .collect();
-    (kept, late)
-}
-
 pub(super) async fn update(
     client: &Client,
     kind: Kind,
     id: &str,
     changes: &[AttrChange],
 ) -> Result<(ExportOutcome, Vec<Late>), HttpError> {
-    let ids = resolve(client, &referenced_dns(changes)).await?;
+    let mut ids = resolve(client, &referenced_dns(changes)).await?;
+    for c in changes {
+        if let ChangeOp::Remove(v) = &c.op {
+            for dn in v.iter().filter_map(Value::as_dn_ref) {
+                if !ids.contains_key(dn.norm()) {
+                    if let Some(id) = client.gone_id(dn) {
+                        ids.insert(dn.norm().to_string(), id);
+                    }
+                }
+            }
+        }
+    }
     let (changes, late) = only_resolved(changes, &ids);
     if changes.is_empty() {
         return Ok((applied(None), late));
@@ -450,7 +379,12 @@ async fn get(client: &Client, kind: Kind, id: &str) -> Result<Json, HttpError> {
 
 /// One PATCH, with If-Match; a stale ETag is refreshed once, and typed replaces whose
 /// entry does not exist yet are turned into adds.
-async fn patch(client: &Client, kind: Kind, id: &str, ops: &[Op]) -> Result<(), HttpError> {
+pub(super) async fn patch(
+    client: &Client,
+    kind: Kind,
+    id: &str,
+    ops: &[Op],
+) -> Result<(), HttpError> {
     let path = resource_path(client, kind, id)?;
     let mut ops = ops.to_vec();
     let mut refreshed = false;

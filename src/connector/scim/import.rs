@@ -1,6 +1,7 @@
 //! Import: every User and Group, page by page (startIndex/count, RFC 7644 §3.4.2.4).
 //! A first light pass learns each resource's id and externalId, so that member and manager
-//! references become the DNs the connector space knows their targets by.
+//! references become the DNs the connector space knows their targets by. A confirming
+//! import reads back only the resources the export wrote.
 
 use std::collections::HashMap;
 
@@ -160,4 +161,92 @@ pub async fn import_all(client: &Client, sink: &mut dyn ImportSink) -> Result<()
     }
     client.with_index(|i| i.complete = true);
     Ok(())
+}
+
+/// Reads back the resources an export wrote (one GET each) and delivers them; one gone
+/// meanwhile is delivered as deleted. References name the DNs the connector space or the
+/// client's index knows their targets by.
+pub async fn read_back(
+    client: &Client,
+    written: &HashMap<String, Kind>,
+    sink: &mut dyn ImportSink,
+) -> Result<(), ImportError> {
+    let mut ids: Vec<(&String, &Kind)> = written.iter().collect();
+    ids.sort_by(|a, b| a.0.cmp(b.0));
+    let indexed = client.dns_by_id();
+    for (id, kind) in ids {
+        let endpoint = client
+            .endpoint(*kind)
+            .map_err(|m| ImportError::Sink(m.to_string()))?;
+        let path = format!("{endpoint}/{id}");
+        let reply = match client
+            .http
+            .call(Method::GET, &path, None, None, Retry::Idempotent)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.status() == Some(404) => {
+                sink.push(ImportChange::Delete(Anchor::new(id.as_bytes().to_vec())))
+                    .map_err(ImportError::Sink)?;
+                continue;
+            }
+            Err(e) => return Err(ImportError::Http(e)),
+        };
+        let r: Json = serde_json::from_slice(&reply.body).map_err(|e| {
+            ImportError::Http(HttpError::Status {
+                status: reply.status,
+                scim_type: None,
+                detail: format!("GET {path}: not JSON: {e}"),
+            })
+        })?;
+        client.set_etag(id, reply.etag.as_deref());
+        let mut known: HashMap<String, Dn> = HashMap::new();
+        for other in referenced_ids(&r) {
+            let dn = match indexed.get(&other).and_then(|d| Dn::parse(d).ok()) {
+                Some(dn) => Some(dn),
+                None => sink
+                    .dn_of(&Anchor::new(other.as_bytes().to_vec()))
+                    .map_err(ImportError::Sink)?,
+            };
+            if let Some(dn) = dn {
+                known.insert(other, dn);
+            }
+        }
+        let dn_of = |other: &str| {
+            known
+                .get(other)
+                .cloned()
+                .unwrap_or_else(|| dn_for(Kind::User, None, other))
+        };
+        let obj = ImportedObject {
+            anchor: Anchor::new(id.as_bytes().to_vec()),
+            dn: dn_for(*kind, external_id(&r), id),
+            object_class: kind.class().to_string(),
+            attrs: flatten(&r, &dn_of),
+        };
+        sink.push(ImportChange::Upsert(obj))
+            .map_err(ImportError::Sink)?;
+    }
+    Ok(())
+}
+
+/// The ids a resource references: its members and its manager.
+fn referenced_ids(r: &Json) -> Vec<String> {
+    let mut out: Vec<String> = r
+        .get("members")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("value").and_then(Json::as_str))
+        .map(str::to_string)
+        .collect();
+    if let Some(m) = r
+        .get(super::path::ENTERPRISE)
+        .and_then(|e| e.get("manager"))
+        .and_then(|m| m.get("value"))
+        .and_then(Json::as_str)
+    {
+        out.push(m.to_string());
+    }
+    out
 }

@@ -8,6 +8,7 @@ mod create;
 mod export;
 mod http;
 mod import;
+mod late;
 pub mod path;
 mod put;
 mod resource;
@@ -23,7 +24,7 @@ use self::http::{Http, HttpError, Retry};
 use self::schema::{Kind, Service};
 use super::{Connector, ConnectorError, ConnectorErrorKind, ImportEnd, ImportSink, SpaceView};
 use crate::config::ScimConfig;
-use crate::model::{ConnectorName, Dn, ExportItem, ExportOutcome, Watermark};
+use crate::model::{ConnectorName, Dn, ExportItem, ExportKind, ExportOutcome, Watermark};
 
 /// A SCIM service connector.
 pub struct ScimConnector {
@@ -31,6 +32,11 @@ pub struct ScimConnector {
     cfg: ScimConfig,
     runtime: Option<tokio::runtime::Runtime>,
     client: Option<Client>,
+    /// Resources this connector created or changed since its last import: the confirming
+    /// import reads back these, not the whole service.
+    written: HashMap<String, Kind>,
+    /// An export ran since the last import: the next import is its confirming import.
+    confirm_due: bool,
 }
 
 /// What the connector keeps between calls: the HTTP client, what discovery found, and
@@ -43,6 +49,9 @@ struct Client {
     index: Mutex<Index>,
     /// The service's id → its latest ETag.
     etags: Mutex<HashMap<String, String>>,
+    /// References of written objects that wait for objects a later batch of the same
+    /// export creates.
+    late: Mutex<Vec<late::Waiting>>,
 }
 
 impl ScimConnector {
@@ -53,6 +62,8 @@ impl ScimConnector {
             cfg,
             runtime: None,
             client: None,
+            written: HashMap::new(),
+            confirm_due: false,
         }
     }
 
@@ -102,6 +113,7 @@ impl ScimConnector {
                 cfg: self.cfg.clone(),
                 index: Mutex::new(Index::default()),
                 etags: Mutex::new(HashMap::new()),
+                late: Mutex::new(Vec::new()),
             });
         }
         match (self.runtime.as_ref(), self.client.as_ref()) {
@@ -109,6 +121,22 @@ impl ScimConnector {
             _ => Err(self.error(ConnectorErrorKind::Unsupported, "no session")),
         }
     }
+}
+
+/// A confirming import reads back what was written while the service holds at least this
+/// many times as many resources; otherwise it lists the service.
+const READ_BACK_RATIO: usize = 10;
+
+/// How a watermark names the time of the last full listing.
+const LISTED: &str = "listed at ";
+
+/// The Unix ms of the last full listing a watermark names.
+fn listed_at(w: &Watermark) -> Option<i64> {
+    std::str::from_utf8(&w.0)
+        .ok()?
+        .strip_prefix(LISTED)?
+        .parse()
+        .ok()
 }
 
 /// Reads the three discovery endpoints. A service that lacks one is taken at RFC 7643's
@@ -162,9 +190,47 @@ impl Client {
 
     fn forget(&self, id: &str) {
         self.with_index(|i| {
-            i.by_dn.retain(|_, v| v != id);
+            let gone: Vec<String> = i
+                .by_dn
+                .iter()
+                .filter(|(_, v)| *v == id)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for dn in gone {
+                i.by_dn.remove(&dn);
+                i.gone.insert(dn, id.to_string());
+            }
             i.by_name.retain(|_, (v, _)| v != id);
         });
+    }
+
+    /// Notes the id a deleted resource had (see [`Client::gone_id`]).
+    fn remember_gone(&self, dn: &Dn, id: &str) {
+        self.with_index(|i| i.gone.insert(dn.norm().to_string(), id.to_string()));
+    }
+
+    /// How many resources the index knows of.
+    fn known(&self) -> usize {
+        self.with_index(|i| i.by_dn.len()).unwrap_or(0)
+    }
+
+    /// id → the (normalised) DN the index knows each resource by.
+    fn dns_by_id(&self) -> HashMap<String, String> {
+        self.with_index(|i| {
+            i.by_dn
+                .iter()
+                .map(|(dn, id)| (id.clone(), dn.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// The id a DN named before its resource was deleted in this session: a group that
+    /// listed it still does (the service keeps no referential integrity) and the removal
+    /// of that member must name it.
+    fn gone_id(&self, dn: &Dn) -> Option<String> {
+        self.with_index(|i| i.gone.get(dn.norm()).cloned())
+            .flatten()
     }
 
     /// The id of the resource a DN names, as far as the index knows.
@@ -216,6 +282,8 @@ struct Index {
     by_dn: HashMap<String, String>,
     /// (kind, lower-cased userName or displayName) → (id, externalId).
     by_name: HashMap<(Kind, String), (String, Option<String>)>,
+    /// Normalised DN → id of resources this client deleted.
+    gone: HashMap<String, String>,
 }
 
 /// An index lookup's answer.
@@ -249,17 +317,62 @@ impl Connector for ScimConnector {
 
     fn import(
         &mut self,
-        _watermark: Option<&Watermark>,
-        _full: bool,
+        watermark: Option<&Watermark>,
+        full: bool,
         sink: &mut dyn ImportSink,
     ) -> Result<ImportEnd, ConnectorError> {
+        let due = std::mem::take(&mut self.confirm_due);
+        // One GET per written resource beats listing the service while the writes are
+        // a small part of it (a listing moves every resource, twice); after a first
+        // provisioning, listing is cheaper.
+        let enough = (self.written.len() * READ_BACK_RATIO) as u64;
+        let small = self
+            .client
+            .as_ref()
+            .is_some_and(|c| c.known() as u64 >= enough)
+            || sink.holds_at_least(enough);
+        if !full && due && self.client.is_some() && small {
+            // The confirming import of this connector's own export: what was written is
+            // read back, one GET each, so its cost follows the change, not the service.
+            let written = std::mem::take(&mut self.written);
+            let (rt, client) = self.session()?;
+            return match rt.block_on(import::read_back(client, &written, sink)) {
+                Ok(()) => Ok(ImportEnd {
+                    watermark: watermark.cloned(),
+                    complete: false,
+                }),
+                Err(import::ImportError::Http(e)) => Err(self.http_error(&e)),
+                Err(import::ImportError::Sink(m)) => {
+                    Err(self.error(ConnectorErrorKind::BadData, m))
+                }
+            };
+        }
+        let now = sink.now_ms();
+        let every = self.cfg.full_import_every;
+        // A confirming import that did not read back lists, whenever the last listing was.
+        if let (false, false, Some(every), Some(now), Some(listed)) =
+            (full, due, every, now, watermark.and_then(listed_at))
+        {
+            if now.saturating_sub(listed) < i64::try_from(every.as_millis()).unwrap_or(i64::MAX) {
+                // SCIM has no delta: between scheduled listings a delta import reads
+                // nothing, and changes made in the service by others wait for the next one.
+                return Ok(ImportEnd {
+                    watermark: watermark.cloned(),
+                    complete: false,
+                });
+            }
+        }
+        self.written.clear();
         // The service may have changed its schema since the last run.
         self.client = None;
         let (rt, client) = self.session()?;
         let result = rt.block_on(import::import_all(client, sink));
         match result {
             Ok(()) => Ok(ImportEnd {
-                watermark: None,
+                // When listings are scheduled, the watermark is the time of this one.
+                watermark: every
+                    .and(now)
+                    .map(|ms| Watermark(format!("{LISTED}{ms}").into_bytes())),
                 complete: true,
             }),
             Err(import::ImportError::Http(e)) => Err(self.http_error(&e)),
@@ -277,6 +390,25 @@ impl Connector for ScimConnector {
             items.len(),
             client.http.requests() - before
         );
+        self.confirm_due = true;
+        for (item, outcome) in items.iter().zip(&outcomes) {
+            let ExportOutcome::Applied { anchor, .. } = outcome else {
+                continue;
+            };
+            let id = anchor
+                .as_ref()
+                .or(item.anchor.as_ref())
+                .and_then(|a| std::str::from_utf8(a.as_bytes()).ok());
+            match (Kind::of_class(&item.object_class), id) {
+                (Some(kind), Some(id)) if item.kind != ExportKind::Delete => {
+                    self.written.insert(id.to_string(), kind);
+                }
+                (_, Some(id)) => {
+                    self.written.remove(id);
+                }
+                _ => {}
+            }
+        }
         Ok(outcomes)
     }
 
@@ -284,6 +416,9 @@ impl Connector for ScimConnector {
         &mut self,
         _space: &dyn SpaceView,
     ) -> Result<Option<Watermark>, ConnectorError> {
+        if let (Some(rt), Some(client)) = (self.runtime.as_ref(), self.client.as_ref()) {
+            rt.block_on(late::finish(client));
+        }
         Ok(None)
     }
 }

@@ -119,8 +119,10 @@ fn flatten_value(out: &mut Attributes, name: &str, val: &Json, dn_of: &dyn Fn(&s
                 match item {
                     Json::Object(o) => {
                         let ty = o.get("type").and_then(Json::as_str);
+                        // `primary` and `display` are kept: a rule that flows them must
+                        // see them come back, or it would send them again every cycle.
                         for (sub, v) in o {
-                            if sub == "type" || sub == "primary" {
+                            if sub == "type" || sub == "$ref" {
                                 continue;
                             }
                             let Some(x) = scalar(v) else { continue };
@@ -438,7 +440,11 @@ pub fn patch_requests(
     chunk: usize,
 ) -> Result<Vec<Vec<Op>>, String> {
     let mut attrs = Vec::new();
-    let mut member_ops: Vec<Op> = Vec::new();
+    // Each entry is one request. An add carries a chunk of values; a remove names a chunk
+    // of values in one path filter joined with `or` (RFC 7644 §3.5.2.2: a remove takes no
+    // value). One operation, not one per value: services such as scim2-server check the
+    // whole resource once per operation, which for a large group is most of the cost.
+    let mut member_ops: Vec<Vec<Op>> = Vec::new();
     let op = |o: &str, p: String, v: Option<Json>| -> Op {
         let mut m = Map::new();
         m.insert("op".into(), Json::String(o.into()));
@@ -471,22 +477,28 @@ pub fn patch_requests(
                 ChangeOp::Add(v) => {
                     for ids in resolve(v)?.chunks(chunk.max(1)) {
                         let vals = ids.iter().map(|id| json!({ "value": id })).collect();
-                        member_ops.push(op("add", p.clone(), Some(Json::Array(vals))));
+                        member_ops.push(vec![op("add", p.clone(), Some(Json::Array(vals)))]);
                     }
                 }
                 ChangeOp::Remove(v) => {
-                    for id in resolve(v)? {
-                        let f = format!("members[value eq {}]", json_string(&id));
-                        member_ops.push(op("remove", f, None));
+                    for ids in resolve(v)?.chunks(chunk.max(1)) {
+                        let filter: Vec<String> = ids
+                            .iter()
+                            .map(|id| format!("value eq {}", json_string(id)))
+                            .collect();
+                        let f = format!("members[{}]", filter.join(" or "));
+                        member_ops.push(vec![op("remove", f, None)]);
                     }
                 }
-                ChangeOp::Replace(v) if v.is_empty() => member_ops.push(op("remove", p, None)),
+                ChangeOp::Replace(v) if v.is_empty() => {
+                    member_ops.push(vec![op("remove", p, None)])
+                }
                 ChangeOp::Replace(v) => {
                     let vals = resolve(v)?
                         .into_iter()
                         .map(|id| json!({ "value": id }))
                         .collect();
-                    member_ops.push(op("replace", p, Some(Json::Array(vals))));
+                    member_ops.push(vec![op("replace", p, Some(Json::Array(vals)))]);
                 }
             }
             continue;
@@ -533,7 +545,7 @@ pub fn patch_requests(
     if !attrs.is_empty() {
         requests.push(attrs);
     }
-    requests.extend(member_ops.into_iter().map(|o| vec![o]));
+    requests.extend(member_ops);
     Ok(requests)
 }
 
@@ -601,3 +613,7 @@ pub fn patch_message(ops: &[Op]) -> Json {
 #[cfg(test)]
 #[path = "resource_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "roundtrip_tests.rs"]
+mod roundtrip_tests;

@@ -83,12 +83,17 @@ fn import_flattens_complex_typed_extension_and_reference_values() {
             "id=u2,ou=Users"
         )))))
     );
+    // A rule that flows `primary` must see it come back.
+    assert_eq!(
+        attrs.get("emails[type eq \"work\"].primary"),
+        Some(&ValueSet::one(Value::Boolean(true)))
+    );
     for skipped in [
         "id",
         "meta.version",
         "groups",
         "schemas",
-        "emails[type eq \"work\"].primary",
+        "emails[type eq \"work\"].type",
     ] {
         assert!(attrs.get(skipped).is_none(), "{skipped} was imported");
     }
@@ -172,20 +177,40 @@ fn patches_carry_only_the_changes_and_chunk_members() {
             ChangeOp::Replace(ValueSet::one(Value::str("New"))),
         ),
         change("members", ChangeOp::Add(set(&refs[..230]))),
-        change("members", ChangeOp::Remove(set(&refs[230..232]))),
+        change("members", ChangeOp::Remove(set(&refs[230..250]))),
     ];
-    let reqs = patch_requests(Kind::Group, &changes, &service(), &ids, 100).unwrap();
-    // Attributes in one request; 230 adds in chunks of 100; 2 removes one per operation.
-    assert_eq!(reqs.len(), 1 + 3 + 2);
+    let reqs = patch_requests(Kind::Group, &changes, &service(), &ids, 8).unwrap();
+    // Attributes in one request; 230 adds in chunks of 8; 20 removes as three operations
+    // naming 8, 8 and 4 members.
+    assert_eq!(reqs.len(), 1 + 29 + 3);
     assert_eq!(
         reqs[0][0].json,
         json!({"op": "replace", "path": "displayName", "value": "New"})
     );
-    assert_eq!(reqs[1][0].json["value"].as_array().unwrap().len(), 100);
-    assert_eq!(reqs[3][0].json["value"].as_array().unwrap().len(), 30);
+    assert_eq!(reqs[1][0].json["value"].as_array().unwrap().len(), 8);
+    assert_eq!(reqs[29][0].json["value"].as_array().unwrap().len(), 6);
+    let removes: Vec<usize> = reqs[30..]
+        .iter()
+        .map(|r| {
+            assert_eq!(r.len(), 1);
+            r[0].json["path"]
+                .as_str()
+                .unwrap()
+                .matches("value eq")
+                .count()
+        })
+        .collect();
+    assert_eq!(removes, vec![8, 8, 4]);
     assert_eq!(
-        reqs[4][0].json,
-        json!({"op": "remove", "path": "members[value eq \"id230\"]"})
+        reqs[32][0].json,
+        json!({"op": "remove", "path": "members[value eq \"id246\" or value eq \"id247\" or \
+                value eq \"id248\" or value eq \"id249\"]"})
+    );
+    assert!(
+        reqs[30..]
+            .iter()
+            .flatten()
+            .all(|o| o.json["op"] == "remove")
     );
 
     let one = vec![change("members", ChangeOp::Add(set(&refs[..1])))];
