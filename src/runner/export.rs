@@ -70,7 +70,10 @@ fn to_object(id: crate::model::CsId, rec: &CsRecord) -> Option<CsObject> {
 /// need it. Deletes first, then updates (renames and changed values give theirs up), then
 /// adds (members before the groups that list them), and last the updates that reference
 /// an object this same export adds, so that the reference is written now, not a cycle later.
-fn rank(rec: &CsRecord, adds: &HashSet<String>) -> (u8, u8) {
+///
+/// The second part is (waits, type): how many updates of this export an update must
+/// follow because they give up what it takes ([`super::order`]), then the object type.
+fn rank(rec: &CsRecord, adds: &HashSet<String>, waits: u8) -> (u8, (u8, u8)) {
     let kind = match rec.export.as_ref() {
         Some(e) if e.kind == ExportKind::Delete => 0,
         Some(e) if e.kind == ExportKind::Add => 2,
@@ -81,7 +84,7 @@ fn rank(rec: &CsRecord, adds: &HashSet<String>) -> (u8, u8) {
         .object_type
         .and_then(|t| ObjectType::ALL.iter().position(|x| *x == t))
         .unwrap_or(0) as u8;
-    (kind, ty)
+    (kind, (waits, ty))
 }
 
 fn references_any(changes: &[AttrChange], dns: &HashSet<String>) -> bool {
@@ -105,12 +108,13 @@ pub fn run(
 ) -> Result<ExportStats, RunError> {
     let conn = connector.name().clone();
     let mut stats = ExportStats::default();
-    let mut ids: Vec<(u8, u8, crate::model::CsId)> = {
+    let mut ids: Vec<(u8, (u8, u8), crate::model::CsId)> = {
         let tx = store.write()?;
         let mut v = Vec::new();
         let mut deletes = Vec::new();
         let pending = tx.pending_exports(&conn)?;
         let mut adds = HashSet::new();
+        let mut claims = Vec::new();
         for id in &pending {
             if let Some(rec) = tx.cs(*id)? {
                 if rec
@@ -120,11 +124,16 @@ pub fn run(
                 {
                     adds.insert(rec.dn.norm().to_string());
                 }
+                if let Some(c) = super::order::claims(&rec) {
+                    claims.push((*id, c));
+                }
             }
         }
+        let waits = super::order::update_depths(&claims);
+        drop(claims);
         for id in pending {
             if let Some(rec) = tx.cs(id)? {
-                let (k, t) = rank(&rec, &adds);
+                let (k, t) = rank(&rec, &adds, waits.get(&id).copied().unwrap_or(0));
                 if rec
                     .export
                     .as_ref()

@@ -10,6 +10,7 @@ mod confirm;
 mod export;
 pub mod handle;
 mod import;
+mod order;
 pub mod scheduler;
 pub mod watch;
 
