@@ -381,15 +381,17 @@ mod tests {
     fn what_frees_a_value_goes_before_what_needs_it_and_references_after_their_targets() {
         let adds: HashSet<String> = [Dn::parse("cn=New,dc=t").unwrap().norm().to_string()].into();
         let person = ObjectType::ALL[0];
-        let delete = rank(&rec(ExportKind::Delete, Vec::new(), person), &adds);
+        let delete = rank(&rec(ExportKind::Delete, Vec::new(), person), &adds, 0);
         let update = rank(
             &rec(ExportKind::Update, member("cn=old,dc=t"), person),
             &adds,
+            0,
         );
-        let add = rank(&rec(ExportKind::Add, Vec::new(), person), &adds);
+        let add = rank(&rec(ExportKind::Add, Vec::new(), person), &adds, 0);
         let referrer = rank(
             &rec(ExportKind::Update, member("CN=new, DC=t"), person),
             &adds,
+            0,
         );
         let mut order = vec![referrer, add, update, delete];
         order.sort();
@@ -402,8 +404,18 @@ mod tests {
             )))),
         }];
         assert_eq!(
-            rank(&rec(ExportKind::Update, removal, person), &adds),
+            rank(&rec(ExportKind::Update, removal, person), &adds, 0),
             update
+        );
+        // An update that must wait for another update stays among the updates, after it.
+        let waiting = rank(
+            &rec(ExportKind::Update, member("cn=old,dc=t"), person),
+            &adds,
+            1,
+        );
+        assert!(
+            update < waiting && waiting < add,
+            "{update:?} {waiting:?} {add:?}"
         );
     }
 }
