@@ -178,17 +178,53 @@ fn apply(
                 seen.insert(id.0);
             }
         }
-        ImportChange::Delete(anchor) => {
-            if let Some(id) = tx.cs_by_anchor(conn, &anchor)? {
-                if let Some(mut rec) = tx.cs(id)? {
-                    if !rec.deleted {
-                        rec.deleted = true;
-                        tx.put_cs(id, &rec)?;
-                        tx.mark_inbound(conn.as_str(), id)?;
-                        counts.deletes += 1;
-                    }
-                }
+        ImportChange::Delete(anchor) => delete(tx, conn, &anchor, counts)?,
+        ImportChange::Tombstone(anchor) => {
+            delete(tx, conn, &anchor, counts)?;
+            unlink_all(tx, conn, &anchor)?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks the object with this anchor deleted; inbound sync finishes the delete.
+fn delete(
+    tx: &WriteTx,
+    conn: &ConnectorName,
+    anchor: &Anchor,
+    counts: &mut ChangeCounts,
+) -> Result<(), StoreError> {
+    if let Some(id) = tx.cs_by_anchor(conn, anchor)? {
+        if let Some(mut rec) = tx.cs(id)? {
+            if !rec.deleted {
+                rec.deleted = true;
+                tx.put_cs(id, &rec)?;
+                tx.mark_inbound(conn.as_str(), id)?;
+                counts.deletes += 1;
             }
+        }
+    }
+    Ok(())
+}
+
+/// A deleted object's links go from every hologram that holds them, as the directory drops
+/// them (Samba's DirSync reports the tombstone only, never the groups it was a member of).
+/// The referrers need not be in any delta: without this a group kept the dead link.
+fn unlink_all(tx: &WriteTx, conn: &ConnectorName, anchor: &Anchor) -> Result<(), StoreError> {
+    let link = Value::Reference(RefTarget::Anchored {
+        anchor: anchor.clone(),
+        dn: Dn::root(),
+    });
+    for r in tx.anchor_referrers(conn.as_str(), anchor)? {
+        let Some(mut rec) = tx.cs(r)? else { continue };
+        let mut touched = false;
+        for vs in rec.attrs.values_mut() {
+            touched |= vs.remove_ref(&link);
+        }
+        if touched {
+            rec.attrs.drop_empty();
+            tx.put_cs(r, &rec)?;
+            tx.mark_inbound(conn.as_str(), r)?;
         }
     }
     Ok(())
@@ -216,15 +252,18 @@ fn merge(
     for c in part.changes {
         match c.op {
             ChangeOp::Replace(v) => attrs.set(c.attr, v),
+            // Links match by anchor: a removal may name the object at its new DN.
             ChangeOp::Add(v) => {
+                let mut set = attrs.remove(c.attr.key()).unwrap_or_default();
                 for x in v.iter() {
-                    attrs.add(&c.attr, x.clone());
+                    set.insert_ref(x.clone());
                 }
+                attrs.set(c.attr, set);
             }
             ChangeOp::Remove(v) => {
                 if let Some(mut set) = attrs.remove(c.attr.key()) {
                     for x in v.iter() {
-                        set.remove(x);
+                        set.remove_ref(x);
                     }
                     attrs.set(c.attr, set);
                 }
@@ -276,10 +315,13 @@ fn upsert(
             unconfirmed: false,
             claims: Vec::new(),
         };
+        let dn = rec.dn.clone();
         tx.put_cs(id, &rec)?;
         tx.set_import_digest(id, &digest)?;
         tx.mark_inbound(conn.as_str(), id)?;
         counts.adds += 1;
+        // Links to it may predate it here (it was out of scope): they name its DN now.
+        repoint_links(tx, conn, &obj.anchor, &dn, id)?;
         return Ok(id);
     };
     let Some(mut rec) = tx.cs(id)? else {
@@ -304,7 +346,16 @@ fn upsert(
     }
     if moved {
         counts.renames += 1;
-        repoint(tx, conn, &old_dn, &obj.dn, id)?;
+        repoint_links(tx, conn, &obj.anchor, &obj.dn, id)?;
+        // Referrers that hold a DN as a string resolve differently now: the old DN names
+        // nothing (or another object), the new one names this object.
+        for dn in [&old_dn, &obj.dn] {
+            for r in tx.dn_referrers(conn.as_str(), dn.norm())? {
+                if r != id {
+                    tx.mark_inbound(conn.as_str(), r)?;
+                }
+            }
+        }
     } else if !adopted {
         counts.updates += 1;
     }
@@ -336,26 +387,33 @@ fn digest(obj: &ImportedObject) -> [u8; 16] {
     out
 }
 
-/// A moved object keeps its references: holograms that named the old DN now name the new
-/// one, as AD does for linked attributes (DirSync reports no change on the referrers).
-fn repoint(
+/// Links to a moved object name its new DN, as AD shows them (DirSync reports no change on
+/// the referrers). Only links held by anchor follow: a DN held as a string (LDAP without
+/// refint, files) is what the directory holds, and a full import would read it as it is.
+fn repoint_links(
     tx: &WriteTx,
     conn: &ConnectorName,
-    old: &Dn,
+    anchor: &Anchor,
     new: &Dn,
     moved: CsId,
 ) -> Result<(), StoreError> {
-    for r in tx.dn_referrers(conn.as_str(), old.norm())? {
+    let link = Value::Reference(RefTarget::Anchored {
+        anchor: anchor.clone(),
+        dn: new.clone(),
+    });
+    for r in tx.anchor_referrers(conn.as_str(), anchor)? {
         if r == moved {
             continue;
         }
         let Some(mut rec) = tx.cs(r)? else { continue };
-        let old_ref = Value::Reference(RefTarget::Dn(old.clone()));
-        let new_ref = Value::Reference(RefTarget::Dn(new.clone()));
         let mut touched = false;
         for vs in rec.attrs.values_mut() {
-            if vs.remove(&old_ref) {
-                vs.insert(new_ref.clone());
+            let stale = vs.iter().any(|v| {
+                v.as_anchor_ref() == Some(anchor)
+                    && v.ref_dn().map(Dn::as_str) != Some(new.as_str())
+            });
+            if stale {
+                vs.insert_ref(link.clone());
                 touched = true;
             }
         }

@@ -244,7 +244,18 @@ impl Store {
             let mut meta = tx.open_table(META).ctx(path)?;
             let has_magic = meta.get("magic").ctx(path)?.is_some();
             match has_magic {
-                true if check_magic_and_format(&meta, path)? => {}
+                true if check_magic_and_format(&meta, path)? => {
+                    // An older format's records all decode as they are (see
+                    // `records::FORMAT_VERSION`); the file is marked with ours from now on,
+                    // since this build may write values the older one cannot read.
+                    let found = meta
+                        .get("format")
+                        .ctx(path)?
+                        .and_then(|g| g.value().first().copied());
+                    if found != Some(FORMAT_VERSION) {
+                        meta.insert("format", &[FORMAT_VERSION][..]).ctx(path)?;
+                    }
+                }
                 true => {
                     return Err(StoreError::NotOurs(path.clone(), "wrong magic".into()));
                 }
@@ -282,6 +293,7 @@ impl Store {
         tx.open_multimap_table(MV_CS).ctx(path)?;
         tx.open_multimap_table(JOIN).ctx(path)?;
         tx.open_multimap_table(DN_REFS).ctx(path)?;
+        tx.open_multimap_table(ANCHOR_REFS).ctx(path)?;
         tx.open_multimap_table(MV_REFS).ctx(path)?;
         tx.open_table(MV_SEARCH).ctx(path)?;
         tx.commit().ctx(path)?;
@@ -582,6 +594,7 @@ impl ReadTx {
         multimap!(MV_CS, "link_mv_cs");
         multimap!(JOIN, "mv_join_index");
         multimap!(DN_REFS, "cs_dn_referrers");
+        multimap!(ANCHOR_REFS, "cs_anchor_referrers");
         multimap!(MV_REFS, "mv_referrers");
         Ok(out)
     }

@@ -39,6 +39,14 @@ fn referenced_dns(attrs: &crate::model::Attributes) -> BTreeSet<String> {
         .collect()
 }
 
+fn linked_anchors(attrs: &crate::model::Attributes) -> BTreeSet<Vec<u8>> {
+    attrs
+        .iter()
+        .flat_map(|(_, vs)| vs.iter())
+        .filter_map(|v| v.as_anchor_ref().map(|a| a.as_bytes().to_vec()))
+        .collect()
+}
+
 fn mv_refs(attrs: &crate::model::Attributes) -> BTreeSet<u64> {
     attrs
         .iter()
@@ -163,6 +171,24 @@ impl WriteTx {
                 })?;
             }
         }
+        {
+            let before = old
+                .as_ref()
+                .map(|o| linked_anchors(&o.attrs))
+                .unwrap_or_default();
+            let after = linked_anchors(&rec.attrs);
+            if before != after {
+                with_table!(self, anchor_refs, |refs, path| {
+                    for a in before.difference(&after) {
+                        refs.remove((conn, a.as_slice()), id.0).ctx(path)?;
+                    }
+                    for a in after.difference(&before) {
+                        refs.insert((conn, a.as_slice()), id.0).ctx(path)?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
         let had_export = old.as_ref().is_some_and(|o| o.export.is_some());
         if rec.export.is_some() != had_export {
             with_table!(self, pending, |pending, path| {
@@ -246,6 +272,12 @@ impl WriteTx {
         with_table!(self, dn_refs, |refs, path| {
             for d in referenced_dns(&old.attrs) {
                 refs.remove((conn, d.as_str()), id.0).ctx(path)?;
+            }
+            Ok(())
+        })?;
+        with_table!(self, anchor_refs, |refs, path| {
+            for a in linked_anchors(&old.attrs) {
+                refs.remove((conn, a.as_slice()), id.0).ctx(path)?;
             }
             Ok(())
         })?;
@@ -568,6 +600,17 @@ impl WriteTx {
         with_table!(self, dn_refs, |t, path| {
             let mut out = Vec::new();
             for v in t.get((conn, dn_norm)).ctx(path)? {
+                out.push(CsId(v.ctx(path)?.value()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// CS objects of connector `conn` whose hologram links to the object with `anchor`.
+    pub fn anchor_referrers(&self, conn: &str, anchor: &Anchor) -> Result<Vec<CsId>, StoreError> {
+        with_table!(self, anchor_refs, |t, path| {
+            let mut out = Vec::new();
+            for v in t.get((conn, anchor.as_bytes())).ctx(path)? {
                 out.push(CsId(v.ctx(path)?.value()));
             }
             Ok(out)

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use super::flows;
 use super::{SyncContext, SyncStats, record_error};
 use crate::model::{
-    AttrChange, AttrName, Attributes, ChangeOp, ConnectorName, CsId, Dn, ExportKind, MvId, ValueSet,
+    AttrChange, AttrName, Attributes, ChangeOp, ConnectorName, CsId, Dn, ExportKind, MvId,
+    RefTarget, Value, ValueSet,
 };
 use crate::rules::{Deprovision, OutboundRule, rule_in_scope};
 use crate::store::write::LinkKind;
@@ -496,6 +497,23 @@ fn diff(holo: &Attributes, desired: &[(AttrName, ValueSet)]) -> Vec<AttrChange> 
         }
         seen.push(attr);
         let have = holo.get(attr.key()).unwrap_or(&empty);
+        // A directory that holds links by anchor (AD read with extended DNs) is written by
+        // DN: its links compare as the DNs they name.
+        let as_dns;
+        let have = if have.iter().any(|v| v.as_anchor_ref().is_some()) {
+            as_dns = have
+                .iter()
+                .map(|v| match v {
+                    Value::Reference(RefTarget::Anchored { dn, .. }) => {
+                        Value::Reference(RefTarget::Dn(dn.clone()))
+                    }
+                    other => other.clone(),
+                })
+                .collect::<ValueSet>();
+            &as_dns
+        } else {
+            have
+        };
         let reconciled;
         let want = if want.iter().all(|w| have.contains(w)) {
             want
@@ -564,7 +582,6 @@ pub fn apply_changes(attrs: &mut Attributes, changes: &[AttrChange]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Value;
 
     fn set(vals: &[&str]) -> ValueSet {
         vals.iter().map(|v| Value::str(*v)).collect()

@@ -1,10 +1,16 @@
 //! RFC 4533 syncrepl refreshOnly for LDAP servers with syncprov: changed entries whole,
 //! deletes as syncIdSets or delete states, and the present phase as a complete snapshot.
 
-use super::{Ctx, Position, sink_err};
+use super::{Ctx, Position, container_filter, is_container, reread_subtrees, sink_err};
 use crate::connector::ldap::controls::{self, SyncInfo, SyncStateKind};
 use crate::connector::ldap::session::{Failure, Item, Search, Session};
-use crate::model::{Anchor, ImportChange};
+use crate::model::{Anchor, Dn, ImportChange};
+
+/// The filter of the position and of every delta: the imported objects and the containers
+/// (a renamed subtree is reported by its top entry alone).
+fn sync_filter(ctx: &Ctx<'_>) -> String {
+    format!("(|{}{})", ctx.scope.full_filter(), container_filter())
+}
 
 /// The entryUUID text form of a 16-octet syncUUID.
 fn uuid_text(b: &[u8]) -> Option<String> {
@@ -21,7 +27,7 @@ pub(super) async fn syncrepl_position(
     let s = Search {
         base: ctx.cfg.base_dn.as_str().to_string(),
         subtree: true,
-        filter: ctx.scope.full_filter(),
+        filter: sync_filter(ctx),
         attrs: vec!["1.1".into()],
         controls: Vec::new(),
     };
@@ -58,7 +64,7 @@ pub(super) async fn syncrepl_delta(
     let s = Search {
         base: ctx.cfg.base_dn.as_str().to_string(),
         subtree: true,
-        filter: ctx.scope.full_filter(),
+        filter: sync_filter(ctx),
         attrs: {
             let mut a = ctx.attrs.clone();
             a.push("entryUUID".into());
@@ -69,6 +75,7 @@ pub(super) async fn syncrepl_delta(
     let mut newest: Option<Vec<u8>> = None;
     let mut present_phase = false;
     let mut delivered = 0u64;
+    let mut containers: Vec<Dn> = Vec::new();
     let r = {
         let mapper = ctx.mapper;
         let scope = ctx.scope;
@@ -104,6 +111,14 @@ pub(super) async fn syncrepl_delta(
                             }
                             SyncStateKind::Present => {
                                 sink.push(ImportChange::Present(anchor)).map_err(sink_err)
+                            }
+                            SyncStateKind::Add | SyncStateKind::Modify
+                                if mapper.class(&e).is_none() && is_container(&e) =>
+                            {
+                                if let Ok(dn) = Dn::parse(&e.dn) {
+                                    containers.push(dn);
+                                }
+                                Ok(())
                             }
                             SyncStateKind::Add | SyncStateKind::Modify => match mapper.object(&e) {
                                 Ok(Some(obj)) if scope.contains(&obj.dn) => {
@@ -194,6 +209,9 @@ pub(super) async fn syncrepl_delta(
     // The present phase names every unchanged entry; anything it did not name is gone.
     // With nothing delivered at all the server simply had no changes to report.
     let complete = present_phase && delivered > 0;
+    // Present states name the children of a renamed container by UUID only: their DNs
+    // come from reading them again either way.
+    reread_subtrees(session, ctx, containers).await?;
     Ok(Some((
         complete,
         Position::Syncrepl {
