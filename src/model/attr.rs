@@ -243,6 +243,25 @@ impl ValueSet {
         self.insert(v)
     }
 
+    /// The set with every anchored link replaced by a DN reference to where it was last
+    /// seen, or None when it holds no link (for comparing with values written by DN).
+    pub fn links_as_dns(&self) -> Option<ValueSet> {
+        if !self.0.iter().any(|v| v.as_anchor_ref().is_some()) {
+            return None;
+        }
+        Some(
+            self.0
+                .iter()
+                .map(|v| match v {
+                    Value::Reference(RefTarget::Anchored { dn, .. }) => {
+                        Value::Reference(RefTarget::Dn(dn.clone()))
+                    }
+                    other => other.clone(),
+                })
+                .collect(),
+        )
+    }
+
     /// Whether the value is in the set.
     pub fn contains(&self, v: &Value) -> bool {
         self.0.binary_search(v).is_ok()

@@ -426,7 +426,139 @@ fn repoint_links(
 
 #[cfg(test)]
 mod tests {
-    use super::SeenIds;
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::{SeenIds, apply};
+    use crate::model::{
+        Anchor, AttrChange, AttrName, Attributes, ChangeOp, ConnectorName, Dn, ImportChange,
+        ImportedObject, PartialObject, RefTarget, Value, ValueSet,
+    };
+    use crate::store::{ChangeCounts, Store, WriteTx};
+
+    fn link(a: u8, dn: &str) -> Value {
+        Value::Reference(RefTarget::Anchored {
+            anchor: Anchor::new(vec![a; 16]),
+            dn: Dn::parse(dn).unwrap(),
+        })
+    }
+
+    fn object(a: u8, dn: &str, class: &str, members: &[Value]) -> ImportChange {
+        let mut attrs = Attributes::new();
+        attrs.set(AttrName::new("cn"), ValueSet::one(Value::str(dn)));
+        if !members.is_empty() {
+            attrs.set(AttrName::new("member"), members.iter().cloned().collect());
+        }
+        ImportChange::Upsert(ImportedObject {
+            anchor: Anchor::new(vec![a; 16]),
+            dn: Dn::parse(dn).unwrap(),
+            object_class: class.into(),
+            attrs,
+        })
+    }
+
+    fn run(tx: &WriteTx, changes: Vec<ImportChange>) {
+        let conn = ConnectorName::new("ad").unwrap();
+        let mut seen = SeenIds::default();
+        for c in changes {
+            apply(tx, &conn, c, &mut ChangeCounts::default(), &mut seen).unwrap();
+        }
+    }
+
+    fn members(tx: &WriteTx, a: u8) -> Vec<Value> {
+        let conn = ConnectorName::new("ad").unwrap();
+        let id = tx
+            .cs_by_anchor(&conn, &Anchor::new(vec![a; 16]))
+            .unwrap()
+            .unwrap();
+        let rec = tx.cs(id).unwrap().unwrap();
+        rec.attrs
+            .get("member")
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_tombstone_takes_its_links_out_of_every_hologram_the_delta_did_not_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let tx = store.write().unwrap();
+        // User 1 is in the connector space; user 2 is not (out of scope), both are members.
+        run(
+            &tx,
+            vec![
+                object(1, "cn=u1,dc=x", "user", &[]),
+                object(
+                    9,
+                    "cn=g,dc=x",
+                    "group",
+                    &[link(1, "cn=u1,dc=x"), link(2, "cn=u2,ou=out,dc=x")],
+                ),
+            ],
+        );
+        tx.take_inbound(100).unwrap();
+        run(&tx, vec![ImportChange::Tombstone(Anchor::new(vec![1; 16]))]);
+        assert_eq!(members(&tx, 9), vec![link(2, "cn=u2,ou=out,dc=x")]);
+        let queued = tx.take_inbound(100).unwrap();
+        assert_eq!(queued.len(), 2, "the tombstone and the group: {queued:?}");
+        run(&tx, vec![ImportChange::Tombstone(Anchor::new(vec![2; 16]))]);
+        assert_eq!(members(&tx, 9), Vec::<Value>::new());
+    }
+
+    #[test]
+    fn a_move_repoints_links_and_a_new_object_at_the_old_dn_gets_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let tx = store.write().unwrap();
+        run(
+            &tx,
+            vec![
+                object(1, "cn=u1,dc=x", "user", &[]),
+                object(9, "cn=g,dc=x", "group", &[link(1, "cn=u1,dc=x")]),
+            ],
+        );
+        run(
+            &tx,
+            vec![
+                object(1, "cn=u1,ou=moved,dc=x", "user", &[]),
+                object(3, "cn=u1,dc=x", "user", &[]),
+            ],
+        );
+        assert_eq!(members(&tx, 9), vec![link(1, "cn=u1,ou=moved,dc=x")]);
+    }
+
+    #[test]
+    fn a_delta_removal_names_the_link_by_anchor_at_any_dn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let tx = store.write().unwrap();
+        run(
+            &tx,
+            vec![object(
+                9,
+                "cn=g,dc=x",
+                "group",
+                &[link(1, "cn=u1,dc=x"), link(2, "cn=u2,dc=x")],
+            )],
+        );
+        // DirSync names the removed member at its DN now, which the hologram never saw.
+        run(
+            &tx,
+            vec![ImportChange::Merge(PartialObject {
+                anchor: Anchor::new(vec![9; 16]),
+                dn: Dn::parse("cn=g,dc=x").unwrap(),
+                changes: vec![
+                    AttrChange {
+                        attr: AttrName::new("member"),
+                        op: ChangeOp::Remove(ValueSet::one(link(1, "cn=renamed,dc=x"))),
+                    },
+                    AttrChange {
+                        attr: AttrName::new("member"),
+                        op: ChangeOp::Add(ValueSet::one(link(2, "cn=u2,ou=new,dc=x"))),
+                    },
+                ],
+            })],
+        );
+        assert_eq!(members(&tx, 9), vec![link(2, "cn=u2,ou=new,dc=x")]);
+    }
 
     #[test]
     fn seen_ids_hold_exactly_what_was_inserted() {

@@ -31,30 +31,6 @@ fn norm_join_value(v: &Value) -> String {
     v.to_text().trim().to_lowercase()
 }
 
-fn referenced_dns(attrs: &crate::model::Attributes) -> BTreeSet<String> {
-    attrs
-        .iter()
-        .flat_map(|(_, vs)| vs.iter())
-        .filter_map(|v| v.as_dn_ref().map(|d| d.norm().to_string()))
-        .collect()
-}
-
-fn linked_anchors(attrs: &crate::model::Attributes) -> BTreeSet<Vec<u8>> {
-    attrs
-        .iter()
-        .flat_map(|(_, vs)| vs.iter())
-        .filter_map(|v| v.as_anchor_ref().map(|a| a.as_bytes().to_vec()))
-        .collect()
-}
-
-fn mv_refs(attrs: &crate::model::Attributes) -> BTreeSet<u64> {
-    attrs
-        .iter()
-        .flat_map(|(_, vs)| vs.iter())
-        .filter_map(|v| v.as_mv_ref().map(|m| m.0))
-        .collect()
-}
-
 impl WriteTx {
     pub(super) fn begin(db: &Database, path: &Path) -> Result<WriteTx, StoreError> {
         let mut tx = db.begin_write().ctx(path)?;
@@ -153,42 +129,7 @@ impl WriteTx {
             }
             Ok(())
         })?;
-        {
-            let before = old
-                .as_ref()
-                .map(|o| referenced_dns(&o.attrs))
-                .unwrap_or_default();
-            let after = referenced_dns(&rec.attrs);
-            if before != after {
-                with_table!(self, dn_refs, |refs, path| {
-                    for d in before.difference(&after) {
-                        refs.remove((conn, d.as_str()), id.0).ctx(path)?;
-                    }
-                    for d in after.difference(&before) {
-                        refs.insert((conn, d.as_str()), id.0).ctx(path)?;
-                    }
-                    Ok(())
-                })?;
-            }
-        }
-        {
-            let before = old
-                .as_ref()
-                .map(|o| linked_anchors(&o.attrs))
-                .unwrap_or_default();
-            let after = linked_anchors(&rec.attrs);
-            if before != after {
-                with_table!(self, anchor_refs, |refs, path| {
-                    for a in before.difference(&after) {
-                        refs.remove((conn, a.as_slice()), id.0).ctx(path)?;
-                    }
-                    for a in after.difference(&before) {
-                        refs.insert((conn, a.as_slice()), id.0).ctx(path)?;
-                    }
-                    Ok(())
-                })?;
-            }
-        }
+        self.reindex_cs_refs(conn, id, old.as_ref().map(|o| &o.attrs), Some(&rec.attrs))?;
         let had_export = old.as_ref().is_some_and(|o| o.export.is_some());
         if rec.export.is_some() != had_export {
             with_table!(self, pending, |pending, path| {
@@ -269,18 +210,7 @@ impl WriteTx {
             }
             Ok(())
         })?;
-        with_table!(self, dn_refs, |refs, path| {
-            for d in referenced_dns(&old.attrs) {
-                refs.remove((conn, d.as_str()), id.0).ctx(path)?;
-            }
-            Ok(())
-        })?;
-        with_table!(self, anchor_refs, |refs, path| {
-            for a in linked_anchors(&old.attrs) {
-                refs.remove((conn, a.as_slice()), id.0).ctx(path)?;
-            }
-            Ok(())
-        })?;
+        self.reindex_cs_refs(conn, id, Some(&old.attrs), None)?;
         with_table!(self, pending, |t, path| t
             .remove((conn, id.0))
             .ctx(path)
@@ -524,8 +454,12 @@ impl WriteTx {
                 Ok(())
             })?;
         }
-        let rb = old.map(|r| mv_refs(&r.attrs)).unwrap_or_default();
-        let ra = new.map(|r| mv_refs(&r.attrs)).unwrap_or_default();
+        let rb = old
+            .map(|r| super::refs::mv_refs(&r.attrs))
+            .unwrap_or_default();
+        let ra = new
+            .map(|r| super::refs::mv_refs(&r.attrs))
+            .unwrap_or_default();
         if rb != ra {
             with_table!(self, mv_refs, |r, path| {
                 for t in rb.difference(&ra) {
@@ -589,39 +523,6 @@ impl WriteTx {
                 .get((object_type.as_str(), attr.key(), norm.as_str()))
                 .ctx(path)?
             {
-                out.push(MvId(v.ctx(path)?.value()));
-            }
-            Ok(out)
-        })
-    }
-
-    /// CS objects whose hologram references `dn` in connector `conn`.
-    pub fn dn_referrers(&self, conn: &str, dn_norm: &str) -> Result<Vec<CsId>, StoreError> {
-        with_table!(self, dn_refs, |t, path| {
-            let mut out = Vec::new();
-            for v in t.get((conn, dn_norm)).ctx(path)? {
-                out.push(CsId(v.ctx(path)?.value()));
-            }
-            Ok(out)
-        })
-    }
-
-    /// CS objects of connector `conn` whose hologram links to the object with `anchor`.
-    pub fn anchor_referrers(&self, conn: &str, anchor: &Anchor) -> Result<Vec<CsId>, StoreError> {
-        with_table!(self, anchor_refs, |t, path| {
-            let mut out = Vec::new();
-            for v in t.get((conn, anchor.as_bytes())).ctx(path)? {
-                out.push(CsId(v.ctx(path)?.value()));
-            }
-            Ok(out)
-        })
-    }
-
-    /// MV objects that reference `mv`.
-    pub fn mv_referrers(&self, mv: MvId) -> Result<Vec<MvId>, StoreError> {
-        with_table!(self, mv_refs, |t, path| {
-            let mut out = Vec::new();
-            for v in t.get(mv.0).ctx(path)? {
                 out.push(MvId(v.ctx(path)?.value()));
             }
             Ok(out)

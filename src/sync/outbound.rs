@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use super::flows;
 use super::{SyncContext, SyncStats, record_error};
 use crate::model::{
-    AttrChange, AttrName, Attributes, ChangeOp, ConnectorName, CsId, Dn, ExportKind, MvId,
-    RefTarget, Value, ValueSet,
+    AttrChange, AttrName, Attributes, ChangeOp, ConnectorName, CsId, Dn, ExportKind, MvId, ValueSet,
 };
 use crate::rules::{Deprovision, OutboundRule, rule_in_scope};
 use crate::store::write::LinkKind;
@@ -500,19 +499,12 @@ fn diff(holo: &Attributes, desired: &[(AttrName, ValueSet)]) -> Vec<AttrChange> 
         // A directory that holds links by anchor (AD read with extended DNs) is written by
         // DN: its links compare as the DNs they name.
         let as_dns;
-        let have = if have.iter().any(|v| v.as_anchor_ref().is_some()) {
-            as_dns = have
-                .iter()
-                .map(|v| match v {
-                    Value::Reference(RefTarget::Anchored { dn, .. }) => {
-                        Value::Reference(RefTarget::Dn(dn.clone()))
-                    }
-                    other => other.clone(),
-                })
-                .collect::<ValueSet>();
-            &as_dns
-        } else {
-            have
+        let have = match have.links_as_dns() {
+            Some(d) => {
+                as_dns = d;
+                &as_dns
+            }
+            None => have,
         };
         let reconciled;
         let want = if want.iter().all(|w| have.contains(w)) {
@@ -582,6 +574,7 @@ pub fn apply_changes(attrs: &mut Attributes, changes: &[AttrChange]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Value;
 
     fn set(vals: &[&str]) -> ValueSet {
         vals.iter().map(|v| Value::str(*v)).collect()
