@@ -36,6 +36,11 @@ struct Lab {
 
 impl Lab {
     fn new(name: &str) -> Lab {
+        Lab::with_delta(name, "auto")
+    }
+
+    /// A lab whose AD connector uses this delta method (`auto` is DirSync here).
+    fn with_delta(name: &str, delta: &str) -> Lab {
         let ad = samba::corp();
         let ou = ad.create_ou(&format!("e2e-links-{name}"));
         ad.ldapadd(&format!(
@@ -45,7 +50,8 @@ impl Lab {
         let scim = scim::start();
         let dir = TestDir::new(&format!("ldap-links-{name}"));
         let config = dir.config();
-        std::fs::write(&config, config_text(ad, &ou, &slapd, &scim.url)).must("writing the config");
+        std::fs::write(&config, config_text(ad, &ou, &slapd, &scim.url, delta))
+            .must("writing the config");
         Lab {
             ad,
             ou,
@@ -174,7 +180,7 @@ struct Target {
     groups: BTreeMap<String, BTreeSet<String>>,
 }
 
-fn config_text(ad: &Forest, ou: &str, t: &Slapd, scim_url: &str) -> String {
+fn config_text(ad: &Forest, ou: &str, t: &Slapd, scim_url: &str, delta: &str) -> String {
     format!(
         r#"state_file = "state.redb"
 
@@ -192,6 +198,7 @@ base_dn = "{base}"
 include_ous = ["{ou}"]
 exclude_ous = ["OU=Excluded,{ou}"]
 object_classes = ["user", "group"]
+delta = "{delta}"
 
 [[connector]]
 name = "openldap"
@@ -500,34 +507,47 @@ fn ldap_links_a_manager_out_of_scope_is_filled_in_when_it_comes_into_scope() {
 
 #[test]
 fn ldap_links_children_of_a_renamed_ou_follow_it() {
-    let lab = Lab::new("ou");
+    ou_rename_case("auto");
+}
+
+#[test]
+fn ldap_links_children_of_a_renamed_ou_follow_it_usn() {
+    ou_rename_case("usn");
+}
+
+fn ou_rename_case(delta: &str) {
+    let lab = Lab::with_delta(&format!("ou-{delta}"), delta);
+    // sAMAccountNames are unique in the domain: each variant has its own.
+    let name = |n: &str| format!("{delta}-{n}");
+    let (t1, t2, keep, staff) = (name("t1"), name("t2"), name("keep"), name("staff"));
+    let (t1, t2, keep, staff) = (t1.as_str(), t2.as_str(), keep.as_str(), staff.as_str());
     let _up = lab.ad.hold();
     let ou = &lab.ou;
     let team = format!("OU=Team,{ou}");
     lab.ad.ldapadd(&format!(
         "dn: {team}\nobjectClass: organizationalUnit\nou: Team\n"
     ));
-    // ou-keep stays in scope throughout, so that the group is never empty (groupOfNames
+    // keep stays in scope throughout, so that the group is never empty (groupOfNames
     // needs a member).
-    let mut ldif = user(&team, "t1", "ou-t1", "");
-    ldif.push_str(&user(&team, "t2", "ou-t2", ""));
-    ldif.push_str(&user(ou, "keep", "ou-keep", ""));
+    let mut ldif = user(&team, "t1", t1, "");
+    ldif.push_str(&user(&team, "t2", t2, ""));
+    ldif.push_str(&user(ou, "keep", keep, ""));
     ldif.push_str(&group(
         ou,
-        "ou-staff",
+        staff,
         &[format!("CN=t1,{team}"), format!("CN=keep,{ou}")],
     ));
     lab.ad.ldapadd(&ldif);
     lab.cycle();
-    let all = ["ou-keep", "ou-t1", "ou-t2"];
-    lab.assert_targets(&all, "ou-staff", &["ou-keep", "ou-t1"], "first");
+    let all = [keep, t1, t2];
+    lab.assert_targets(&all, staff, &[keep, t1], "first");
 
     // The OU is renamed: its children change DN with no change of their own.
     lab.ad.ldapmodify(&modrdn(&team, "OU=Team2", None));
     let team2 = format!("OU=Team2,{ou}");
     lab.cycle();
     for (name, t) in [("OpenLDAP", lab.openldap()), ("SCIM", lab.cloud())] {
-        for u in ["ou-t1", "ou-t2"] {
+        for u in [t1, t2] {
             assert_eq!(
                 norm_dn(&t.users[u].0),
                 norm_dn(&team2),
@@ -537,10 +557,10 @@ fn ldap_links_children_of_a_renamed_ou_follow_it() {
     }
     // A link made now, to a child at its new DN, resolves.
     lab.ad.ldapmodify(&format!(
-        "dn: CN=ou-staff,{ou}\nchangetype: modify\nadd: member\nmember: CN=t2,{team2}\n\n"
+        "dn: CN={staff},{ou}\nchangetype: modify\nadd: member\nmember: CN=t2,{team2}\n\n"
     ));
     lab.cycle();
-    lab.assert_targets(&all, "ou-staff", &all, "t2 added");
+    lab.assert_targets(&all, staff, &all, "t2 added");
 
     // The OU moves into the excluded one: its children leave the scope with it.
     lab.ad.ldapmodify(&modrdn(
@@ -549,12 +569,7 @@ fn ldap_links_children_of_a_renamed_ou_follow_it() {
         Some(&format!("OU=Excluded,{ou}")),
     ));
     lab.cycle();
-    lab.assert_targets(
-        &["ou-keep"],
-        "ou-staff",
-        &["ou-keep"],
-        "the OU moved out of scope",
-    );
+    lab.assert_targets(&[keep], staff, &[keep], "the OU moved out of scope");
 }
 
 /// slapd as a source: syncrepl reports a renamed OU alone; its children follow.
@@ -562,15 +577,26 @@ fn ldap_links_children_of_a_renamed_ou_follow_it() {
 fn ldap_links_slapd_children_of_a_renamed_ou_follow_it() {
     let src = slapd::shared();
     let _up = src.hold();
-    let ou = src.create_ou("links-ou-rename");
+    slapd_ou_rename_case(src, "auto");
+}
+
+/// The same with modifyTimestamp polling (no syncprov): only the OU's timestamp moves.
+#[test]
+fn ldap_links_slapd_children_of_a_renamed_ou_follow_it_timestamp() {
+    let src = slapd::start(SlapdOptions { syncprov: false });
+    slapd_ou_rename_case(&src, "timestamp");
+}
+
+fn slapd_ou_rename_case(src: &Slapd, delta: &str) {
+    let ou = src.create_ou(&format!("links-ou-rename-{delta}"));
     src.ldapadd(&format!(
         "dn: ou=Team,{ou}\nobjectClass: organizationalUnit\nou: Team\n\n\
          dn: uid=p1,ou=Team,{ou}\nobjectClass: inetOrgPerson\nuid: p1\ncn: p1\nsn: p1\n\n\
          dn: uid=p2,ou=Team,{ou}\nobjectClass: inetOrgPerson\nuid: p2\ncn: p2\nsn: p2\n"
     ));
-    let dir = TestDir::new("ldap-links-slapd-ou");
+    let dir = TestDir::new(&format!("ldap-links-slapd-ou-{delta}"));
     let config = dir.config();
-    std::fs::write(&config, slapd_config(src, &ou)).must("writing the config");
+    std::fs::write(&config, slapd_config(src, &ou, delta)).must("writing the config");
     let containers = |path: &Path| -> BTreeMap<String, String> {
         read_ldif(path)
             .iter()
@@ -600,7 +626,7 @@ fn ldap_links_slapd_children_of_a_renamed_ou_follow_it() {
     );
 }
 
-fn slapd_config(src: &Slapd, ou: &str) -> String {
+fn slapd_config(src: &Slapd, ou: &str, delta: &str) -> String {
     format!(
         r#"state_file = "state.redb"
 
@@ -616,6 +642,7 @@ ca_file = "{ca}"
 bind_dn = "{bind}"
 bind_password_file = "{pw}"
 base_dn = "{ou}"
+delta = "{delta}"
 
 [[connector]]
 name = "out"

@@ -325,7 +325,9 @@ async fn reread_subtrees(
     containers.sort_by_key(Dn::depth);
     let mut roots: Vec<Dn> = Vec::new();
     for c in containers {
-        let inside_base = c.is_within(&ctx.cfg.base_dn);
+        // The base entry itself cannot have been renamed (the configured base names it):
+        // a change there is an attribute change.
+        let inside_base = c.is_within(&ctx.cfg.base_dn) && c != ctx.cfg.base_dn;
         if inside_base && !roots.iter().any(|r| c.is_within(r)) {
             roots.push(c);
         }
