@@ -9,7 +9,7 @@ pub mod tls;
 
 use crate::config::{ConnectorConfig, ConnectorKind};
 use crate::model::{
-    Anchor, ConnectorName, CsObject, ExportItem, ExportOutcome, ImportChange, Watermark,
+    Anchor, ConnectorName, CsObject, Dn, ExportItem, ExportOutcome, ImportChange, Watermark,
 };
 
 /// Why a connector could not do its job as a whole (per-object export failures are
@@ -44,6 +44,20 @@ pub trait ImportSink {
     /// Whether the connector space holds a live object with this anchor, so that a
     /// [`ImportChange::Merge`] can apply to it (otherwise the connector reads it whole).
     fn knows(&mut self, anchor: &Anchor) -> Result<bool, String>;
+
+    /// When the connector space holds the object with this anchor at a DN other than
+    /// `now_at` (None: the object is gone), the DNs of the objects whose holograms name that
+    /// old DN as a string. A server that repairs such references itself without reporting
+    /// the repaired entries (slapd's refint overlay leaves their entryCSN as it was, so
+    /// syncrepl never sends them) has them read again.
+    fn string_referrers(
+        &mut self,
+        anchor: &Anchor,
+        now_at: Option<&Dn>,
+    ) -> Result<Vec<Dn>, String> {
+        let _ = (anchor, now_at);
+        Ok(Vec::new())
+    }
 }
 
 /// How an import ended.

@@ -81,6 +81,36 @@ impl ImportSink for Sink<'_> {
             .is_some_and(|r| !r.deleted))
     }
 
+    fn string_referrers(
+        &mut self,
+        anchor: &Anchor,
+        now_at: Option<&Dn>,
+    ) -> Result<Vec<Dn>, String> {
+        let tx = self.store.read().map_err(|e| e.to_string())?;
+        let Some(id) = tx
+            .cs_by_anchor(self.conn, anchor)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(Vec::new());
+        };
+        let Some(rec) = tx.cs(id).map_err(|e| e.to_string())? else {
+            return Ok(Vec::new());
+        };
+        if now_at.is_some_and(|d| d == &rec.dn) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for r in tx
+            .dn_referrers(self.conn.as_str(), rec.dn.norm())
+            .map_err(|e| e.to_string())?
+        {
+            if let Some(referrer) = tx.cs(r).map_err(|e| e.to_string())? {
+                out.push(referrer.dn);
+            }
+        }
+        Ok(out)
+    }
+
     fn push(&mut self, change: ImportChange) -> Result<(), String> {
         self.buf.push(change);
         self.total += 1;

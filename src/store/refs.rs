@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use redb::ReadableMultimapTable;
 
 use super::open::with_table;
+use super::tables::DN_REFS;
 use super::write::WriteTx;
-use super::{DbContext, StoreError};
+use super::{DbContext, ReadTx, StoreError};
 use crate::model::{Anchor, Attributes, CsId, MvId};
 
 /// The normalised DNs a hologram references as strings.
@@ -108,5 +109,17 @@ impl WriteTx {
             }
             Ok(out)
         })
+    }
+}
+
+impl ReadTx {
+    /// CS objects whose hologram references `dn_norm` as a string in connector `conn`.
+    pub fn dn_referrers(&self, conn: &str, dn_norm: &str) -> Result<Vec<CsId>, StoreError> {
+        let t = self.tx.open_multimap_table(DN_REFS).ctx(&self.path)?;
+        let mut out = Vec::new();
+        for v in t.get((conn, dn_norm)).ctx(&self.path)? {
+            out.push(CsId(v.ctx(&self.path)?.value()));
+        }
+        Ok(out)
     }
 }
