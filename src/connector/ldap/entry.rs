@@ -281,6 +281,12 @@ impl Mapper {
                     (Err(_), _) => Value::String(s.to_string()),
                 }
             }
+            // Other DN-syntax attributes (distinguishedName, objectCategory) come with the
+            // control's components too; they stay the DN text they always were.
+            Ok(s) if self.flavor == LdapFlavor::Ad => match split_extended(s) {
+                Some((_, plain)) if Dn::parse(plain).is_ok() => Value::String(plain.to_string()),
+                _ => Value::String(s.to_string()),
+            },
             Ok(s) => Value::String(s.to_string()),
             Err(_) => Value::Binary(raw.to_vec()),
         }
@@ -420,6 +426,14 @@ mod tests {
         assert_eq!(v.ref_dn().map(|d| d.as_str()), Some("CN=u1,DC=corp"));
         // Without the control's components the value stays a DN.
         assert!(m.value("member", b"CN=u1,DC=corp").as_dn_ref().is_some());
+        // Other DN-syntax attributes keep their DN text.
+        assert_eq!(
+            m.value(
+                "objectCategory",
+                b"<GUID=1ae01076-866f-4c27-ac1e-746e84ce950e>;CN=Person,CN=Schema,DC=corp"
+            ),
+            Value::str("CN=Person,CN=Schema,DC=corp")
+        );
     }
 
     #[test]
