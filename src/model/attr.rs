@@ -420,6 +420,29 @@ mod tests {
     }
 
     #[test]
+    fn links_compare_with_dn_references_by_the_dn_they_name() {
+        let dn = |t: &str| Dn::parse(t).unwrap_or_else(|_| Dn::root());
+        let held: ValueSet = [
+            Value::Reference(RefTarget::Anchored {
+                anchor: Anchor::new(vec![1; 16]),
+                dn: dn("CN=Ann,OU=Staff,DC=corp"),
+            }),
+            Value::str("x"),
+        ]
+        .into_iter()
+        .collect();
+        // What an outbound flow wants in an AD target: the DN, in another spelling.
+        let wanted: ValueSet = [
+            Value::Reference(RefTarget::Dn(dn("cn=ann,ou=staff,dc=corp"))),
+            Value::str("x"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(held.links_as_dns(), Some(wanted.clone()));
+        assert_eq!(wanted.links_as_dns(), None);
+    }
+
+    #[test]
     fn value_sets_are_sets() {
         let s: ValueSet = [Value::str("b"), Value::str("a"), Value::str("b")]
             .into_iter()
