@@ -61,6 +61,20 @@ pub trait ImportSink {
     fn now_ms(&self) -> Option<i64> {
         None
     }
+
+    /// When the connector space holds the object with this anchor at a DN other than
+    /// `now_at` (None: the object is gone), the DNs of the objects whose holograms name that
+    /// old DN as a string. A server that repairs such references itself without reporting
+    /// the repaired entries (slapd's refint overlay leaves their entryCSN as it was, so
+    /// syncrepl never sends them) has them read again.
+    fn string_referrers(
+        &mut self,
+        anchor: &Anchor,
+        now_at: Option<&Dn>,
+    ) -> Result<Vec<Dn>, String> {
+        let _ = (anchor, now_at);
+        Ok(Vec::new())
+    }
 }
 
 /// How an import ended.

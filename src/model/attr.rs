@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 use base64::Engine;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Dn, MvId};
+use super::{Anchor, Dn, MvId};
 
 /// An attribute name that keeps its spelling but compares like LDAP: ASCII case-insensitive.
 #[derive(Clone)]
@@ -90,13 +90,26 @@ impl<'de> Deserialize<'de> for AttrName {
     }
 }
 
-/// What a reference value points at: a DN in a connector space, an MV object in the metaverse.
+/// What a reference value points at: a DN in a connector space, an object of a connector
+/// space by its anchor, an MV object in the metaverse.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RefTarget {
-    /// A DN in the directory's own namespace, as imported or as to be exported.
+    /// A DN in the directory's own namespace, as imported or as to be exported: the
+    /// directory holds the reference as a string (LDAP `member` without refint, files).
     Dn(Dn),
     /// A metaverse object.
     Mv(MvId),
+    /// A link to an object of the same directory, held by that object's anchor (AD linked
+    /// attributes read with the extended-DN control): a move, rename, delete or re-create of
+    /// the target changes what it resolves to exactly as the directory does. `dn` is where
+    /// the target was when last seen, for people and for expressions that read DNs.
+    /// (Appended last: postcard numbers variants, so older records keep decoding.)
+    Anchored {
+        /// The referenced object's anchor.
+        anchor: Anchor,
+        /// Its DN as last seen.
+        dn: Dn,
+    },
 }
 
 /// One attribute value.
@@ -132,6 +145,23 @@ impl Value {
             Value::DateTime(t) => t.to_string(),
             Value::Reference(RefTarget::Dn(dn)) => dn.to_string(),
             Value::Reference(RefTarget::Mv(id)) => id.to_string(),
+            Value::Reference(RefTarget::Anchored { dn, .. }) => dn.to_string(),
+        }
+    }
+
+    /// The anchor this value links to, if it is an anchored reference.
+    pub fn as_anchor_ref(&self) -> Option<&Anchor> {
+        match self {
+            Value::Reference(RefTarget::Anchored { anchor, .. }) => Some(anchor),
+            _ => None,
+        }
+    }
+
+    /// The DN a DN or anchored reference names (for an anchored one, where it was last seen).
+    pub fn ref_dn(&self) -> Option<&Dn> {
+        match self {
+            Value::Reference(RefTarget::Dn(dn) | RefTarget::Anchored { dn, .. }) => Some(dn),
+            _ => None,
         }
     }
 
@@ -187,6 +217,49 @@ impl ValueSet {
             }
             Err(_) => false,
         }
+    }
+
+    /// Removes a reference the way the directory matches it: an anchored link by its anchor
+    /// (whatever DN it was last seen at), any other value exactly. Returns whether one went.
+    pub fn remove_ref(&mut self, v: &Value) -> bool {
+        match v.as_anchor_ref() {
+            Some(a) => {
+                let before = self.0.len();
+                self.0.retain(|x| x.as_anchor_ref() != Some(a));
+                self.0.len() != before
+            }
+            None => self.remove(v),
+        }
+    }
+
+    /// Adds a value; an anchored link replaces the link to the same anchor (at an older DN).
+    pub fn insert_ref(&mut self, v: Value) -> bool {
+        if v.as_anchor_ref().is_some() {
+            if self.contains(&v) {
+                return false;
+            }
+            self.remove_ref(&v);
+        }
+        self.insert(v)
+    }
+
+    /// The set with every anchored link replaced by a DN reference to where it was last
+    /// seen, or None when it holds no link (for comparing with values written by DN).
+    pub fn links_as_dns(&self) -> Option<ValueSet> {
+        if !self.0.iter().any(|v| v.as_anchor_ref().is_some()) {
+            return None;
+        }
+        Some(
+            self.0
+                .iter()
+                .map(|v| match v {
+                    Value::Reference(RefTarget::Anchored { dn, .. }) => {
+                        Value::Reference(RefTarget::Dn(dn.clone()))
+                    }
+                    other => other.clone(),
+                })
+                .collect(),
+        )
     }
 
     /// Whether the value is in the set.
@@ -286,6 +359,12 @@ impl Attributes {
         self.0.values_mut()
     }
 
+    /// Removes attributes left without values (after edits through [`Attributes::values_mut`]),
+    /// as a directory reports an attribute whose last value went.
+    pub fn drop_empty(&mut self) {
+        self.0.retain(|_, vs| !vs.is_empty());
+    }
+
     /// Number of attributes.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -317,6 +396,50 @@ mod tests {
         a.add(&AttrName::new("givenName"), Value::str("Ann"));
         assert!(a.get("GIVENNAME").is_some());
         assert_eq!(a.iter().next().map(|(k, _)| k.as_str()), Some("givenName"));
+    }
+
+    #[test]
+    fn anchored_links_match_by_anchor_whatever_their_dn() {
+        let link = |a: u8, dn: &str| {
+            Value::Reference(RefTarget::Anchored {
+                anchor: Anchor::new(vec![a; 16]),
+                dn: Dn::parse(dn).unwrap_or_else(|_| Dn::root()),
+            })
+        };
+        let mut s = ValueSet::new();
+        s.insert_ref(link(1, "cn=a,dc=x"));
+        s.insert_ref(link(2, "cn=b,dc=x"));
+        // The same object seen at a new DN replaces its old entry.
+        assert!(s.insert_ref(link(1, "cn=a,ou=moved,dc=x")));
+        assert_eq!(s.len(), 2);
+        assert!(s.contains(&link(1, "cn=a,ou=moved,dc=x")));
+        // A removal names the object by anchor; the DN it carries may be another.
+        assert!(s.remove_ref(&link(2, "cn=renamed,dc=x")));
+        assert_eq!(s.len(), 1);
+        assert!(!s.remove_ref(&link(3, "cn=a,ou=moved,dc=x")));
+    }
+
+    #[test]
+    fn links_compare_with_dn_references_by_the_dn_they_name() {
+        let dn = |t: &str| Dn::parse(t).unwrap_or_else(|_| Dn::root());
+        let held: ValueSet = [
+            Value::Reference(RefTarget::Anchored {
+                anchor: Anchor::new(vec![1; 16]),
+                dn: dn("CN=Ann,OU=Staff,DC=corp"),
+            }),
+            Value::str("x"),
+        ]
+        .into_iter()
+        .collect();
+        // What an outbound flow wants in an AD target: the DN, in another spelling.
+        let wanted: ValueSet = [
+            Value::Reference(RefTarget::Dn(dn("cn=ann,ou=staff,dc=corp"))),
+            Value::str("x"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(held.links_as_dns(), Some(wanted.clone()));
+        assert_eq!(wanted.links_as_dns(), None);
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub struct ImportedObject {
     pub dn: Dn,
     /// The structural object class.
     pub object_class: String,
-    /// Its attributes; reference-syntax attributes carry [`super::RefTarget::Dn`] values.
+    /// Its attributes; reference-syntax attributes carry [`super::RefTarget::Dn`] values, or
+    /// [`super::RefTarget::Anchored`] ones where the directory holds them as links.
     pub attrs: Attributes,
 }
 
@@ -38,8 +39,13 @@ pub enum ImportChange {
     Merge(PartialObject),
     /// The object still exists unchanged (a complete snapshot names it so it is kept).
     Present(Anchor),
-    /// The object with this anchor is gone.
+    /// The object with this anchor is gone from the connector space: deleted, or out of
+    /// scope (it may still exist in the directory and be referenced there).
     Delete(Anchor),
+    /// The object with this anchor was deleted in its directory (a tombstone): gone as with
+    /// [`ImportChange::Delete`], and, as AD does for linked attributes, every link to it in
+    /// other objects goes with it, whether or not the delta reports those objects.
+    Tombstone(Anchor),
 }
 
 /// A connector's delta position: DirSync cookie, syncrepl cookie, file digest. Opaque bytes.

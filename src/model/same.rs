@@ -21,6 +21,19 @@ impl Value {
                 (*i != 0) == *b
             }
             (Value::Reference(RefTarget::Dn(a)), Value::Reference(RefTarget::Dn(b))) => a == b,
+            // Links held by anchor are the same link whatever DN they were last seen at.
+            (
+                Value::Reference(RefTarget::Anchored { anchor: a, .. }),
+                Value::Reference(RefTarget::Anchored { anchor: b, .. }),
+            ) => a == b,
+            (
+                Value::Reference(RefTarget::Dn(a)),
+                Value::Reference(RefTarget::Anchored { dn: b, .. }),
+            )
+            | (
+                Value::Reference(RefTarget::Anchored { dn: b, .. }),
+                Value::Reference(RefTarget::Dn(a)),
+            ) => a == b,
             _ => false,
         }
     }
@@ -41,7 +54,9 @@ fn text_is(s: &str, v: &Value) -> bool {
                 .as_ref()
                 == Some(b)
         }
-        Value::Reference(RefTarget::Dn(dn)) => Dn::parse(t).ok().as_ref() == Some(dn),
+        Value::Reference(RefTarget::Dn(dn) | RefTarget::Anchored { dn, .. }) => {
+            Dn::parse(t).ok().as_ref() == Some(dn)
+        }
         Value::Reference(RefTarget::Mv(_)) => false,
     }
 }

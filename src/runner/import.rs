@@ -124,6 +124,36 @@ impl ImportSink for Sink<'_> {
             .map(|r| r.dn))
     }
 
+    fn string_referrers(
+        &mut self,
+        anchor: &Anchor,
+        now_at: Option<&Dn>,
+    ) -> Result<Vec<Dn>, String> {
+        let tx = self.store.read().map_err(|e| e.to_string())?;
+        let Some(id) = tx
+            .cs_by_anchor(self.conn, anchor)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(Vec::new());
+        };
+        let Some(rec) = tx.cs(id).map_err(|e| e.to_string())? else {
+            return Ok(Vec::new());
+        };
+        if now_at.is_some_and(|d| d == &rec.dn) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for r in tx
+            .dn_referrers(self.conn.as_str(), rec.dn.norm())
+            .map_err(|e| e.to_string())?
+        {
+            if let Some(referrer) = tx.cs(r).map_err(|e| e.to_string())? {
+                out.push(referrer.dn);
+            }
+        }
+        Ok(out)
+    }
+
     fn push(&mut self, change: ImportChange) -> Result<(), String> {
         self.buf.push(change);
         self.total += 1;
@@ -247,17 +277,53 @@ fn apply(
                 seen.insert(id.0);
             }
         }
-        ImportChange::Delete(anchor) => {
-            if let Some(id) = tx.cs_by_anchor(conn, &anchor)? {
-                if let Some(mut rec) = tx.cs(id)? {
-                    if !rec.deleted {
-                        rec.deleted = true;
-                        tx.put_cs(id, &rec)?;
-                        tx.mark_inbound(conn.as_str(), id)?;
-                        counts.deletes += 1;
-                    }
-                }
+        ImportChange::Delete(anchor) => delete(tx, conn, &anchor, counts)?,
+        ImportChange::Tombstone(anchor) => {
+            delete(tx, conn, &anchor, counts)?;
+            unlink_all(tx, conn, &anchor)?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks the object with this anchor deleted; inbound sync finishes the delete.
+fn delete(
+    tx: &WriteTx,
+    conn: &ConnectorName,
+    anchor: &Anchor,
+    counts: &mut ChangeCounts,
+) -> Result<(), StoreError> {
+    if let Some(id) = tx.cs_by_anchor(conn, anchor)? {
+        if let Some(mut rec) = tx.cs(id)? {
+            if !rec.deleted {
+                rec.deleted = true;
+                tx.put_cs(id, &rec)?;
+                tx.mark_inbound(conn.as_str(), id)?;
+                counts.deletes += 1;
             }
+        }
+    }
+    Ok(())
+}
+
+/// A deleted object's links go from every hologram that holds them, as the directory drops
+/// them (Samba's DirSync reports the tombstone only, never the groups it was a member of).
+/// The referrers need not be in any delta: without this a group kept the dead link.
+fn unlink_all(tx: &WriteTx, conn: &ConnectorName, anchor: &Anchor) -> Result<(), StoreError> {
+    let link = Value::Reference(RefTarget::Anchored {
+        anchor: anchor.clone(),
+        dn: Dn::root(),
+    });
+    for r in tx.anchor_referrers(conn.as_str(), anchor)? {
+        let Some(mut rec) = tx.cs(r)? else { continue };
+        let mut touched = false;
+        for vs in rec.attrs.values_mut() {
+            touched |= vs.remove_ref(&link);
+        }
+        if touched {
+            rec.attrs.drop_empty();
+            tx.put_cs(r, &rec)?;
+            tx.mark_inbound(conn.as_str(), r)?;
         }
     }
     Ok(())
@@ -286,15 +352,18 @@ fn merge(
     for c in part.changes {
         match c.op {
             ChangeOp::Replace(v) => attrs.set(c.attr, v),
+            // Links match by anchor: a removal may name the object at its new DN.
             ChangeOp::Add(v) => {
+                let mut set = attrs.remove(c.attr.key()).unwrap_or_default();
                 for x in v.iter() {
-                    attrs.add(&c.attr, x.clone());
+                    set.insert_ref(x.clone());
                 }
+                attrs.set(c.attr, set);
             }
             ChangeOp::Remove(v) => {
                 if let Some(mut set) = attrs.remove(c.attr.key()) {
                     for x in v.iter() {
-                        set.remove(x);
+                        set.remove_ref(x);
                     }
                     attrs.set(c.attr, set);
                 }
@@ -347,10 +416,13 @@ fn upsert(
             unconfirmed: false,
             claims: Vec::new(),
         };
+        let dn = rec.dn.clone();
         tx.put_cs(id, &rec)?;
         tx.set_import_digest(id, &digest)?;
         tx.mark_inbound(conn.as_str(), id)?;
         counts.adds += 1;
+        // Links to it may predate it here (it was out of scope): they name its DN now.
+        repoint_links(tx, conn, &obj.anchor, &dn, id)?;
         return Ok(id);
     };
     let Some(mut rec) = tx.cs(id)? else {
@@ -395,7 +467,16 @@ fn upsert(
     }
     if moved {
         counts.renames += 1;
-        repoint(tx, conn, &old_dn, &obj.dn, id)?;
+        repoint_links(tx, conn, &obj.anchor, &obj.dn, id)?;
+        // Referrers that hold a DN as a string resolve differently now: the old DN names
+        // nothing (or another object), the new one names this object.
+        for dn in [&old_dn, &obj.dn] {
+            for r in tx.dn_referrers(conn.as_str(), dn.norm())? {
+                if r != id {
+                    tx.mark_inbound(conn.as_str(), r)?;
+                }
+            }
+        }
     } else if !adopted {
         counts.updates += 1;
     }
@@ -427,26 +508,33 @@ fn digest(obj: &ImportedObject) -> [u8; 16] {
     out
 }
 
-/// A moved object keeps its references: holograms that named the old DN now name the new
-/// one, as AD does for linked attributes (DirSync reports no change on the referrers).
-fn repoint(
+/// Links to a moved object name its new DN, as AD shows them (DirSync reports no change on
+/// the referrers). Only links held by anchor follow: a DN held as a string (LDAP without
+/// refint, files) is what the directory holds, and a full import would read it as it is.
+fn repoint_links(
     tx: &WriteTx,
     conn: &ConnectorName,
-    old: &Dn,
+    anchor: &Anchor,
     new: &Dn,
     moved: CsId,
 ) -> Result<(), StoreError> {
-    for r in tx.dn_referrers(conn.as_str(), old.norm())? {
+    let link = Value::Reference(RefTarget::Anchored {
+        anchor: anchor.clone(),
+        dn: new.clone(),
+    });
+    for r in tx.anchor_referrers(conn.as_str(), anchor)? {
         if r == moved {
             continue;
         }
         let Some(mut rec) = tx.cs(r)? else { continue };
-        let old_ref = Value::Reference(RefTarget::Dn(old.clone()));
-        let new_ref = Value::Reference(RefTarget::Dn(new.clone()));
         let mut touched = false;
         for vs in rec.attrs.values_mut() {
-            if vs.remove(&old_ref) {
-                vs.insert(new_ref.clone());
+            let stale = vs.iter().any(|v| {
+                v.as_anchor_ref() == Some(anchor)
+                    && v.ref_dn().map(Dn::as_str) != Some(new.as_str())
+            });
+            if stale {
+                vs.insert_ref(link.clone());
                 touched = true;
             }
         }
@@ -459,7 +547,154 @@ fn repoint(
 
 #[cfg(test)]
 mod tests {
-    use super::SeenIds;
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::{SeenIds, apply};
+    use crate::model::{
+        Anchor, AttrChange, AttrName, Attributes, ChangeOp, ConnectorName, Dn, ImportChange,
+        ImportedObject, PartialObject, RefTarget, Value, ValueSet,
+    };
+    use crate::store::{ChangeCounts, Store, WriteTx};
+
+    fn link(a: u8, dn: &str) -> Value {
+        Value::Reference(RefTarget::Anchored {
+            anchor: Anchor::new(vec![a; 16]),
+            dn: Dn::parse(dn).unwrap(),
+        })
+    }
+
+    fn object(a: u8, dn: &str, class: &str, members: &[Value]) -> ImportChange {
+        let mut attrs = Attributes::new();
+        attrs.set(AttrName::new("cn"), ValueSet::one(Value::str(dn)));
+        if !members.is_empty() {
+            attrs.set(AttrName::new("member"), members.iter().cloned().collect());
+        }
+        ImportChange::Upsert(ImportedObject {
+            anchor: Anchor::new(vec![a; 16]),
+            dn: Dn::parse(dn).unwrap(),
+            object_class: class.into(),
+            attrs,
+        })
+    }
+
+    fn run(tx: &WriteTx, changes: Vec<ImportChange>) {
+        let conn = ConnectorName::new("ad").unwrap();
+        let mut seen = SeenIds::default();
+        let mut judge = crate::runner::confirm::Judge {
+            rules: crate::runner::confirm::Confirm {
+                now_ms: 0,
+                write_only: &[],
+            },
+            not_kept: 0,
+        };
+        for c in changes {
+            apply(
+                tx,
+                &conn,
+                c,
+                &mut ChangeCounts::default(),
+                &mut seen,
+                &mut judge,
+            )
+            .unwrap();
+        }
+    }
+
+    fn members(tx: &WriteTx, a: u8) -> Vec<Value> {
+        let conn = ConnectorName::new("ad").unwrap();
+        let id = tx
+            .cs_by_anchor(&conn, &Anchor::new(vec![a; 16]))
+            .unwrap()
+            .unwrap();
+        let rec = tx.cs(id).unwrap().unwrap();
+        rec.attrs
+            .get("member")
+            .map(|m| m.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_tombstone_takes_its_links_out_of_every_hologram_the_delta_did_not_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let tx = store.write().unwrap();
+        // User 1 is in the connector space; user 2 is not (out of scope), both are members.
+        run(
+            &tx,
+            vec![
+                object(1, "cn=u1,dc=x", "user", &[]),
+                object(
+                    9,
+                    "cn=g,dc=x",
+                    "group",
+                    &[link(1, "cn=u1,dc=x"), link(2, "cn=u2,ou=out,dc=x")],
+                ),
+            ],
+        );
+        tx.take_inbound(100).unwrap();
+        run(&tx, vec![ImportChange::Tombstone(Anchor::new(vec![1; 16]))]);
+        assert_eq!(members(&tx, 9), vec![link(2, "cn=u2,ou=out,dc=x")]);
+        let queued = tx.take_inbound(100).unwrap();
+        assert_eq!(queued.len(), 2, "the tombstone and the group: {queued:?}");
+        run(&tx, vec![ImportChange::Tombstone(Anchor::new(vec![2; 16]))]);
+        assert_eq!(members(&tx, 9), Vec::<Value>::new());
+    }
+
+    #[test]
+    fn a_move_repoints_links_and_a_new_object_at_the_old_dn_gets_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let tx = store.write().unwrap();
+        run(
+            &tx,
+            vec![
+                object(1, "cn=u1,dc=x", "user", &[]),
+                object(9, "cn=g,dc=x", "group", &[link(1, "cn=u1,dc=x")]),
+            ],
+        );
+        run(
+            &tx,
+            vec![
+                object(1, "cn=u1,ou=moved,dc=x", "user", &[]),
+                object(3, "cn=u1,dc=x", "user", &[]),
+            ],
+        );
+        assert_eq!(members(&tx, 9), vec![link(1, "cn=u1,ou=moved,dc=x")]);
+    }
+
+    #[test]
+    fn a_delta_removal_names_the_link_by_anchor_at_any_dn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let tx = store.write().unwrap();
+        run(
+            &tx,
+            vec![object(
+                9,
+                "cn=g,dc=x",
+                "group",
+                &[link(1, "cn=u1,dc=x"), link(2, "cn=u2,dc=x")],
+            )],
+        );
+        // DirSync names the removed member at its DN now, which the hologram never saw.
+        run(
+            &tx,
+            vec![ImportChange::Merge(PartialObject {
+                anchor: Anchor::new(vec![9; 16]),
+                dn: Dn::parse("cn=g,dc=x").unwrap(),
+                changes: vec![
+                    AttrChange {
+                        attr: AttrName::new("member"),
+                        op: ChangeOp::Remove(ValueSet::one(link(1, "cn=renamed,dc=x"))),
+                    },
+                    AttrChange {
+                        attr: AttrName::new("member"),
+                        op: ChangeOp::Add(ValueSet::one(link(2, "cn=u2,ou=new,dc=x"))),
+                    },
+                ],
+            })],
+        );
+        assert_eq!(members(&tx, 9), vec![link(2, "cn=u2,ou=new,dc=x")]);
+    }
 
     #[test]
     fn seen_ids_hold_exactly_what_was_inserted() {

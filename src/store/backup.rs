@@ -82,6 +82,7 @@ pub fn copy(from: &redb::ReadTransaction, path: &Path, dest: &Path) -> Result<()
         copy_multimap(from, &to, MV_CS, path)?;
         copy_multimap(from, &to, JOIN, path)?;
         copy_multimap(from, &to, DN_REFS, path)?;
+        copy_multimap(from, &to, ANCHOR_REFS, path)?;
         copy_multimap(from, &to, MV_REFS, path)?;
         copy_table(from, &to, MV_SEARCH, path)?;
         to.commit().ctx(&tmp)?;

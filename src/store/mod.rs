@@ -12,6 +12,7 @@ mod not_kept;
 mod open;
 mod queues;
 pub mod records;
+mod refs;
 mod search;
 mod status;
 mod tables;
@@ -245,7 +246,18 @@ impl Store {
             let mut meta = tx.open_table(META).ctx(path)?;
             let has_magic = meta.get("magic").ctx(path)?.is_some();
             match has_magic {
-                true if check_magic_and_format(&meta, path)? => {}
+                true if check_magic_and_format(&meta, path)? => {
+                    // An older format's records all decode as they are (see
+                    // `records::FORMAT_VERSION`); the file is marked with ours from now on,
+                    // since this build may write values the older one cannot read.
+                    let found = meta
+                        .get("format")
+                        .ctx(path)?
+                        .and_then(|g| g.value().first().copied());
+                    if found != Some(FORMAT_VERSION) {
+                        meta.insert("format", &[FORMAT_VERSION][..]).ctx(path)?;
+                    }
+                }
                 true => {
                     return Err(StoreError::NotOurs(path.clone(), "wrong magic".into()));
                 }
@@ -284,6 +296,7 @@ impl Store {
         tx.open_multimap_table(MV_CS).ctx(path)?;
         tx.open_multimap_table(JOIN).ctx(path)?;
         tx.open_multimap_table(DN_REFS).ctx(path)?;
+        tx.open_multimap_table(ANCHOR_REFS).ctx(path)?;
         tx.open_multimap_table(MV_REFS).ctx(path)?;
         tx.open_table(MV_SEARCH).ctx(path)?;
         tx.commit().ctx(path)?;
@@ -602,6 +615,7 @@ impl ReadTx {
         multimap!(MV_CS, "link_mv_cs");
         multimap!(JOIN, "mv_join_index");
         multimap!(DN_REFS, "cs_dn_referrers");
+        multimap!(ANCHOR_REFS, "cs_anchor_referrers");
         multimap!(MV_REFS, "mv_referrers");
         Ok(out)
     }
@@ -622,104 +636,4 @@ impl ReadTx {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn a_second_open_is_refused_naming_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
-        let _first = Store::open(&path).unwrap();
-        let err = Store::open(&path).unwrap_err();
-        assert!(matches!(err, StoreError::InUse(_)), "{err}");
-        assert!(err.to_string().contains(&path.display().to_string()));
-    }
-
-    #[test]
-    fn a_reader_follows_a_running_writer() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
-        let writer = Store::open(&path).unwrap();
-        let reader = Store::open_read_only(&path).unwrap();
-        let tx = writer.write().unwrap();
-        let id = tx.new_mv_id().unwrap();
-        tx.put_mv(id, &MvRecord::new(crate::model::ObjectType::Group))
-            .unwrap();
-        tx.commit().unwrap();
-        assert!(reader.read().unwrap().mv(id).unwrap().is_some());
-        assert!(reader.write().is_err());
-    }
-
-    #[test]
-    fn a_file_that_is_not_ours_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notes.txt");
-        std::fs::write(&path, b"hello, this is not a database").unwrap();
-        let err = Store::open(&path).unwrap_err();
-        assert!(matches!(err, StoreError::NotOurs(..)), "{err}");
-        // The file is left as it was.
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            b"hello, this is not a database"
-        );
-    }
-
-    #[test]
-    fn a_damaged_file_says_what_to_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
-        {
-            let store = Store::open(&path).unwrap();
-            let tx = store.write().unwrap();
-            tx.new_mv_id().unwrap();
-            tx.commit().unwrap();
-        }
-        let len = std::fs::metadata(&path).unwrap().len();
-        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        f.set_len(len / 3).unwrap();
-        drop(f);
-        let err = Store::open(&path).unwrap_err();
-        let text = err.to_string();
-        assert!(matches!(err, StoreError::Corrupted(..)), "{text}");
-        assert!(text.contains("bridgehead restore"), "{text}");
-    }
-
-    #[test]
-    fn a_newer_format_is_refused_with_both_versions() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
-        {
-            let db = Database::create(&path).unwrap();
-            let tx = db.begin_write().unwrap();
-            {
-                let mut meta = tx.open_table(META).unwrap();
-                meta.insert("magic", MAGIC).unwrap();
-                meta.insert("format", &[FORMAT_VERSION + 1][..]).unwrap();
-            }
-            tx.commit().unwrap();
-        }
-        let err = Store::open(&path).unwrap_err();
-        let text = err.to_string();
-        assert!(matches!(err, StoreError::TooNew { .. }), "{text}");
-        assert!(
-            text.contains(&format!("format {}", FORMAT_VERSION + 1)),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn backup_copies_a_consistent_snapshot_that_opens() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("a.redb")).unwrap();
-        let tx = store.write().unwrap();
-        let id = tx.new_mv_id().unwrap();
-        tx.put_mv(id, &MvRecord::new(crate::model::ObjectType::Person))
-            .unwrap();
-        tx.commit().unwrap();
-        let dest = dir.path().join("b.redb");
-        store.backup_to(&dest).unwrap();
-        let copy = Store::open(&dest).unwrap();
-        assert!(copy.read().unwrap().mv(id).unwrap().is_some());
-    }
-}
+mod tests;

@@ -40,6 +40,7 @@ pub(super) struct Open<'t> {
     pub mv_cs: MultiSlot<'t, u64, (&'static str, u64)>,
     pub join: MultiSlot<'t, (&'static str, &'static str, &'static str), u64>,
     pub dn_refs: MultiSlot<'t, (&'static str, &'static str), u64>,
+    pub anchor_refs: MultiSlot<'t, (&'static str, &'static [u8]), u64>,
     pub mv_refs: MultiSlot<'t, u64, u64>,
 }
 
@@ -158,9 +159,9 @@ impl<'t, K: Key + 'static, V: Key + 'static> Opener<'t, MultimapTableDefinition<
 #[allow(non_upper_case_globals)]
 pub(super) mod def {
     pub use super::super::tables::{
-        CS as cs, CS_ANCHOR as cs_anchor, CS_DIGEST as cs_digest, CS_DN as cs_dn, CS_MV as cs_mv,
-        DIRTY_IN as dirty_in, DIRTY_OUT as dirty_out, DN_REFS as dn_refs, JOIN as join,
-        META as meta, MV as mv, MV_CS as mv_cs, MV_REFS as mv_refs, MV_SEARCH as mv_search,
-        PENDING as pending,
+        ANCHOR_REFS as anchor_refs, CS as cs, CS_ANCHOR as cs_anchor, CS_DIGEST as cs_digest,
+        CS_DN as cs_dn, CS_MV as cs_mv, DIRTY_IN as dirty_in, DIRTY_OUT as dirty_out,
+        DN_REFS as dn_refs, JOIN as join, META as meta, MV as mv, MV_CS as mv_cs,
+        MV_REFS as mv_refs, MV_SEARCH as mv_search, PENDING as pending,
     };
 }

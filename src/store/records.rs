@@ -7,8 +7,17 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::model::{AttrChange, Attributes, Contribution, Dn, ExportKind, ObjectType};
 
-/// The record format this build reads and writes.
-pub const FORMAT_VERSION: u8 = 1;
+/// The record format this build writes.
+///
+/// - 1: the first release.
+/// - 2: reference values may be [`crate::model::RefTarget::Anchored`] (a variant appended
+///   last, so every format-1 record is a valid format-2 record and decodes unchanged; the
+///   version moved so that a format-1 build refuses a file holding such values by name
+///   instead of calling its records damaged).
+pub const FORMAT_VERSION: u8 = 2;
+
+/// The oldest record format this build still reads.
+pub const OLDEST_FORMAT: u8 = 1;
 
 /// A connector-space object as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -224,7 +233,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes a record, refusing newer versions.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match bytes.split_first() {
-        Some((&v, rest)) if v == FORMAT_VERSION => {
+        Some((&v, rest)) if (OLDEST_FORMAT..=FORMAT_VERSION).contains(&v) => {
             postcard::from_bytes(rest).map_err(|e| CodecError::Damaged(e.to_string()))
         }
         Some((&v, _)) if v > FORMAT_VERSION => Err(CodecError::TooNew {

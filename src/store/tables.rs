@@ -27,6 +27,10 @@ pub const JOIN: MultimapTableDefinition<(&str, &str, &str), u64> =
 /// (connector, normalised DN) → CS ids whose hologram references that DN.
 pub const DN_REFS: MultimapTableDefinition<(&str, &str), u64> =
     MultimapTableDefinition::new("cs_dn_referrers");
+/// (connector, anchor) → CS ids whose hologram links to the object with that anchor (AD
+/// links held by anchor; the target need not be in the connector space).
+pub const ANCHOR_REFS: MultimapTableDefinition<(&str, &[u8]), u64> =
+    MultimapTableDefinition::new("cs_anchor_referrers");
 /// MV id → MV ids that reference it.
 pub const MV_REFS: MultimapTableDefinition<u64, u64> = MultimapTableDefinition::new("mv_referrers");
 /// (connector, CS id) → 1: CS objects waiting for inbound sync (pending import).

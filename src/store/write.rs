@@ -31,22 +31,6 @@ fn norm_join_value(v: &Value) -> String {
     v.to_text().trim().to_lowercase()
 }
 
-fn referenced_dns(attrs: &crate::model::Attributes) -> BTreeSet<String> {
-    attrs
-        .iter()
-        .flat_map(|(_, vs)| vs.iter())
-        .filter_map(|v| v.as_dn_ref().map(|d| d.norm().to_string()))
-        .collect()
-}
-
-fn mv_refs(attrs: &crate::model::Attributes) -> BTreeSet<u64> {
-    attrs
-        .iter()
-        .flat_map(|(_, vs)| vs.iter())
-        .filter_map(|v| v.as_mv_ref().map(|m| m.0))
-        .collect()
-}
-
 impl WriteTx {
     pub(super) fn begin(db: &Database, path: &Path) -> Result<WriteTx, StoreError> {
         let mut tx = db.begin_write().ctx(path)?;
@@ -145,24 +129,7 @@ impl WriteTx {
             }
             Ok(())
         })?;
-        {
-            let before = old
-                .as_ref()
-                .map(|o| referenced_dns(&o.attrs))
-                .unwrap_or_default();
-            let after = referenced_dns(&rec.attrs);
-            if before != after {
-                with_table!(self, dn_refs, |refs, path| {
-                    for d in before.difference(&after) {
-                        refs.remove((conn, d.as_str()), id.0).ctx(path)?;
-                    }
-                    for d in after.difference(&before) {
-                        refs.insert((conn, d.as_str()), id.0).ctx(path)?;
-                    }
-                    Ok(())
-                })?;
-            }
-        }
+        self.reindex_cs_refs(conn, id, old.as_ref().map(|o| &o.attrs), Some(&rec.attrs))?;
         let had_export = old.as_ref().is_some_and(|o| o.export.is_some());
         if rec.export.is_some() != had_export {
             with_table!(self, pending, |pending, path| {
@@ -244,12 +211,7 @@ impl WriteTx {
             }
             Ok(())
         })?;
-        with_table!(self, dn_refs, |refs, path| {
-            for d in referenced_dns(&old.attrs) {
-                refs.remove((conn, d.as_str()), id.0).ctx(path)?;
-            }
-            Ok(())
-        })?;
+        self.reindex_cs_refs(conn, id, Some(&old.attrs), None)?;
         with_table!(self, pending, |t, path| t
             .remove((conn, id.0))
             .ctx(path)
@@ -493,8 +455,12 @@ impl WriteTx {
                 Ok(())
             })?;
         }
-        let rb = old.map(|r| mv_refs(&r.attrs)).unwrap_or_default();
-        let ra = new.map(|r| mv_refs(&r.attrs)).unwrap_or_default();
+        let rb = old
+            .map(|r| super::refs::mv_refs(&r.attrs))
+            .unwrap_or_default();
+        let ra = new
+            .map(|r| super::refs::mv_refs(&r.attrs))
+            .unwrap_or_default();
         if rb != ra {
             with_table!(self, mv_refs, |r, path| {
                 for t in rb.difference(&ra) {
@@ -558,28 +524,6 @@ impl WriteTx {
                 .get((object_type.as_str(), attr.key(), norm.as_str()))
                 .ctx(path)?
             {
-                out.push(MvId(v.ctx(path)?.value()));
-            }
-            Ok(out)
-        })
-    }
-
-    /// CS objects whose hologram references `dn` in connector `conn`.
-    pub fn dn_referrers(&self, conn: &str, dn_norm: &str) -> Result<Vec<CsId>, StoreError> {
-        with_table!(self, dn_refs, |t, path| {
-            let mut out = Vec::new();
-            for v in t.get((conn, dn_norm)).ctx(path)? {
-                out.push(CsId(v.ctx(path)?.value()));
-            }
-            Ok(out)
-        })
-    }
-
-    /// MV objects that reference `mv`.
-    pub fn mv_referrers(&self, mv: MvId) -> Result<Vec<MvId>, StoreError> {
-        with_table!(self, mv_refs, |t, path| {
-            let mut out = Vec::new();
-            for v in t.get(mv.0).ctx(path)? {
                 out.push(MvId(v.ctx(path)?.value()));
             }
             Ok(out)

@@ -17,6 +17,16 @@ pub(super) fn diff(holo: &Attributes, desired: &[(AttrName, ValueSet)]) -> Vec<A
         }
         seen.push(attr);
         let have = holo.get(attr.key()).unwrap_or(&empty);
+        // A directory that holds links by anchor (AD read with extended DNs) is written by
+        // DN: its links compare as the DNs they name.
+        let as_dns;
+        let have = match have.links_as_dns() {
+            Some(d) => {
+                as_dns = d;
+                &as_dns
+            }
+            None => have,
+        };
         // Directories hand values back in their own notation (512 flowed as a number is
         // the "512" LDAP returns, "True" from an expression is SCIM's true): compared up
         // to notation, or a quiet cycle would write the same values forever.

@@ -83,9 +83,11 @@ pub fn inbound(
                 let mut set = ValueSet::new();
                 for v in vs.iter() {
                     match v {
-                        Value::Reference(RefTarget::Dn(target)) => {
+                        Value::Reference(
+                            r @ (RefTarget::Dn(target) | RefTarget::Anchored { dn: target, .. }),
+                        ) => {
                             let resolved = match &conn {
-                                Some(c) => resolve(tx, c, target)?,
+                                Some(c) => resolve(tx, c, r)?,
                                 None => None,
                             };
                             match resolved {
@@ -109,10 +111,20 @@ pub fn inbound(
     Ok(out)
 }
 
-fn resolve(tx: &WriteTx, conn: &ConnectorName, dn: &Dn) -> Result<Option<MvId>, StoreError> {
+fn resolve(
+    tx: &WriteTx,
+    conn: &ConnectorName,
+    target: &RefTarget,
+) -> Result<Option<MvId>, StoreError> {
     // A deleted object still linked here resolves for now; its inbound sync unlinks it and
-    // queues this referrer again, so the reference drops then.
-    let Some(cs) = tx.cs_by_dn(conn, dn)? else {
+    // queues this referrer again, so the reference drops then. A link resolves by anchor
+    // only: another object that now holds the DN is not the one linked to.
+    let found = match target {
+        RefTarget::Anchored { anchor, .. } => tx.cs_by_anchor(conn, anchor)?,
+        RefTarget::Dn(dn) => tx.cs_by_dn(conn, dn)?,
+        RefTarget::Mv(mv) => return Ok(Some(*mv)),
+    };
+    let Some(cs) = found else {
         return Ok(None);
     };
     Ok(tx.link_of(cs)?.map(|(mv, _)| mv))

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::flows;
 use super::{SyncContext, SyncStats, record_error};
-use crate::model::{AttrName, Attributes, ConnectorName, Contribution, CsId, Dn, MvId, ValueSet};
+use crate::model::{
+    Anchor, AttrName, Attributes, ConnectorName, Contribution, CsId, MvId, ValueSet,
+};
 use crate::rules::{InboundRule, rule_in_scope};
 use crate::store::write::LinkKind;
 use crate::store::{CsRecord, MvRecord, StoreError, WriteTx};
@@ -37,11 +39,19 @@ fn rules_for<'a>(
     rules
 }
 
-/// Queues every CS object that references `dn`: a link appeared or went away, so their
-/// references resolve differently now.
-fn requeue_referrers(tx: &WriteTx, conn: &str, dn: &Dn) -> Result<(), StoreError> {
-    for r in tx.dn_referrers(conn, dn.norm())? {
+/// Queues every CS object that references `rec` (by its DN, or by its anchor for links): it
+/// came into or went out of the metaverse, so their references resolve differently now.
+/// This is what carries a scope change to the groups and managers that name the object,
+/// whether or not the delta reported them.
+fn requeue_referrers(tx: &WriteTx, rec: &CsRecord) -> Result<(), StoreError> {
+    let conn = rec.connector.as_str();
+    for r in tx.dn_referrers(conn, rec.dn.norm())? {
         tx.mark_inbound(conn, r)?;
+    }
+    if let Some(a) = &rec.anchor {
+        for r in tx.anchor_referrers(conn, &Anchor::new(a.clone()))? {
+            tx.mark_inbound(conn, r)?;
+        }
     }
     Ok(())
 }
@@ -73,7 +83,7 @@ pub fn sync_cs(
             // object deleted in its directory is provisioned again.
             tx.mark_outbound(mv)?;
         }
-        requeue_referrers(tx, &rec.connector, &rec.dn)?;
+        requeue_referrers(tx, &rec)?;
         tx.delete_cs(id)?;
         return Ok(false);
     }
@@ -101,7 +111,7 @@ pub fn sync_cs(
             stats.disconnected += 1;
             recompute(tx, ctx, mv, None, stats)?;
             tx.mark_outbound(mv)?;
-            requeue_referrers(tx, &rec.connector, &rec.dn)?;
+            requeue_referrers(tx, &rec)?;
         }
         (None, Some(_)) => {
             let mut joined = Ok(None);
@@ -134,7 +144,7 @@ pub fn sync_cs(
             };
             tx.link(id, conn.as_str(), mv, LinkKind::Inbound)?;
             recompute(tx, ctx, mv, Some((id, &rec)), stats)?;
-            requeue_referrers(tx, &rec.connector, &rec.dn)?;
+            requeue_referrers(tx, &rec)?;
         }
         (None, None) => {}
     }

@@ -112,7 +112,10 @@ fn users_ldif(ou: &str, n: usize, ad: bool) -> String {
 }
 
 fn slapd_case(n: usize) {
-    let server: Slapd = slapd::start(SlapdOptions { syncprov: true });
+    let server: Slapd = slapd::start(SlapdOptions {
+        syncprov: true,
+        refint: false,
+    });
     let ou = format!("ou=people,{}", server.base_dn);
     server.bulk_load(&users_ldif(&ou, n, false));
     let (theirs, found) = ldapsearch_ms(&server, &ou);

@@ -28,7 +28,10 @@ fn count(server: &Slapd, base: &str) -> usize {
 #[test]
 fn ldap_directory_down_mid_import() {
     const N: usize = 20_000;
-    let src = slapd::start(SlapdOptions { syncprov: true });
+    let src = slapd::start(SlapdOptions {
+        syncprov: true,
+        refint: false,
+    });
     let ou = format!("ou=people,{}", src.base_dn);
     src.bulk_load(&people(&ou, N));
     let dir = TestDir::new("ldap-down-import");
@@ -121,8 +124,14 @@ flows = [
 #[test]
 fn ldap_directory_down_mid_export() {
     const N: usize = 3_000;
-    let src = slapd::start(SlapdOptions { syncprov: true });
-    let dst = slapd::start(SlapdOptions { syncprov: true });
+    let src = slapd::start(SlapdOptions {
+        syncprov: true,
+        refint: false,
+    });
+    let dst = slapd::start(SlapdOptions {
+        syncprov: true,
+        refint: false,
+    });
     let ou = format!("ou=people,{}", src.base_dn);
     src.bulk_load(&people(&ou, N));
     let dir = TestDir::new("ldap-down-export");

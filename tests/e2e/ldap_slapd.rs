@@ -237,7 +237,10 @@ fn load_fixture(src: &Slapd, ou: &str) {
 
 #[test]
 fn ldap_slapd_syncrepl_import_and_deltas() {
-    let src = slapd::start(SlapdOptions { syncprov: true });
+    let src = slapd::start(SlapdOptions {
+        syncprov: true,
+        refint: false,
+    });
     let ou = src.create_ou("syncrepl");
     load_fixture(&src, &ou);
     let dir = TestDir::new("ldap-syncrepl");
@@ -291,7 +294,10 @@ fn ldap_slapd_syncrepl_import_and_deltas() {
 
 #[test]
 fn ldap_slapd_without_syncprov_polls_modify_timestamp() {
-    let src = slapd::start(SlapdOptions { syncprov: false });
+    let src = slapd::start(SlapdOptions {
+        syncprov: false,
+        refint: false,
+    });
     let ou = src.create_ou("timestamp");
     load_fixture(&src, &ou);
     let dir = TestDir::new("ldap-timestamp");

@@ -129,7 +129,10 @@ fn can_bind(ad: &Forest, dir: &TestDir, upn: &str, password: &str) -> bool {
 fn ldap_writeback_to_ad_with_password() {
     let ad = samba::corp();
     let _hold = ad.hold();
-    let src = slapd::start(SlapdOptions { syncprov: true });
+    let src = slapd::start(SlapdOptions {
+        syncprov: true,
+        refint: false,
+    });
     let src_ou = src.create_ou("hr");
     let ad_ou = ad.create_ou("e2e-writeback");
     let mut ldif = String::new();
@@ -225,7 +228,10 @@ fn ldap_writeback_to_ad_with_password() {
 fn ldap_writeback_password_refused_by_policy_leaves_no_half_made_user() {
     let ad = samba::corp();
     let _hold = ad.hold();
-    let src = slapd::start(SlapdOptions { syncprov: true });
+    let src = slapd::start(SlapdOptions {
+        syncprov: true,
+        refint: false,
+    });
     let src_ou = src.create_ou("hr");
     let ad_ou = ad.create_ou("e2e-weak-password");
     src.ldapadd(&format!(

@@ -12,6 +12,8 @@ mod ldap_ad;
 mod ldap_bench;
 mod ldap_faults;
 mod ldap_large_group;
+mod ldap_links;
+mod ldap_links_slapd;
 mod ldap_scope;
 mod ldap_slapd;
 mod ldap_writeback;

@@ -186,7 +186,10 @@ fn bench_nrt_samba_ad_to_openldap() {
 #[test]
 #[ignore = "benchmark: run explicitly, see the module doc"]
 fn bench_nrt_openldap_to_openldap() {
-    let source = slapd::start(SlapdOptions { syncprov: true });
+    let source = slapd::start(SlapdOptions {
+        syncprov: true,
+        refint: false,
+    });
     let target = slapd::shared();
     let src_ou = source.create_ou("nrt-bench-src");
     let target_ou = target.create_ou("nrt-bench-ldap-target");

@@ -14,7 +14,10 @@ use crate::support::lab::slapd::{self, SlapdOptions};
 
 #[test]
 fn nrt_slapd_persist_modify_arrives_within_seconds_and_after_a_restart() {
-    let src = slapd::start(SlapdOptions { syncprov: true });
+    let src = slapd::start(SlapdOptions {
+        syncprov: true,
+        refint: false,
+    });
     let target = slapd::shared();
     let src_ou = src.create_ou("nrt-src");
     let target_ou = target.create_ou("nrt-slapd-target");

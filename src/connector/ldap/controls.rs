@@ -8,6 +8,8 @@ use super::ber::{self, ENUMERATED, INTEGER, OCTET_STRING, Reader, SEQUENCE, SET}
 pub const PAGED: &str = "1.2.840.113556.1.4.319";
 /// AD DirSync.
 pub const DIRSYNC: &str = "1.2.840.113556.1.4.841";
+/// AD extended DN: DN-syntax values (and entry DNs) as `<GUID=…>;<SID=…>;DN`.
+pub const EXTENDED_DN: &str = "1.2.840.113556.1.4.529";
 /// AD show deleted objects (tombstones).
 pub const SHOW_DELETED: &str = "1.2.840.113556.1.4.417";
 /// RFC 4533 sync request.
@@ -78,6 +80,16 @@ pub fn parse_dirsync(val: &[u8]) -> Option<DirSyncResponse> {
         more: more != 0,
         cookie,
     })
+}
+
+/// Extended DNs with the GUID in its string form (flag 1), not critical: a server without
+/// it answers plain DNs, which stay DN references.
+pub fn extended_dn() -> RawControl {
+    RawControl {
+        ctype: EXTENDED_DN.into(),
+        crit: false,
+        val: Some(ber::sequence(&[ber::int(INTEGER, 1)])),
+    }
 }
 
 /// Show deleted objects.

@@ -64,6 +64,12 @@ pub fn decode_entry(t: StructureTag) -> Option<RawEntry> {
     }
     let mut parts = children(t)?.into_iter();
     let dn = String::from_utf8(octets(parts.next()?)?).ok()?;
+    // The extended-DN control (asked of AD) writes the entry's own DN as
+    // `<GUID=…>;<SID=…>;DN` too; the GUID is in objectGUID already.
+    let dn = match split_extended(&dn) {
+        Some((_, plain)) => plain.to_string(),
+        None => dn,
+    };
     let mut attrs = Vec::new();
     for pa in children(parts.next()?)? {
         let mut pa = children(pa)?.into_iter();
@@ -75,6 +81,45 @@ pub fn decode_entry(t: StructureTag) -> Option<RawEntry> {
         attrs.push(RawAttr { name, values });
     }
     Some(RawEntry { dn, attrs })
+}
+
+/// Splits an AD extended DN (`<GUID=…>;<SID=…>;CN=…`, as the extended-DN control writes
+/// DN-syntax values) into the object's GUID, as the 16 octets of its objectGUID, and the
+/// plain DN. None when the text has no extended components (an RFC 4514 DN never starts
+/// with `<`). The GUID is the string form (control flag 1) or 32 hex digits of the octets
+/// (flag 0); a component list without a GUID gives None as the GUID.
+pub fn split_extended(text: &str) -> Option<(Option<[u8; 16]>, &str)> {
+    if !text.starts_with('<') {
+        return None;
+    }
+    let mut rest = text;
+    let mut guid = None;
+    while let Some(inner) = rest.strip_prefix('<') {
+        let end = inner.find('>')?;
+        let component = &inner[..end];
+        rest = inner[end + 1..]
+            .strip_prefix(';')
+            .unwrap_or(&inner[end + 1..]);
+        let Some((kind, value)) = component.split_once('=') else {
+            continue;
+        };
+        if kind.eq_ignore_ascii_case("GUID") {
+            guid = parse_guid(value);
+        }
+    }
+    Some((guid, rest))
+}
+
+fn parse_guid(value: &str) -> Option<[u8; 16]> {
+    if value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut out = [0u8; 16];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&value[2 * i..2 * i + 2], 16).ok()?;
+        }
+        return Some(out);
+    }
+    // objectGUID stores the first three fields little-endian.
+    uuid::Uuid::parse_str(value).ok().map(|u| u.to_bytes_le())
 }
 
 /// Decodes an IntermediateResponse (application tag 25) into (name, value).
@@ -218,9 +263,29 @@ impl Mapper {
             return Value::Binary(raw.to_vec());
         }
         match std::str::from_utf8(raw) {
-            Ok(s) if self.references.iter().any(|a| a.is(name)) => match Dn::parse(s) {
-                Ok(dn) => Value::Reference(RefTarget::Dn(dn)),
-                Err(_) => Value::String(s.to_string()),
+            Ok(s) if self.references.iter().any(|a| a.is(name)) => {
+                // A link read with the extended-DN control is held by the target's
+                // objectGUID, as AD itself holds it.
+                let (guid, text) = match split_extended(s) {
+                    Some((guid, plain)) => (guid, plain),
+                    None => (None, s),
+                };
+                match (Dn::parse(text), guid) {
+                    (Ok(dn), Some(g)) if self.flavor == LdapFlavor::Ad => {
+                        Value::Reference(RefTarget::Anchored {
+                            anchor: Anchor::new(g.to_vec()),
+                            dn,
+                        })
+                    }
+                    (Ok(dn), _) => Value::Reference(RefTarget::Dn(dn)),
+                    (Err(_), _) => Value::String(s.to_string()),
+                }
+            }
+            // Other DN-syntax attributes (distinguishedName, objectCategory) come with the
+            // control's components too; they stay the DN text they always were.
+            Ok(s) if self.flavor == LdapFlavor::Ad => match split_extended(s) {
+                Some((_, plain)) if Dn::parse(plain).is_ok() => Value::String(plain.to_string()),
+                _ => Value::String(s.to_string()),
             },
             Ok(s) => Value::String(s.to_string()),
             Err(_) => Value::Binary(raw.to_vec()),
@@ -321,6 +386,54 @@ mod tests {
             ("userCertificate", None)
         );
         assert_eq!(split_range("member;range=x-1"), ("member", None));
+    }
+
+    #[test]
+    fn extended_dns_split_into_guid_and_dn() {
+        let text = "<GUID=1ae01076-866f-4c27-ac1e-746e84ce950e>;<SID=S-1-5-21-1-2-3-1102>;CN=u1,OU=A,DC=corp";
+        let (guid, dn) = split_extended(text).unwrap();
+        // objectGUID order: the first three fields little-endian.
+        assert_eq!(
+            guid.unwrap(),
+            [
+                0x76, 0x10, 0xe0, 0x1a, 0x6f, 0x86, 0x27, 0x4c, 0xac, 0x1e, 0x74, 0x6e, 0x84, 0xce,
+                0x95, 0x0e
+            ]
+        );
+        assert_eq!(dn, "CN=u1,OU=A,DC=corp");
+        // Flag 0: the octets in hex; an OU has no SID.
+        let (guid, dn) =
+            split_extended("<GUID=7610e01a6f86274cac1e746e84ce950e>;OU=A,DC=corp").unwrap();
+        assert_eq!(guid.unwrap()[0], 0x76);
+        assert_eq!(dn, "OU=A,DC=corp");
+        assert_eq!(split_extended("CN=u1,DC=corp"), None);
+    }
+
+    #[test]
+    fn ad_links_are_held_by_anchor() {
+        let m = Mapper {
+            flavor: LdapFlavor::Ad,
+            classes: vec!["user".into()],
+            excluded: Vec::new(),
+            references: vec![AttrName::new("member")],
+            binary: Vec::new(),
+        };
+        let v = m.value(
+            "member",
+            b"<GUID=1ae01076-866f-4c27-ac1e-746e84ce950e>;<SID=S-1-5-21-1-2-3-1102>;CN=u1,DC=corp",
+        );
+        assert_eq!(v.as_anchor_ref().map(|a| a.as_bytes()[0]), Some(0x76));
+        assert_eq!(v.ref_dn().map(|d| d.as_str()), Some("CN=u1,DC=corp"));
+        // Without the control's components the value stays a DN.
+        assert!(m.value("member", b"CN=u1,DC=corp").as_dn_ref().is_some());
+        // Other DN-syntax attributes keep their DN text.
+        assert_eq!(
+            m.value(
+                "objectCategory",
+                b"<GUID=1ae01076-866f-4c27-ac1e-746e84ce950e>;CN=Person,CN=Schema,DC=corp"
+            ),
+            Value::str("CN=Person,CN=Schema,DC=corp")
+        );
     }
 
     #[test]

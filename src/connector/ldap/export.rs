@@ -36,7 +36,9 @@ fn octets(attr: &AttrName, v: &Value, flavor: LdapFlavor) -> Result<Vec<u8>, Str
         Value::DateTime(t) => {
             format!("{}.0Z", UtcTime::from_unix(*t).generalized_digits()).into_bytes()
         }
-        Value::Reference(RefTarget::Dn(dn)) => dn.as_str().as_bytes().to_vec(),
+        Value::Reference(RefTarget::Dn(dn) | RefTarget::Anchored { dn, .. }) => {
+            dn.as_str().as_bytes().to_vec()
+        }
         Value::Reference(RefTarget::Mv(id)) => {
             return Err(format!(
                 "{attr}: reference to metaverse object {} has no DN here",

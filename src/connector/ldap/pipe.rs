@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use crate::connector::ImportSink;
-use crate::model::{Anchor, ImportChange};
+use crate::model::{Anchor, Dn, ImportChange};
 
 /// Changes in flight between reader and writer.
 pub const DEPTH: usize = 2048;
@@ -18,6 +18,9 @@ pub enum Msg {
     Change(ImportChange),
     /// Does the sink know this anchor? The answer goes back on the sender.
     Knows(Anchor, SyncSender<Result<bool, String>>),
+    /// Which objects name this one's old DN as a string? See
+    /// [`ImportSink::string_referrers`].
+    Referrers(Anchor, Option<Dn>, SyncSender<Result<Vec<Dn>, String>>),
 }
 
 /// The sink's first error, shared so the reader stops at its next push.
@@ -71,6 +74,23 @@ impl ImportSink for ChannelSink {
             .recv()
             .map_err(|_| "the store writer stopped".to_string())?
     }
+
+    fn string_referrers(
+        &mut self,
+        anchor: &Anchor,
+        now_at: Option<&Dn>,
+    ) -> Result<Vec<Dn>, String> {
+        if let Some(e) = self.failed.get() {
+            return Err(e);
+        }
+        let (reply, answer) = sync_channel(1);
+        self.tx
+            .send(Msg::Referrers(anchor.clone(), now_at.cloned(), reply))
+            .map_err(|_| "the store writer stopped".to_string())?;
+        answer
+            .recv()
+            .map_err(|_| "the store writer stopped".to_string())?
+    }
 }
 
 /// The writer's loop: until the reader hangs up, changes go to `sink` and questions are
@@ -89,6 +109,13 @@ pub fn drain(rx: Receiver<Msg>, sink: &mut dyn ImportSink, failed: &Failed) {
                 let answer = match failed.get() {
                     Some(e) => Err(e),
                     None => sink.knows(&anchor),
+                };
+                let _ = reply.send(answer);
+            }
+            Msg::Referrers(anchor, now_at, reply) => {
+                let answer = match failed.get() {
+                    Some(e) => Err(e),
+                    None => sink.string_referrers(&anchor, now_at.as_ref()),
                 };
                 let _ = reply.send(answer);
             }

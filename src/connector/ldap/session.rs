@@ -155,6 +155,9 @@ pub struct Done {
 pub struct Session {
     ldap: ldap3::Ldap,
     timeout: Duration,
+    /// AD: every search carries the extended-DN control, so that DN-syntax values (member,
+    /// manager, managedBy) arrive with the GUID of the object they link to.
+    extended_dn: bool,
 }
 
 impl Session {
@@ -192,6 +195,7 @@ impl Session {
         Ok(Session {
             ldap,
             timeout: cfg.timeout,
+            extended_dn: cfg.flavor == crate::config::LdapFlavor::Ad,
         })
     }
 
@@ -240,6 +244,10 @@ impl Session {
         } else {
             Scope::Base
         };
+        let mut ctrls = ctrls;
+        if self.extended_dn && !ctrls.iter().any(|c| c.ctype == controls::EXTENDED_DN) {
+            ctrls.push(controls::extended_dn());
+        }
         let mut stream = self
             .ldap
             .with_controls(ctrls)

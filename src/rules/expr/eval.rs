@@ -245,6 +245,7 @@ pub(super) fn text<'v>(v: &'v Value, func: &str, arg: usize) -> Result<Cow<'v, s
         Value::DateTime(t) => Cow::Owned(datetime::iso(*t)),
         Value::Reference(RefTarget::Dn(dn)) => Cow::Borrowed(dn.as_str()),
         Value::Reference(RefTarget::Mv(id)) => Cow::Owned(id.to_string()),
+        Value::Reference(RefTarget::Anchored { dn, .. }) => Cow::Borrowed(dn.as_str()),
         Value::Binary(_) => return mismatch(func, arg, v, "a string"),
     })
 }
@@ -476,6 +477,21 @@ fn apply_binary(op: BinOp, x: Option<&Value>, y: Option<&Value>) -> Result<Optio
 /// or date strings; otherwise both sides as text.
 pub(super) fn compare(x: &Value, y: &Value) -> Result<std::cmp::Ordering, Stop> {
     use Value::*;
+    // Two links are the same object when their anchors are; a link against anything else
+    // compares as the DN it was last seen at.
+    match (x, y) {
+        (
+            Reference(RefTarget::Anchored { anchor: a, .. }),
+            Reference(RefTarget::Anchored { anchor: b, .. }),
+        ) => return Ok(a.cmp(b)),
+        (Reference(RefTarget::Anchored { dn, .. }), _) => {
+            return compare(&Reference(RefTarget::Dn(dn.clone())), y);
+        }
+        (_, Reference(RefTarget::Anchored { dn, .. })) => {
+            return compare(x, &Reference(RefTarget::Dn(dn.clone())));
+        }
+        _ => {}
+    }
     Ok(match (x, y) {
         (String(a), String(b)) => a.cmp(b),
         (Integer(a), Integer(b)) => a.cmp(b),

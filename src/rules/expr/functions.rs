@@ -827,7 +827,7 @@ const MAX_DN_DEPTH: usize = 512;
 
 fn dn_arg(v: &Value, func: &str) -> Result<Dn, Stop> {
     let dn = match v {
-        Value::Reference(RefTarget::Dn(dn)) => dn.clone(),
+        Value::Reference(RefTarget::Dn(dn) | RefTarget::Anchored { dn, .. }) => dn.clone(),
         Value::Reference(RefTarget::Mv(_)) => {
             return fail(format!("{func}: a metaverse reference has no DN"));
         }
@@ -942,10 +942,12 @@ fn contains(_: &mut Env<'_>, args: &[Vals]) -> Result<Vals, Stop> {
             let hit = match v {
                 Value::String(h) if insensitive => fold_str(h).contains(&needle),
                 Value::String(h) => h.contains(&needle),
-                Value::Reference(RefTarget::Dn(dn)) => match Dn::parse(&search) {
-                    Ok(d) => d.norm() == dn.norm(),
-                    Err(_) => false,
-                },
+                Value::Reference(RefTarget::Dn(dn) | RefTarget::Anchored { dn, .. }) => {
+                    match Dn::parse(&search) {
+                        Ok(d) => d.norm() == dn.norm(),
+                        Err(_) => false,
+                    }
+                }
                 Value::Binary(_) => false,
                 other => text(other, "Contains", 1)? == search,
             };

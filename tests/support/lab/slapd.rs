@@ -36,11 +36,17 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 pub struct SlapdOptions {
     /// Load the syncprov overlay (RFC 4533 content sync); off to test a client's fallback.
     pub syncprov: bool,
+    /// Load the refint overlay on `member` and `manager`: slapd then rewrites those values
+    /// when the entry they name is renamed and removes them when it is deleted.
+    pub refint: bool,
 }
 
 impl Default for SlapdOptions {
     fn default() -> SlapdOptions {
-        SlapdOptions { syncprov: true }
+        SlapdOptions {
+            syncprov: true,
+            refint: false,
+        }
     }
 }
 
@@ -215,25 +221,41 @@ olcAccess: {{1}}to * by users read by * none
         ca = ca.display(),
         cert = cert.cert.display(),
         key = cert.key.display(),
-        syncprov_module = if options.syncprov {
-            "olcModuleLoad: syncprov\n"
-        } else {
-            ""
+        syncprov_module = match (options.syncprov, options.refint) {
+            (true, true) => "olcModuleLoad: syncprov\nolcModuleLoad: refint\n",
+            (true, false) => "olcModuleLoad: syncprov\n",
+            (false, true) => "olcModuleLoad: refint\n",
+            (false, false) => "",
         },
     );
+    // Overlays run in the order listed, {0} first. refint goes first: its repairs of the
+    // referring entries then pass through syncprov, which reports them to consumers.
+    let mut index = 0;
+    if options.refint {
+        ldif.push_str(&format!(
+            "
+dn: olcOverlay={{{index}}}refint,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcRefintConfig
+olcOverlay: {{{index}}}refint
+olcRefintAttribute: member manager
+"
+        ));
+        index += 1;
+    }
     if options.syncprov {
         // A session log, so that a refresh after deletes lists the deleted entryUUIDs
         // instead of sending every present entry.
-        ldif.push_str(
+        ldif.push_str(&format!(
             "
-dn: olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config
+dn: olcOverlay={{{index}}}syncprov,olcDatabase={{1}}mdb,cn=config
 objectClass: olcOverlayConfig
 objectClass: olcSyncProvConfig
-olcOverlay: {0}syncprov
+olcOverlay: {{{index}}}syncprov
 olcSpCheckpoint: 100 10
 olcSpSessionlog: 10000
-",
-        );
+"
+        ));
     }
     ldif
 }

@@ -383,7 +383,10 @@ fn lab_slapd_starttls_and_syncprov() {
 
 #[test]
 fn lab_slapd_without_syncprov() {
-    let s = slapd::start(SlapdOptions { syncprov: false });
+    let s = slapd::start(SlapdOptions {
+        syncprov: false,
+        refint: false,
+    });
     assert!(!root_dse(&s, "supportedControl").contains(&"1.3.6.1.4.1.4203.1.9.1.1".to_string()));
     // A critical sync control is refused (unavailableCriticalExtension, 12).
     let sync = try_run(

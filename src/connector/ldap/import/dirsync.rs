@@ -4,7 +4,10 @@
 
 use std::collections::HashSet;
 
-use super::{Ctx, Position, full_read_only, push_entry, read_all, sink_err};
+use super::{
+    Ctx, Position, container_filter, full_read_only, is_container, push_entry, read_all,
+    reread_subtrees, sink_err,
+};
 
 /// How many objects one re-read search asks for by GUID.
 const REREAD_BATCH: usize = 50;
@@ -121,8 +124,11 @@ pub(super) async fn dirsync_delta(
     flags: u32,
     mut cookie: Vec<u8>,
 ) -> Result<Option<(bool, Position)>, Failure> {
-    let s = dirsync_search(ctx, ctx.scope.class_filter());
+    // Containers too: a renamed or moved OU is the only entry DirSync reports for it.
+    let filter = format!("(|{}{})", ctx.scope.class_filter(), container_filter());
+    let s = dirsync_search(ctx, filter);
     let mut reread: Vec<Vec<u8>> = Vec::new();
+    let mut containers: Vec<Dn> = Vec::new();
     let mut group_changed = false;
     let group_norm = ctx.scope.group.as_ref().map(|(g, _)| g.norm().to_string());
     loop {
@@ -142,7 +148,9 @@ pub(super) async fn dirsync_delta(
                     .first()
                     .is_some_and(|v| v.eq_ignore_ascii_case(b"TRUE"));
             if deleted {
-                return sink.push(ImportChange::Delete(anchor)).map_err(sink_err);
+                // A tombstone: its links leave every group and manager with it (Samba
+                // reports the tombstone only, not the groups it was a member of).
+                return sink.push(ImportChange::Tombstone(anchor)).map_err(sink_err);
             }
             let dn = match Dn::parse(&e.dn) {
                 Ok(d) => d,
@@ -153,6 +161,16 @@ pub(super) async fn dirsync_delta(
             };
             if group_norm.as_deref() == Some(dn.norm()) {
                 group_changed = true;
+            }
+            // A rename or move of an OU arrives without objectClass (only name and
+            // parentGUID changed): its RDN says what it is.
+            let ou_rdn = dn
+                .rdn()
+                .split_once('=')
+                .is_some_and(|(t, _)| t.trim().eq_ignore_ascii_case("OU"));
+            if mapper.class(&e).is_none() && (ou_rdn || is_container(&e)) {
+                containers.push(dn);
+                return Ok(());
             }
             if !scope.contains(&dn) && scope.group.is_none() {
                 return sink.push(ImportChange::Delete(anchor)).map_err(sink_err);
@@ -203,17 +221,20 @@ pub(super) async fn dirsync_delta(
         full_read_only(session, ctx).await?;
         return Ok(Some((true, Position::DirSync { flags, cookie })));
     }
-    reread_by_guid(session, ctx, &reread).await?;
+    containers.extend(reread_by_guid(session, ctx, &reread).await?);
+    reread_subtrees(session, ctx, containers).await?;
     Ok(Some((false, Position::DirSync { flags, cookie })))
 }
 
 /// Reads objects whole by objectGUID, in batches; those the full filter or the OU scope
-/// no longer take are reported deleted.
+/// no longer take are reported deleted. Returns the DNs of those that are containers (a
+/// `CN=` container renamed arrives like any object), whose subtrees are read next.
 async fn reread_by_guid(
     session: &mut Session,
     ctx: &mut Ctx<'_>,
     guids: &[Vec<u8>],
-) -> Result<(), Failure> {
+) -> Result<Vec<Dn>, Failure> {
+    let mut containers = Vec::new();
     let full = ctx.scope.full_filter();
     let attrs = ctx.attrs.clone();
     for chunk in guids.chunks(REREAD_BATCH) {
@@ -231,13 +252,47 @@ async fn reread_by_guid(
             Ok(())
         })
         .await?;
-        for g in chunk {
-            if !seen.contains(g) {
-                ctx.sink
-                    .push(ImportChange::Delete(Anchor::new(g.clone())))
-                    .map_err(sink_err)?;
-            }
+        let unseen: Vec<&Vec<u8>> = chunk.iter().filter(|g| !seen.contains(*g)).collect();
+        for g in &unseen {
+            ctx.sink
+                .push(ImportChange::Delete(Anchor::new((*g).clone())))
+                .map_err(sink_err)?;
+        }
+        if !unseen.is_empty() {
+            containers.extend(containers_among(session, ctx, &unseen).await?);
         }
     }
-    Ok(())
+    Ok(containers)
+}
+
+/// The DNs of the containers among these objectGUIDs.
+async fn containers_among(
+    session: &mut Session,
+    ctx: &mut Ctx<'_>,
+    guids: &[&Vec<u8>],
+) -> Result<Vec<Dn>, Failure> {
+    let mut any = String::from("(|");
+    for g in guids {
+        any.push_str(&format!("(objectGUID={})", escape_bytes(g)));
+    }
+    any.push(')');
+    let s = Search {
+        base: ctx.cfg.base_dn.as_str().to_string(),
+        subtree: true,
+        filter: format!("(&{}{any})", container_filter()),
+        attrs: vec!["1.1".into()],
+        controls: Vec::new(),
+    };
+    let mut out = Vec::new();
+    session
+        .stream(&s, Vec::new(), &mut |item| {
+            if let Item::Entry(e, _) = item {
+                if let Ok(dn) = Dn::parse(&e.dn) {
+                    out.push(dn);
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(out)
 }

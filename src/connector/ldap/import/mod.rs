@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::entry::RawEntry;
+use super::entry::{RawEntry, split_extended};
 use super::session::{Failure, Search, Session};
 use super::{LdapConnector, Mapper, Scope};
 use crate::config::{DeltaMethod, LdapConfig, LdapFlavor};
@@ -24,7 +24,10 @@ use syncrepl::{syncrepl_delta, syncrepl_position};
 use timestamp::{timestamp_delta, timestamp_position};
 use usn::{usn_delta, usn_position};
 
-const MARK_VERSION: u8 = 1;
+/// 2: AD links are read with the extended-DN control and held by anchor, and deltas follow
+/// container renames; a position of version 1 leads to one full import, which re-reads
+/// every hologram that way.
+const MARK_VERSION: u8 = 2;
 
 /// The watermark as stored: the scope it was taken for and the delta position.
 #[derive(Serialize, Deserialize, Debug)]
@@ -121,6 +124,13 @@ impl LdapConnector {
                     );
                     None
                 }
+                Ok(m) if m.version < MARK_VERSION => {
+                    tracing::info!(
+                        connector = ctx.name,
+                        "the stored delta position is from an older release: full import"
+                    );
+                    None
+                }
                 _ => {
                     tracing::warn!(
                         connector = ctx.name,
@@ -195,10 +205,11 @@ async fn read_members(
     let mut out = HashSet::new();
     for a in &e.attrs {
         for v in &a.values {
-            if let Ok(dn) = std::str::from_utf8(v)
-                .map_err(|_| ())
-                .and_then(|s| Dn::parse(s).map_err(|_| ()))
-            {
+            // AD answers extended DNs (`<GUID=…>;…;DN`); scope compares the plain DN.
+            let text = std::str::from_utf8(v)
+                .ok()
+                .map(|s| split_extended(s).map_or(s, |(_, plain)| plain));
+            if let Some(dn) = text.and_then(|s| Dn::parse(s).ok()) {
                 out.insert(dn.norm().to_string());
             }
         }
@@ -228,7 +239,7 @@ fn push_entry(ctx: &mut Ctx<'_>, e: &RawEntry) -> Result<Option<Anchor>, Failure
     Ok(Some(anchor))
 }
 
-/// Reads every in-scope object page by page; returns the anchors seen when asked.
+/// Reads every in-scope object page by page.
 async fn read_all(
     session: &mut Session,
     ctx: &mut Ctx<'_>,
@@ -237,25 +248,102 @@ async fn read_all(
     mut on_entry: impl FnMut(&mut Ctx<'_>, &RawEntry) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     for base in ctx.scope.bases() {
-        let s = Search {
-            base: base.as_str().to_string(),
-            subtree: true,
-            filter: filter.to_string(),
-            attrs: attrs.to_vec(),
-            controls: Vec::new(),
-        };
-        let mut cookie = Vec::new();
-        loop {
-            let (mut entries, next) = session.page(&s, ctx.cfg.page_size, &cookie).await?;
-            for e in &mut entries {
-                session.complete_ranges(e, ctx.cfg.range_size).await?;
-                on_entry(ctx, e)?;
-            }
-            if next.is_empty() {
-                break;
-            }
-            cookie = next;
+        read_under(session, ctx, &base, filter, attrs, &mut on_entry).await?;
+    }
+    Ok(())
+}
+
+/// Reads the subtree under `base` page by page, ranged values completed.
+async fn read_under(
+    session: &mut Session,
+    ctx: &mut Ctx<'_>,
+    base: &Dn,
+    filter: &str,
+    attrs: &[String],
+    on_entry: &mut impl FnMut(&mut Ctx<'_>, &RawEntry) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let s = Search {
+        base: base.as_str().to_string(),
+        subtree: true,
+        filter: filter.to_string(),
+        attrs: attrs.to_vec(),
+        controls: Vec::new(),
+    };
+    let mut cookie = Vec::new();
+    loop {
+        let (mut entries, next) = session.page(&s, ctx.cfg.page_size, &cookie).await?;
+        for e in &mut entries {
+            session.complete_ranges(e, ctx.cfg.range_size).await?;
+            on_entry(ctx, e)?;
         }
+        if next.is_empty() {
+            break;
+        }
+        cookie = next;
+    }
+    Ok(())
+}
+
+/// Object classes of the containers whose renames and moves a delta looks for.
+const CONTAINER_CLASSES: &[&str] = &[
+    "organizationalUnit",
+    "container",
+    "organization",
+    "domain",
+    "dcObject",
+];
+
+/// `(|(objectClass=organizationalUnit)…)`: the containers a delta also asks about.
+fn container_filter() -> String {
+    let mut f = String::from("(|");
+    for c in CONTAINER_CLASSES {
+        f.push_str(&format!("(objectClass={c})"));
+    }
+    f.push(')');
+    f
+}
+
+/// Whether an entry that lists its classes is a container rather than an imported object.
+fn is_container(e: &RawEntry) -> bool {
+    e.values("objectClass").iter().any(|v| {
+        CONTAINER_CLASSES
+            .iter()
+            .any(|c| v.eq_ignore_ascii_case(c.as_bytes()))
+    })
+}
+
+/// Reads again every imported object under containers a delta reported changed. A renamed
+/// or moved OU changes the DN of everything below it, and neither DirSync nor syncrepl
+/// reports the children (seen on Samba 4.17 and slapd 2.5: only the OU arrives), so their
+/// connector-space DNs would stay stale; read whole, they arrive as moves by anchor, and
+/// those now outside the configured OUs as deletes.
+async fn reread_subtrees(
+    session: &mut Session,
+    ctx: &mut Ctx<'_>,
+    mut containers: Vec<Dn>,
+) -> Result<(), Failure> {
+    containers.sort_by_key(Dn::depth);
+    let mut roots: Vec<Dn> = Vec::new();
+    for c in containers {
+        // The base entry itself cannot have been renamed (the configured base names it):
+        // a change there is an attribute change.
+        let inside_base = c.is_within(&ctx.cfg.base_dn) && c != ctx.cfg.base_dn;
+        if inside_base && !roots.iter().any(|r| c.is_within(r)) {
+            roots.push(c);
+        }
+    }
+    let filter = ctx.scope.full_filter();
+    let attrs = ctx.attrs.clone();
+    for root in roots {
+        tracing::info!(
+            connector = ctx.name,
+            container = %root,
+            "a container changed: reading the objects under it again"
+        );
+        read_under(session, ctx, &root, &filter, &attrs, &mut |ctx, e| {
+            push_entry(ctx, e).map(|_| ())
+        })
+        .await?;
     }
     Ok(())
 }

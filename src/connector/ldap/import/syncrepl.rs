@@ -1,10 +1,18 @@
 //! RFC 4533 syncrepl refreshOnly for LDAP servers with syncprov: changed entries whole,
 //! deletes as syncIdSets or delete states, and the present phase as a complete snapshot.
 
-use super::{Ctx, Position, sink_err};
+use std::collections::BTreeSet;
+
+use super::{Ctx, Position, container_filter, is_container, push_entry, reread_subtrees, sink_err};
 use crate::connector::ldap::controls::{self, SyncInfo, SyncStateKind};
 use crate::connector::ldap::session::{Failure, Item, Search, Session};
-use crate::model::{Anchor, ImportChange};
+use crate::model::{Anchor, Dn, ImportChange};
+
+/// The filter of the position and of every delta: the imported objects and the containers
+/// (a renamed subtree is reported by its top entry alone).
+fn sync_filter(ctx: &Ctx<'_>) -> String {
+    format!("(|{}{})", ctx.scope.full_filter(), container_filter())
+}
 
 /// The entryUUID text form of a 16-octet syncUUID.
 fn uuid_text(b: &[u8]) -> Option<String> {
@@ -21,7 +29,7 @@ pub(super) async fn syncrepl_position(
     let s = Search {
         base: ctx.cfg.base_dn.as_str().to_string(),
         subtree: true,
-        filter: ctx.scope.full_filter(),
+        filter: sync_filter(ctx),
         attrs: vec!["1.1".into()],
         controls: Vec::new(),
     };
@@ -58,7 +66,7 @@ pub(super) async fn syncrepl_delta(
     let s = Search {
         base: ctx.cfg.base_dn.as_str().to_string(),
         subtree: true,
-        filter: ctx.scope.full_filter(),
+        filter: sync_filter(ctx),
         attrs: {
             let mut a = ctx.attrs.clone();
             a.push("entryUUID".into());
@@ -69,6 +77,9 @@ pub(super) async fn syncrepl_delta(
     let mut newest: Option<Vec<u8>> = None;
     let mut present_phase = false;
     let mut delivered = 0u64;
+    let mut containers: Vec<Dn> = Vec::new();
+    // Entries naming a renamed or deleted one by DN, to read again (see below).
+    let mut referrers: BTreeSet<Dn> = BTreeSet::new();
     let r = {
         let mapper = ctx.mapper;
         let scope = ctx.scope;
@@ -100,13 +111,28 @@ pub(super) async fn syncrepl_delta(
                         delivered += 1;
                         match state.state {
                             SyncStateKind::Delete => {
+                                referrers.extend(
+                                    sink.string_referrers(&anchor, None).map_err(sink_err)?,
+                                );
                                 sink.push(ImportChange::Delete(anchor)).map_err(sink_err)
                             }
                             SyncStateKind::Present => {
                                 sink.push(ImportChange::Present(anchor)).map_err(sink_err)
                             }
+                            SyncStateKind::Add | SyncStateKind::Modify
+                                if mapper.class(&e).is_none() && is_container(&e) =>
+                            {
+                                if let Ok(dn) = Dn::parse(&e.dn) {
+                                    containers.push(dn);
+                                }
+                                Ok(())
+                            }
                             SyncStateKind::Add | SyncStateKind::Modify => match mapper.object(&e) {
                                 Ok(Some(obj)) if scope.contains(&obj.dn) => {
+                                    referrers.extend(
+                                        sink.string_referrers(&anchor, Some(&obj.dn))
+                                            .map_err(sink_err)?,
+                                    );
                                     sink.push(ImportChange::Upsert(obj)).map_err(sink_err)
                                 }
                                 Ok(_) => sink.push(ImportChange::Delete(anchor)).map_err(sink_err),
@@ -143,6 +169,11 @@ pub(super) async fn syncrepl_delta(
                                     let Some(t) = uuid_text(&u) else { continue };
                                     let a = Anchor::new(t.into_bytes());
                                     delivered += 1;
+                                    if deletes {
+                                        referrers.extend(
+                                            sink.string_referrers(&a, None).map_err(sink_err)?,
+                                        );
+                                    }
                                     let c = if deletes {
                                         ImportChange::Delete(a)
                                     } else {
@@ -194,6 +225,19 @@ pub(super) async fn syncrepl_delta(
     // The present phase names every unchanged entry; anything it did not name is gone.
     // With nothing delivered at all the server simply had no changes to report.
     let complete = present_phase && delivered > 0;
+    // Present states name the children of a renamed container by UUID only: their DNs
+    // come from reading them again either way.
+    reread_subtrees(session, ctx, containers).await?;
+    // slapd's refint overlay rewrites a renamed member's DN in its groups and drops a
+    // deleted one, but leaves the groups' entryCSN as it was (seen on slapd 2.5), so
+    // syncrepl never sends them: read again whatever named the old DN. Without refint
+    // they come back unchanged, as the directory still holds the old DN.
+    for dn in referrers {
+        let attrs = ctx.attrs.clone();
+        if let Some(e) = session.read(dn.as_str(), &attrs, Vec::new()).await? {
+            push_entry(ctx, &e)?;
+        }
+    }
     Ok(Some((
         complete,
         Position::Syncrepl {

@@ -1,7 +1,9 @@
 //! modifyTimestamp polling for LDAP servers without syncprov: changed entries whole, and a
 //! sweep of the anchors still present so that deletes are found too.
 
-use super::{Ctx, Position, push_entry, read_all, sink_err};
+use super::{
+    Ctx, Position, container_filter, push_entry, read_all, read_under, reread_subtrees, sink_err,
+};
 use crate::connector::ldap::session::{Failure, Session};
 use crate::model::{Dn, ImportChange, UtcTime};
 
@@ -28,6 +30,23 @@ pub(super) async fn timestamp_delta(
         push_entry(ctx, e).map(|_| ())
     })
     .await?;
+    // A renamed container has a new timestamp, its children do not.
+    let filter = format!("(&{}(modifyTimestamp>={since}))", container_filter());
+    let base = ctx.cfg.base_dn.clone();
+    let mut containers = Vec::new();
+    read_under(
+        session,
+        ctx,
+        &base,
+        &filter,
+        &["1.1".into()],
+        &mut |_, e| {
+            containers.extend(Dn::parse(&e.dn).ok());
+            Ok(())
+        },
+    )
+    .await?;
+    reread_subtrees(session, ctx, containers).await?;
     // Deletes leave no timestamp: a sweep of the anchors of everything still there makes
     // this a complete snapshot, and the runner removes what it did not name.
     let filter = ctx.scope.full_filter();

@@ -4,10 +4,14 @@
 
 use std::collections::HashSet;
 
-use super::{Ctx, Position, full_read_only, push_entry, read_all, sink_err};
+use super::{
+    Ctx, Position, container_filter, full_read_only, push_entry, read_all, reread_subtrees,
+    sink_err,
+};
 use crate::connector::ldap::controls;
+use crate::connector::ldap::entry::split_extended;
 use crate::connector::ldap::session::{Failure, Search, Session};
-use crate::model::{Anchor, ImportChange};
+use crate::model::{Anchor, Dn, ImportChange};
 
 pub(super) async fn usn_position(session: &mut Session) -> Result<Position, Failure> {
     let root = session
@@ -25,6 +29,11 @@ pub(super) async fn usn_position(session: &mut Session) -> Result<Position, Fail
     let service = root
         .text("dsServiceName")
         .ok_or_else(|| Failure::BadData("rootDSE has no dsServiceName".into()))?;
+    // Asked with the extended-DN control, AD prefixes the GUID; the position keeps the DN.
+    let service = match split_extended(&service) {
+        Some((_, plain)) => plain.to_string(),
+        None => service,
+    };
     let ntds = session
         .read(&service, &["invocationId".into()], Vec::new())
         .await?
@@ -128,12 +137,13 @@ pub(super) async fn usn_delta(
         attrs: vec!["objectGUID".into()],
         controls: vec![controls::show_deleted()],
     };
+    let mut tombs = Vec::new();
     let mut cookie = Vec::new();
     loop {
         let (entries, next) = session.page(&tomb, ctx.cfg.page_size, &cookie).await?;
         for e in entries {
             if let Some(g) = e.values("objectGUID").first() {
-                gone.push(g.clone());
+                tombs.push(g.clone());
             }
         }
         if next.is_empty() {
@@ -146,5 +156,29 @@ pub(super) async fn usn_delta(
             .push(ImportChange::Delete(Anchor::new(g)))
             .map_err(sink_err)?;
     }
+    for g in tombs {
+        ctx.sink
+            .push(ImportChange::Tombstone(Anchor::new(g)))
+            .map_err(sink_err)?;
+    }
+    // A renamed or moved container changes its own USN only, not its children's.
+    let changed = Search {
+        base: ctx.cfg.base_dn.as_str().to_string(),
+        subtree: true,
+        filter: format!("(&{}{since})", container_filter()),
+        attrs: vec!["1.1".into()],
+        controls: Vec::new(),
+    };
+    let mut containers = Vec::new();
+    let mut cookie = Vec::new();
+    loop {
+        let (entries, next) = session.page(&changed, ctx.cfg.page_size, &cookie).await?;
+        containers.extend(entries.iter().filter_map(|e| Dn::parse(&e.dn).ok()));
+        if next.is_empty() {
+            break;
+        }
+        cookie = next;
+    }
+    reread_subtrees(session, ctx, containers).await?;
     Ok(Some((false, now)))
 }
