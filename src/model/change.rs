@@ -122,6 +122,10 @@ pub struct ExportItem {
     pub object_class: String,
     /// Attribute changes; for an add, every attribute as a Replace.
     pub changes: Vec<AttrChange>,
+    /// Where the item stands in the export's order: items of one stage may go to the
+    /// directory at once, a later stage only after the earlier ones are done (what frees a
+    /// DN or a unique value goes before what takes it).
+    pub stage: u16,
 }
 
 /// What a connector did with one export.

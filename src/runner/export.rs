@@ -196,7 +196,7 @@ pub fn run(
             first = false;
         }
         let mut items = Vec::with_capacity(chunk.len());
-        for (_, _, id) in chunk {
+        for (kind, (waits, _), id) in chunk {
             let Some(rec) = tx.cs(*id)? else { continue };
             let Some(export) = &rec.export else { continue };
             // An error about values the directory did not keep is no refusal: sync holds
@@ -221,6 +221,7 @@ pub fn run(
                 new_dn,
                 object_class: rec.object_class.clone(),
                 changes: export.changes.clone(),
+                stage: u16::from(*kind) << 8 | u16::from(*waits),
             });
         }
         let outcomes = connector.export(&items)?;

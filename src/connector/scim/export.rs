@@ -24,16 +24,19 @@ use crate::model::{
 };
 
 /// Applies a batch; one outcome per item, in order. The items come in the runner's order
-/// (deletes, updates, adds, updates that reference the adds); each of those runs is done
-/// before the next starts, so a userName a delete frees is free when the create that
-/// takes it is sent, even with several requests in flight.
+/// (deletes, updates, adds, updates that reference the adds), in stages; each stage is done
+/// before the next starts, so a userName a delete or another update frees is free when the
+/// request that takes it is sent, even with several requests in flight.
 pub async fn export_all(client: &Client, items: &[ExportItem]) -> Vec<ExportOutcome> {
     let down = AtomicBool::new(false);
     let mut results: Vec<(ExportOutcome, Vec<Late>)> = Vec::with_capacity(items.len());
     let mut start = 0;
     while start < items.len() {
-        let kind = items[start].kind;
-        let len = items[start..].iter().take_while(|i| i.kind == kind).count();
+        let (kind, stage) = (items[start].kind, items[start].stage);
+        let len = items[start..]
+            .iter()
+            .take_while(|i| i.kind == kind && i.stage == stage)
+            .count();
         let run = &items[start..start + len];
         results.extend(one_run(client, run, &down).await);
         start += len;
