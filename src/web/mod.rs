@@ -16,6 +16,7 @@
 pub mod app;
 pub mod auth;
 pub mod http;
+mod limits;
 mod metrics;
 pub mod objects;
 mod pages;

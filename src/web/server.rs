@@ -6,9 +6,8 @@
 //! lifetime of a connection. A client that goes away raises its request's [`Gone`] flag,
 //! so that a long search stops.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,8 +22,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::app::App;
 use super::http::{Gone, Method, Req, Resp};
+use super::limits::{Activity, Counts, RaiseOnDrop, Watched, admit};
 use super::quiet_log::Event;
-use super::throttle::client_key;
 use crate::runner::Shutdown;
 
 /// The largest request body accepted (forms and JSON actions are tiny).
@@ -37,67 +36,8 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection is asked to close after this long, so that none is held for ever.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
-/// Open connections from one address (IPv6: one /64); a browser opens about six.
-pub const CONNECTIONS_PER_ADDRESS: usize = 16;
-/// Open connections in all.
-pub const CONNECTIONS: usize = 256;
-
-/// Open connections, per address and in all.
-#[derive(Default)]
-struct Counts {
-    by_addr: HashMap<IpAddr, usize>,
-    all: usize,
-}
-
-/// One admitted connection, counted until dropped.
-struct Admitted {
-    counts: Arc<Mutex<Counts>>,
-    key: IpAddr,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        c.all = c.all.saturating_sub(1);
-        if let Some(n) = c.by_addr.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                c.by_addr.remove(&self.key);
-            }
-        }
-    }
-}
-
-/// Counts a new connection from `peer`, or says which cap it would pass.
-fn admit(counts: &Arc<Mutex<Counts>>, peer: IpAddr) -> Result<Admitted, &'static str> {
-    let key = client_key(peer);
-    let mut c = counts.lock().unwrap_or_else(|p| p.into_inner());
-    if c.all >= CONNECTIONS {
-        return Err("too many connections in all");
-    }
-    let mine = c.by_addr.entry(key).or_default();
-    if *mine >= CONNECTIONS_PER_ADDRESS {
-        return Err("too many connections from this address");
-    }
-    *mine += 1;
-    c.all += 1;
-    Ok(Admitted {
-        counts: Arc::clone(counts),
-        key,
-    })
-}
-
-/// Raises a request's [`Gone`] flag when the request's future is dropped unfinished
-/// (hyper drops it when the client goes away).
-struct RaiseOnDrop(Option<Gone>);
-
-impl Drop for RaiseOnDrop {
-    fn drop(&mut self) {
-        if let Some(g) = self.0.take() {
-            g.set();
-        }
-    }
-}
+/// A connection with no request in progress and nothing read for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn handle(
     app: Arc<App>,
@@ -248,13 +188,36 @@ pub async fn serve(
                         }
                         Err(_) => return,
                     };
-                    let service = service_fn(move |req| handle(Arc::clone(&app), peer, req));
-                    let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
+                    let activity = Activity::new();
+                    let requests = Arc::clone(&activity);
+                    let service = service_fn(move |req| {
+                        let in_flight = requests.request();
+                        let app = Arc::clone(&app);
+                        async move {
+                            let answer = handle(app, peer, req).await;
+                            drop(in_flight);
+                            answer
+                        }
+                    });
+                    let io = TokioIo::new(Watched::new(tls, Arc::clone(&activity)));
+                    let conn = builder.serve_connection(io, service).into_owned();
                     let mut conn = std::pin::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => return,
-                        _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
-                        _ = stopping.wait_for(|s| *s) => {}
+                    let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
+                    let mut lifetime = std::pin::pin!(lifetime);
+                    let mut check = tokio::time::interval(Duration::from_secs(1));
+                    loop {
+                        tokio::select! {
+                            _ = conn.as_mut() => return,
+                            _ = lifetime.as_mut() => break,
+                            _ = stopping.wait_for(|s| *s) => break,
+                            _ = check.tick() => {
+                                // hyper's header timeout only starts with a request's first
+                                // byte: a connection that sends nothing is closed here.
+                                if activity.idle_for(IDLE_TIMEOUT) {
+                                    break;
+                                }
+                            }
+                        }
                     }
                     conn.as_mut().graceful_shutdown();
                     // The request in progress may finish; the connection then ends.

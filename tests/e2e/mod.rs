@@ -34,6 +34,7 @@ mod scale_bench;
 mod scim;
 mod scim_bench;
 mod signals;
+mod web_abuse;
 mod web_api;
 mod web_browser;
 mod web_client;
