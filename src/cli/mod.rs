@@ -35,7 +35,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// The run finished, but some objects failed.
     pub const OBJECT_ERRORS: u8 = 1;
-    /// Bad config or usage (also: state file in use, not ours, too new).
+    /// Bad config or usage (also: state file in use or too new).
     pub const CONFIG: u8 = 2;
     /// A directory could not be reached or read.
     pub const UNREACHABLE: u8 = 3;
@@ -244,16 +244,23 @@ fn load_config(path: &Path) -> Result<Config, u8> {
     Ok(config)
 }
 
+/// The exit code for a state file that cannot be used: 1 for a file that is damaged or
+/// cannot be read or written, 2 for one that is in use or too new (a usage problem).
+fn store_exit(e: &StoreError) -> u8 {
+    match e {
+        StoreError::Db { .. }
+        | StoreError::Record { .. }
+        | StoreError::Corrupted(..)
+        | StoreError::NotOurs(..)
+        | StoreError::Unwritable(..) => exit::OBJECT_ERRORS,
+        StoreError::InUse(_) | StoreError::TooNew { .. } => exit::CONFIG,
+    }
+}
+
 fn open_store(config: &Config) -> Result<Store, u8> {
     Store::open(&config.state_file).map_err(|e: StoreError| {
         eprintln!("error: {e}");
-        match e {
-            StoreError::Db { .. }
-            | StoreError::Record { .. }
-            | StoreError::Corrupted(..)
-            | StoreError::Unwritable(..) => exit::OBJECT_ERRORS,
-            _ => exit::CONFIG,
-        }
+        store_exit(&e)
     })
 }
 
@@ -261,7 +268,7 @@ fn open_store(config: &Config) -> Result<Store, u8> {
 fn open_store_read_only(config: &Config) -> Result<Store, u8> {
     Store::open_read_only(&config.state_file).map_err(|e| {
         eprintln!("error: {e}");
-        exit::CONFIG
+        store_exit(&e)
     })
 }
 

@@ -29,6 +29,7 @@ mod safety_lab;
 mod safety_signals;
 mod safety_staging;
 mod safety_state_file;
+mod safety_state_fuzz;
 mod safety_threshold;
 mod scale_bench;
 mod scim;
