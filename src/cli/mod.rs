@@ -160,6 +160,7 @@ enum Command {
 
 /// Parses arguments, runs the command, returns the process exit code.
 pub fn main() -> ExitCode {
+    private_files();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run { config } => cmd_run(&config),
@@ -227,6 +228,15 @@ fn init_logging(log_dir: Option<&Path>) -> Option<tracing_appender::non_blocking
         .with(file_layer)
         .try_init();
     guard
+}
+
+/// Makes every file and folder this process creates the service user's alone (0600 and
+/// 0700), whatever umask it was started with: the state file, its backups and the logs
+/// hold the admin password hash and every identity. systemd sets `UMask=0077` too; a
+/// shell or cron job usually gives 0022.
+fn private_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 /// Logging to stderr, then the config: how every one-shot command begins.

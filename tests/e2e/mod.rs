@@ -25,6 +25,7 @@ mod safety_backup;
 mod safety_backup_bench;
 mod safety_conflict;
 mod safety_crash;
+mod safety_file_modes;
 mod safety_lab;
 mod safety_signals;
 mod safety_staging;
