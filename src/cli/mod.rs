@@ -39,6 +39,8 @@ pub mod exit {
     pub const CONFIG: u8 = 2;
     /// A directory could not be reached or read.
     pub const UNREACHABLE: u8 = 3;
+    /// A source sent data that cannot be taken (malformed LDIF, a malformed answer).
+    pub const BAD_DATA: u8 = 4;
 }
 
 #[derive(Parser, Debug)]

@@ -55,6 +55,8 @@ struct Sink<'a> {
     total: u64,
     error: Option<StoreError>,
     progress: Option<&'a indicatif::ProgressBar>,
+    shutdown: &'a Shutdown,
+    stopped: bool,
 }
 
 impl Sink<'_> {
@@ -93,6 +95,12 @@ impl ImportSink for Sink<'_> {
     }
 
     fn push(&mut self, change: ImportChange) -> Result<(), String> {
+        // Checked per change, not per batch: a source that never ends (a pipe, a huge file)
+        // must not keep a stop request waiting. What was committed so far stands.
+        if self.shutdown.requested() {
+            self.stopped = true;
+            return Err("stopping: a shutdown was requested".into());
+        }
         self.buf.push(change);
         self.total += 1;
         if let Some(p) = self.progress {
@@ -130,10 +138,15 @@ pub fn run(
         total: 0,
         error: None,
         progress,
+        shutdown,
+        stopped: false,
     };
     let end = connector.import(watermark.as_ref(), full, &mut sink);
     if let Some(e) = sink.error.take() {
         return Err(e.into());
+    }
+    if sink.stopped {
+        return Err(RunError::Interrupted);
     }
     let end = end?;
     shutdown.check()?;

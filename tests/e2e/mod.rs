@@ -23,6 +23,7 @@ mod rules_forests;
 mod rules_scim;
 mod safety_backup;
 mod safety_backup_bench;
+mod safety_bounded_input;
 mod safety_conflict;
 mod safety_crash;
 mod safety_file_modes;
