@@ -41,3 +41,4 @@ mod web_abuse;
 mod web_api;
 mod web_browser;
 mod web_client;
+mod web_load;
