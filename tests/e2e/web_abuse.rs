@@ -333,10 +333,32 @@ fn web_abuse_slow_headers_and_bodies_are_cut_within_the_timeout() {
 }
 
 #[test]
-fn web_abuse_connections_per_address_are_capped() {
+fn web_abuse_connections_per_address_are_capped_and_wrong_tokens_throttled() {
     let dir = TestDir::new("web-abuse-conns");
     demo_once(&dir);
-    let d = start_run(&dir, None);
+    let d = start_run(&dir, Some("the-right-token-0123456789"));
+    // Wrong API tokens: 10 from one address, then its token requests wait.
+    let mut guesser = connect_from(&d, [127, 0, 0, 33]).must("connecting");
+    for i in 0..10 {
+        let wrong = format!("Bearer guess-{i}");
+        let a = exchange(
+            &mut guesser,
+            "GET",
+            "/api/overview",
+            &[("Authorization", &wrong)],
+            "",
+        )
+        .must("an answer");
+        assert_eq!(a.status, 401);
+    }
+    let right = [("Authorization", "Bearer the-right-token-0123456789")];
+    let a = exchange(&mut guesser, "GET", "/api/overview", &right, "").must("an answer");
+    assert_eq!(a.status, 429, "{}", a.body);
+    let mut script = connect_from(&d, [127, 0, 0, 34]).must("connecting");
+    let a = exchange(&mut script, "GET", "/api/overview", &right, "").must("an answer");
+    assert_eq!(a.status, 200, "another address is not affected");
+    drop((guesser, script));
+
     let held: Vec<Conn> = (0..16)
         .map(|_| connect_from(&d, [127, 0, 0, 31]).must("one of the first 16 connections"))
         .collect();
