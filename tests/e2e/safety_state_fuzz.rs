@@ -18,9 +18,9 @@ use super::safety_state_file::setup_with;
 use crate::support::{Must, TestDir, bin, cycle_json};
 
 /// Damaged copies read in this process.
-const IN_PROCESS: u64 = 2000;
+const IN_PROCESS: u64 = 3000;
 /// Damaged copies given to the binary (each to four commands).
-const BINARY: u64 = 100;
+const BINARY: u64 = 200;
 /// A command on a damaged copy of a small file finishes well within this.
 const COMMAND_LIMIT: Duration = Duration::from_secs(30);
 /// Address space each command may use: far above what it needs (~300 MB), far below
