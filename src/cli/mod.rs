@@ -35,10 +35,12 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// The run finished, but some objects failed.
     pub const OBJECT_ERRORS: u8 = 1;
-    /// Bad config or usage (also: state file in use, not ours, too new).
+    /// Bad config or usage (also: state file in use or too new).
     pub const CONFIG: u8 = 2;
     /// A directory could not be reached or read.
     pub const UNREACHABLE: u8 = 3;
+    /// A source sent data that cannot be taken (malformed LDIF, a malformed answer).
+    pub const BAD_DATA: u8 = 4;
 }
 
 #[derive(Parser, Debug)]
@@ -160,6 +162,7 @@ enum Command {
 
 /// Parses arguments, runs the command, returns the process exit code.
 pub fn main() -> ExitCode {
+    private_files();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run { config } => cmd_run(&config),
@@ -229,6 +232,15 @@ fn init_logging(log_dir: Option<&Path>) -> Option<tracing_appender::non_blocking
     guard
 }
 
+/// Makes every file and folder this process creates the service user's alone (0600 and
+/// 0700), whatever umask it was started with: the state file, its backups and the logs
+/// hold the admin password hash and every identity. systemd sets `UMask=0077` too; a
+/// shell or cron job usually gives 0022.
+fn private_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
 /// Logging to stderr, then the config: how every one-shot command begins.
 fn start(path: &Path) -> Result<(Option<tracing_appender::non_blocking::WorkerGuard>, Config), u8> {
     let guard = init_logging(None);
@@ -244,16 +256,23 @@ fn load_config(path: &Path) -> Result<Config, u8> {
     Ok(config)
 }
 
+/// The exit code for a state file that cannot be used: 1 for a file that is damaged or
+/// cannot be read or written, 2 for one that is in use or too new (a usage problem).
+fn store_exit(e: &StoreError) -> u8 {
+    match e {
+        StoreError::Db { .. }
+        | StoreError::Record { .. }
+        | StoreError::Corrupted(..)
+        | StoreError::NotOurs(..)
+        | StoreError::Unwritable(..) => exit::OBJECT_ERRORS,
+        StoreError::InUse(_) | StoreError::TooNew { .. } => exit::CONFIG,
+    }
+}
+
 fn open_store(config: &Config) -> Result<Store, u8> {
     Store::open(&config.state_file).map_err(|e: StoreError| {
         eprintln!("error: {e}");
-        match e {
-            StoreError::Db { .. }
-            | StoreError::Record { .. }
-            | StoreError::Corrupted(..)
-            | StoreError::Unwritable(..) => exit::OBJECT_ERRORS,
-            _ => exit::CONFIG,
-        }
+        store_exit(&e)
     })
 }
 
@@ -261,7 +280,7 @@ fn open_store(config: &Config) -> Result<Store, u8> {
 fn open_store_read_only(config: &Config) -> Result<Store, u8> {
     Store::open_read_only(&config.state_file).map_err(|e| {
         eprintln!("error: {e}");
-        exit::CONFIG
+        store_exit(&e)
     })
 }
 

@@ -17,12 +17,20 @@ use crate::store::{ChangeCounts, CsRecord, Store, StoreError, WriteTx};
 const BATCH: usize = 5000;
 
 /// The CS ids an import saw, one bit each: ids are dense, so a million objects take
-/// 125 KB where a hash set would take tens of MB.
+/// 125 KB where a hash set would take tens of MB. An id past [`SeenIds::DENSE`] (only a
+/// damaged index holds one) goes to a set, so that it cannot size the bitset.
 #[derive(Default)]
-struct SeenIds(Vec<u64>);
+struct SeenIds(Vec<u64>, std::collections::BTreeSet<u64>);
 
 impl SeenIds {
+    /// Ids below this are kept as bits (at most 16 MB of them).
+    const DENSE: u64 = 1 << 27;
+
     fn insert(&mut self, id: u64) {
+        if id >= Self::DENSE {
+            self.1.insert(id);
+            return;
+        }
         let (word, bit) = ((id / 64) as usize, id % 64);
         if self.0.len() <= word {
             self.0.resize(word + 1, 0);
@@ -31,6 +39,9 @@ impl SeenIds {
     }
 
     fn contains(&self, id: u64) -> bool {
+        if id >= Self::DENSE {
+            return self.1.contains(&id);
+        }
         self.0
             .get((id / 64) as usize)
             .is_some_and(|w| w & (1 << (id % 64)) != 0)
@@ -47,6 +58,8 @@ struct Sink<'a> {
     error: Option<StoreError>,
     progress: Option<&'a indicatif::ProgressBar>,
     confirm: Judge<'a>,
+    shutdown: &'a Shutdown,
+    stopped: bool,
 }
 
 impl Sink<'_> {
@@ -155,6 +168,12 @@ impl ImportSink for Sink<'_> {
     }
 
     fn push(&mut self, change: ImportChange) -> Result<(), String> {
+        // Checked per change, not per batch: a source that never ends (a pipe, a huge file)
+        // must not keep a stop request waiting. What was committed so far stands.
+        if self.shutdown.requested() {
+            self.stopped = true;
+            return Err("stopping: a shutdown was requested".into());
+        }
         self.buf.push(change);
         self.total += 1;
         if let Some(p) = self.progress {
@@ -207,10 +226,15 @@ pub fn run(
             rules: confirm,
             not_kept: 0,
         },
+        shutdown,
+        stopped: false,
     };
     let end = connector.import(watermark.as_ref(), full, &mut sink);
     if let Some(e) = sink.error.take() {
         return Err(e.into());
+    }
+    if sink.stopped {
+        return Err(RunError::Interrupted);
     }
     let end = end?;
     shutdown.check()?;
@@ -708,5 +732,14 @@ mod tests {
         for id in [2u64, 62, 65, 1_000_002, 5_000_000] {
             assert!(!seen.contains(id), "{id}");
         }
+    }
+
+    #[test]
+    fn an_id_from_a_damaged_index_does_not_size_the_bitset() {
+        let mut seen = SeenIds::default();
+        seen.insert(1 << 50);
+        assert!(seen.contains(1 << 50));
+        assert!(!seen.contains((1 << 50) + 1));
+        assert!(seen.0.is_empty());
     }
 }

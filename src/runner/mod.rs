@@ -63,11 +63,12 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The exit code DESIGN.md assigns: 3 for an unreachable directory, 1 otherwise.
+    /// The exit code DESIGN.md assigns: 3 for an unreachable directory, 4 for a source that
+    /// sent what cannot be taken (malformed LDIF, a malformed answer), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::Connector(e) if e.kind == ConnectorErrorKind::Unreachable => 3,
-            RunError::Connector(e) if e.kind == ConnectorErrorKind::BadData => 3,
+            RunError::Connector(e) if e.kind == ConnectorErrorKind::BadData => 4,
             RunError::UnknownConnector(_) => 2,
             _ => 1,
         }

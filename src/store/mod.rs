@@ -66,7 +66,7 @@ pub enum StoreError {
         supported: u8,
     },
     /// A record could not be decoded.
-    #[error("state file {path}: {table} record {key}: {source}")]
+    #[error("state file {path}: {table} record {key}: {source}{advice}", advice = record_advice(source))]
     Record {
         /// The file.
         path: PathBuf,
@@ -95,6 +95,56 @@ pub enum StoreError {
         /// redb's words.
         message: String,
     },
+}
+
+/// An empty file is not a new state file: redb would quietly make it one, and a cycle
+/// would then re-provision everything. It is what a crashed copy or a full disk leaves.
+fn refuse_empty(path: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() == 0 => Err(StoreError::Corrupted(
+            path.to_path_buf(),
+            "the file is empty (0 bytes)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// redb's refusal to open an existing file: damaged bytes, or not a redb file at all.
+fn not_ours_or_damaged(path: &Path, e: redb::DatabaseError) -> StoreError {
+    let message = e.to_string();
+    if damaged(&message) {
+        StoreError::Corrupted(path.to_path_buf(), message)
+    } else {
+        StoreError::NotOurs(path.to_path_buf(), message)
+    }
+}
+
+/// The advice after a record that cannot be decoded: a damaged record means a damaged
+/// file; a newer one a newer build.
+fn record_advice(e: &records::CodecError) -> &'static str {
+    match e {
+        records::CodecError::Damaged(_) => {
+            "; the file is damaged: restore the last backup with `bridgehead restore`, or move \
+             the file away and run `bridgehead cycle --full` to rebuild it from the directories"
+        }
+        records::CodecError::TooNew { .. } => "; run the newer bridgehead or restore a backup",
+    }
+}
+
+/// Whether redb's words mean the file's bytes are damaged (as opposed to the file system
+/// failing): a truncated file reads short, a damaged page fails its checks, and a file
+/// that needs repair cannot be repaired read-only.
+fn damaged(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "failed to fill whole buffer",
+        "corrupt",
+        "repair",
+        "invalid",
+        "unexpected end",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
 }
 
 /// What to do about an I/O error from the file system under the state file. redb's errors
@@ -128,9 +178,16 @@ pub(crate) trait DbContext<T> {
 
 impl<T, E: std::fmt::Display> DbContext<T> for Result<T, E> {
     fn ctx(self, path: &Path) -> Result<T, StoreError> {
-        self.map_err(|e| StoreError::Db {
-            path: path.to_path_buf(),
-            message: e.to_string(),
+        self.map_err(|e| {
+            let message = e.to_string();
+            if damaged(&message) {
+                StoreError::Corrupted(path.to_path_buf(), message)
+            } else {
+                StoreError::Db {
+                    path: path.to_path_buf(),
+                    message,
+                }
+            }
         })
     }
 }
@@ -168,6 +225,9 @@ impl Store {
     /// Opens (or creates) the state file, refusing a file in use, not ours, or too new.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let existed = path.exists();
+        if existed {
+            refuse_empty(path)?;
+        }
         let db = match builder().create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
@@ -186,9 +246,7 @@ impl Store {
             {
                 return Err(StoreError::Unwritable(path.to_path_buf(), e.to_string()));
             }
-            Err(e) if existed => {
-                return Err(StoreError::NotOurs(path.to_path_buf(), e.to_string()));
-            }
+            Err(e) if existed => return Err(not_ours_or_damaged(path, e)),
             Err(e) => return Err(e).ctx(path),
         };
         let store = Store {
@@ -208,12 +266,13 @@ impl Store {
                 message: "no such file (has a cycle run yet?)".into(),
             });
         }
+        refuse_empty(path)?;
         let db = match builder().open_read_only(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::InUse(path.to_path_buf()));
             }
-            Err(e) => return Err(StoreError::NotOurs(path.to_path_buf(), e.to_string())),
+            Err(e) => return Err(not_ours_or_damaged(path, e)),
         };
         let store = Store {
             db: Db::Reader(db),

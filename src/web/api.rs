@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::super::http::{Req, Resp};
 use super::super::system::config_view;
 use super::super::{metrics, objects, views};
-use super::{App, SEARCH_LIMIT};
+use super::{App, MAX_QUERY, SEARCH_LIMIT, failure};
 use crate::model::{CsId, MvId};
 use crate::runner::handle::Request;
 use crate::store::StoreError;
@@ -91,7 +91,16 @@ impl App {
             },
             (false, ["api", "objects"]) => {
                 let query = q.get("q").cloned().unwrap_or_default();
-                Resp::json(200, &objects::search(&self.read()?, &query, SEARCH_LIMIT)?)
+                if query.chars().count() > MAX_QUERY {
+                    return Ok(failure(
+                        true,
+                        400,
+                        &format!("the query is longer than {MAX_QUERY} characters"),
+                    ));
+                }
+                let gone = &req.gone;
+                let r = objects::search(&self.read()?, &query, SEARCH_LIMIT, &|| !gone.is_set())?;
+                Resp::json(200, &r)
             }
             (false, ["api", "objects", "mv", id]) => match id
                 .parse()

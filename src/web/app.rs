@@ -2,18 +2,17 @@
 //! JSON API and metrics, and actions sent to the runner. Synchronous: the server calls
 //! [`App::respond`] on a blocking thread, each request reading one store snapshot.
 
-use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use askama::Template;
 
-use super::auth::{
-    Auth, MIN_PASSWORD_LEN, hash_password, random_token, same_secret, verify_password,
-};
+use super::auth::{Auth, Bearer, MIN_PASSWORD_LEN, same_secret};
 use super::http::{Method, Req, Resp, cookie, url_encode};
 use super::objects;
 use super::pages::*;
+use super::quiet_log::{Event, QuietLog};
 use super::system::{Host, config_view};
 use super::views::{self, ObjectStats};
 use crate::config::Config;
@@ -27,6 +26,9 @@ pub const SESSION_COOKIE: &str = "__Host-bh_session";
 pub const LOGIN_COOKIE: &str = "__Host-bh_login";
 /// Search hits shown per space.
 const SEARCH_LIMIT: usize = 50;
+/// Longest search query accepted, in characters: names, mail addresses, DNs and anchors
+/// are all far shorter, and each character costs work on every record scanned.
+pub const MAX_QUERY: usize = 256;
 /// How long an action waits for the runner before answering "queued".
 const ACTION_WAIT: Duration = Duration::from_secs(5);
 /// Per-object statistics are recomputed at most this often, and after every new run.
@@ -34,8 +36,13 @@ const STATS_MAX_AGE_MS: i64 = 300_000;
 
 /// Who is asking.
 enum Who {
-    Session { id: String, csrf: String },
+    Session {
+        id: String,
+        csrf: String,
+    },
     Token,
+    /// Sent too many wrong API tokens lately: refused until this many seconds have passed.
+    TokenThrottled(u64),
     Nobody,
 }
 
@@ -48,6 +55,7 @@ pub struct App {
     auth: Auth,
     host: Host,
     stats: Mutex<Option<(u64, i64, Arc<ObjectStats>)>>,
+    quiet: Mutex<QuietLog>,
     started_ms: i64,
     certificate: String,
 }
@@ -83,6 +91,7 @@ impl App {
             auth,
             host: Host::new(),
             stats: Mutex::new(None),
+            quiet: Mutex::new(QuietLog::default()),
             certificate,
         }
     }
@@ -90,6 +99,36 @@ impl App {
     /// Logs every session out (after the password changed elsewhere).
     pub fn logout_all(&self) {
         self.auth.logout_all();
+    }
+
+    /// Logs a repeated event (failed login, wrong token, refused connection) at WARN,
+    /// unless the quiet log holds it back for its summary line.
+    pub fn warn_event(&self, event: Event, peer: IpAddr, what: &str) {
+        let now = self.clock.now_ms();
+        let mut quiet = self.quiet.lock().unwrap_or_else(|p| p.into_inner());
+        let in_full = quiet.note(event, peer, now);
+        let due = quiet.due(now);
+        drop(quiet);
+        if in_full {
+            tracing::warn!(%peer, "{what}");
+        }
+        for line in due {
+            tracing::warn!("{line}");
+        }
+    }
+
+    /// Writes the summary lines whose minute is over (the server calls this now and then,
+    /// so that the last summary of a flood is not held back until the next event).
+    pub fn flush_log(&self) {
+        let now = self.clock.now_ms();
+        let due = self
+            .quiet
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .due(now);
+        for line in due {
+            tracing::warn!("{line}");
+        }
     }
 
     /// Answers one request.
@@ -108,10 +147,22 @@ impl App {
                 return Who::Session { id, csrf: s.csrf };
             }
         }
-        if self.auth.bearer_ok(req.header("authorization")) {
-            return Who::Token;
+        match self.auth.bearer(req.header("authorization"), req.peer, now) {
+            Bearer::Valid => Who::Token,
+            Bearer::Absent => Who::Nobody,
+            Bearer::Wrong => {
+                self.warn_event(Event::WrongToken, req.peer, "wrong API token");
+                Who::Nobody
+            }
+            Bearer::Throttled(t) => {
+                self.warn_event(
+                    Event::WrongToken,
+                    req.peer,
+                    "API token not checked: too many wrong tokens",
+                );
+                Who::TokenThrottled(t.retry_after_s)
+            }
         }
-        Who::Nobody
     }
 
     fn route(&self, req: &Req) -> Resp {
@@ -137,6 +188,14 @@ impl App {
         let (session_id, csrf) = match &who {
             Who::Session { id, csrf } => (Some(id.as_str()), csrf.as_str()),
             Who::Token if api => (None, ""),
+            Who::TokenThrottled(s) => {
+                return failure(
+                    api,
+                    429,
+                    &format!("too many wrong API tokens; try again in {s} s"),
+                )
+                .with("retry-after", s.to_string());
+            }
             _ if api => {
                 return failure(true, 401, "log in, or send the API token as a bearer token")
                     .with("www-authenticate", "Bearer");
@@ -146,12 +205,14 @@ impl App {
         };
         if post {
             if let Err(why) = self.check_post(req, &who) {
-                tracing::warn!(
-                    peer = %req.peer,
-                    path,
-                    origin = req.header("origin").unwrap_or("-"),
-                    host = req.header("host").unwrap_or("-"),
-                    "refused POST: {why}"
+                self.warn_event(
+                    Event::RefusedPost,
+                    req.peer,
+                    &format!(
+                        "refused POST to {path} (origin {}, host {}): {why}",
+                        req.header("origin").unwrap_or("-"),
+                        req.header("host").unwrap_or("-")
+                    ),
                 );
                 return failure(api, 403, why);
             }
@@ -226,78 +287,6 @@ impl App {
             Resp::text(200, "ok\n")
         } else {
             Resp::text(503, "degraded\n")
-        }
-    }
-
-    fn login_form(&self, req: &Req, message: &str, status: u16) -> Resp {
-        // Keep a well-formed token the browser already has, so that two tabs (or a second
-        // request) do not invalidate each other's form.
-        let existing = req.cookie(LOGIN_COOKIE).filter(|t| {
-            t.len() == 43
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-        let Some(token) = existing.or_else(|| random_token(32).ok()) else {
-            return Resp::text(500, "the OS random source failed");
-        };
-        let page = Login {
-            csrf: token.clone(),
-            message: message.into(),
-        };
-        match page.render() {
-            Ok(html) => {
-                Resp::html(status, html).with("set-cookie", cookie(LOGIN_COOKIE, &token, 3600))
-            }
-            Err(e) => Resp::text(500, &format!("template: {e}")),
-        }
-    }
-
-    fn login(&self, req: &Req, now: i64) -> Resp {
-        let form = req.form();
-        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
-        let cookie_token = req.cookie(LOGIN_COOKIE).unwrap_or_default();
-        if cookie_token.is_empty()
-            || !same_secret(cookie_token.as_bytes(), field("csrf").as_bytes())
-        {
-            return self.login_form(req, "The form expired; please try again.", 403);
-        }
-        if let Err(t) = self.auth.check_throttle(req.peer, now) {
-            tracing::warn!(peer = %req.peer, "login refused: too many failed attempts");
-            return self
-                .login_form(
-                    req,
-                    &format!(
-                        "Too many failed logins; try again in {} s.",
-                        t.retry_after_s
-                    ),
-                    429,
-                )
-                .with("retry-after", t.retry_after_s.to_string());
-        }
-        let stored = match self.read().and_then(|tx| tx.admin_password()) {
-            Ok(Some(p)) => p,
-            Ok(None) => {
-                return self.login_form(
-                    req,
-                    "No admin password is set yet; set one with `bridgehead passwd`.",
-                    503,
-                );
-            }
-            Err(e) => return Resp::text(500, &format!("the state file could not be read: {e}")),
-        };
-        if field("user") != "admin" || !verify_password(&stored.phc, field("password")) {
-            self.auth.record_failure(req.peer, now);
-            tracing::warn!(peer = %req.peer, "failed login");
-            return self.login_form(req, "Wrong user or password.", 401);
-        }
-        match self.auth.login(now) {
-            Ok(id) => {
-                tracing::info!(peer = %req.peer, "admin logged in");
-                Resp::see_other("/")
-                    .with("set-cookie", cookie(SESSION_COOKIE, &id, 12 * 3600))
-                    .with("set-cookie", cookie(LOGIN_COOKIE, "", 0))
-            }
-            Err(e) => Resp::text(500, &e),
         }
     }
 
@@ -431,7 +420,18 @@ impl App {
             },
             (false, ["objects"]) => {
                 let query = q.get("q").cloned().unwrap_or_default();
-                let r = objects::search(&self.read()?, &query, SEARCH_LIMIT)?;
+                if query.chars().count() > MAX_QUERY {
+                    return Ok(message(
+                        "Objects",
+                        (
+                            400,
+                            format!("the query is longer than {MAX_QUERY} characters"),
+                        ),
+                        "/objects",
+                    ));
+                }
+                let gone = &req.gone;
+                let r = objects::search(&self.read()?, &query, SEARCH_LIMIT, &|| !gone.is_set())?;
                 let (nav, fmt) = nav("Objects", "/objects");
                 Self::render(ObjectsPage { nav, fmt, r }, 200)
             }
@@ -525,7 +525,7 @@ impl App {
                 "/",
             ),
             (true, ["account", "password"]) => {
-                let outcome = self.change_password(&form);
+                let outcome = self.change_password(req, &form, session, now);
                 if outcome.0 == 200 {
                     self.auth.logout_all();
                     message(
@@ -548,34 +548,18 @@ impl App {
             ),
         })
     }
-
-    fn change_password(&self, form: &HashMap<String, String>) -> (u16, String) {
-        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
-        let current = match self.read().and_then(|tx| tx.admin_password()) {
-            Ok(Some(p)) => p,
-            Ok(None) => return (409, "no password is set".into()),
-            Err(e) => return (500, e.to_string()),
-        };
-        if !verify_password(&current.phc, field("current")) {
-            return (403, "the current password is wrong".into());
-        }
-        if field("new") != field("again") {
-            return (400, "the two new passwords differ".into());
-        }
-        let phc = match hash_password(field("new")) {
-            Ok(p) => p,
-            Err(e) => return (400, e),
-        };
-        self.act(Request::SetAdminPassword {
-            phc,
-            who: "status page".into(),
-        })
-    }
 }
 
 #[path = "api.rs"]
 mod api;
 
+#[path = "login.rs"]
+mod login;
+
 #[cfg(test)]
 #[path = "app_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "app_abuse_tests.rs"]
+mod abuse_tests;

@@ -13,15 +13,16 @@ use crate::runner::handle::channel;
 use crate::store::admin::AdminPasswordRecord;
 use crate::store::write::LinkKind;
 use crate::store::{ConnectorRunStats, CsRecord, ErrorRecord, MvRecord, RunRecord};
+use crate::web::auth::hash_password;
 
-const PASSWORD: &str = "a good long password";
+pub(super) const PASSWORD: &str = "a good long password";
 const T0: i64 = 1_800_000_000_000;
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
     _writer: Store,
-    app: App,
-    clock: Arc<FixedClock>,
+    pub(super) app: App,
+    pub(super) clock: Arc<FixedClock>,
     _inbox: crate::runner::handle::Inbox,
 }
 
@@ -105,7 +106,7 @@ fn seed(store: &Store) {
     tx.commit().unwrap();
 }
 
-fn fixture(token: Option<&str>) -> Fixture {
+pub(super) fn fixture(token: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), token);
     let writer = Store::open(&config.state_file).unwrap();
@@ -123,7 +124,7 @@ fn fixture(token: Option<&str>) -> Fixture {
     }
 }
 
-fn req(method: Method, path: &str, cookies: &str, body: &str) -> Req {
+pub(super) fn req(method: Method, path: &str, cookies: &str, body: &str) -> Req {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let mut headers = vec![("host".to_string(), "127.0.0.1:8443".to_string())];
     if !cookies.is_empty() {
@@ -136,10 +137,11 @@ fn req(method: Method, path: &str, cookies: &str, body: &str) -> Req {
         headers,
         body: body.as_bytes().to_vec(),
         peer: IpAddr::from([127, 0, 0, 1]),
+        gone: Default::default(),
     }
 }
 
-fn cookie_value(resp: &Resp, name: &str) -> Option<String> {
+pub(super) fn cookie_value(resp: &Resp, name: &str) -> Option<String> {
     resp.headers
         .iter()
         .filter(|(n, _)| n == "set-cookie")
@@ -148,12 +150,12 @@ fn cookie_value(resp: &Resp, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn body(resp: &Resp) -> String {
+pub(super) fn body(resp: &Resp) -> String {
     String::from_utf8_lossy(&resp.body).into_owned()
 }
 
 /// A login form's CSRF token and cookie.
-fn login_form(app: &App) -> (String, String) {
+pub(super) fn login_form(app: &App) -> (String, String) {
     let r = app.respond(&req(Method::Get, "/login", "", ""));
     assert_eq!(r.status, 200);
     let cookie = cookie_value(&r, LOGIN_COOKIE).unwrap();
@@ -164,14 +166,14 @@ fn login_form(app: &App) -> (String, String) {
     (field, format!("{LOGIN_COOKIE}={cookie}"))
 }
 
-fn try_login(app: &App, password: &str) -> Resp {
+pub(super) fn try_login(app: &App, password: &str) -> Resp {
     let (csrf, cookie) = login_form(app);
     let form = format!("csrf={csrf}&user=admin&password={}", url_encode(password));
     app.respond(&req(Method::Post, "/login", &cookie, &form))
 }
 
 /// Logs in; the session cookie header and the session's CSRF token.
-fn login(app: &App) -> (String, String) {
+pub(super) fn login(app: &App) -> (String, String) {
     let r = try_login(app, PASSWORD);
     assert_eq!(r.status, 303, "{}", body(&r));
     let cookie = format!(

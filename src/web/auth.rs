@@ -5,23 +5,28 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use super::throttle::{Client, LoginThrottle, Verdict, WINDOW_MS, Window, client_key};
 use crate::config::Secret;
 
 /// A session ends this long after login whatever its activity (OWASP: 8-12 h).
 const SESSION_MAX_MS: i64 = 12 * 3600 * 1000;
-/// Failed logins from one address allowed per window before it must wait.
-const FAILS_PER_ADDR: usize = 5;
-/// Failed logins from all addresses together per window (a spread-out guessing attack).
-const FAILS_GLOBAL: usize = 50;
-/// The throttle's window.
-const WINDOW_MS: i64 = 60_000;
+/// Wrong API tokens one address may send per window before its token requests wait.
+const TOKEN_FAILS_PER_ADDR: usize = 10;
+/// Wrong current passwords one session may give the password form per window.
+const CHANGE_FAILS_PER_SESSION: usize = 5;
+/// Password hashes computed at once: each takes 19 MiB and a core for ~20 ms, so a flood
+/// of parallel logins must queue instead of exhausting memory.
+const HASHING_AT_ONCE: usize = 4;
+/// How long a login waits for a hashing slot before it is answered "busy".
+const HASHING_WAIT: Duration = Duration::from_secs(3);
 /// Fewest characters a new admin password may have.
 pub const MIN_PASSWORD_LEN: usize = 12;
 
@@ -103,25 +108,45 @@ pub struct Session {
     pub last_ms: i64,
 }
 
-/// Why a login is refused before the password is even checked.
+/// Why a request is refused before its secret is even checked.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Throttled {
     /// Seconds until another try is allowed.
     pub retry_after_s: u64,
 }
 
-#[derive(Default)]
-struct Failures {
-    by_addr: HashMap<IpAddr, Vec<i64>>,
-    all: Vec<i64>,
+/// What an `Authorization` header amounts to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bearer {
+    /// No bearer token (or none configured).
+    Absent,
+    /// The configured token.
+    Valid,
+    /// A wrong token (counted against the address).
+    Wrong,
+    /// This address sent too many wrong tokens lately; not checked.
+    Throttled(Throttled),
 }
 
 /// Sessions, the login throttle and the API token.
 pub struct Auth {
     sessions: Mutex<HashMap<String, Session>>,
-    failures: Mutex<Failures>,
+    throttle: Mutex<LoginThrottle>,
+    token_fails: Mutex<Window<IpAddr>>,
+    change_fails: Mutex<Window<String>>,
+    hashing: (Mutex<usize>, Condvar),
     idle_ms: i64,
     token: Option<Secret>,
+}
+
+/// A hashing slot, given back when dropped.
+pub struct HashSlot<'a>(&'a (Mutex<usize>, Condvar));
+
+impl Drop for HashSlot<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.0) -= 1;
+        self.0.1.notify_one();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -134,44 +159,60 @@ impl Auth {
     pub fn new(idle_ms: i64, token: Option<Secret>) -> Auth {
         Auth {
             sessions: Mutex::new(HashMap::new()),
-            failures: Mutex::new(Failures::default()),
+            throttle: Mutex::new(LoginThrottle::default()),
+            token_fails: Mutex::new(Window::new(TOKEN_FAILS_PER_ADDR, WINDOW_MS)),
+            change_fails: Mutex::new(Window::new(CHANGE_FAILS_PER_SESSION, WINDOW_MS)),
+            hashing: (Mutex::new(0), Condvar::new()),
             idle_ms,
             token,
         }
     }
 
-    /// Refuses a login attempt from `addr` while it (or everyone) failed too often lately.
-    pub fn check_throttle(&self, addr: IpAddr, now: i64) -> Result<(), Throttled> {
-        let mut f = lock(&self.failures);
-        let cutoff = now - WINDOW_MS;
-        f.all.retain(|t| *t > cutoff);
-        let mine = f.by_addr.entry(addr).or_default();
-        mine.retain(|t| *t > cutoff);
-        let oldest = if mine.len() >= FAILS_PER_ADDR {
-            mine.first().copied()
-        } else if f.all.len() >= FAILS_GLOBAL {
-            f.all.first().copied()
-        } else {
-            None
-        };
-        match oldest {
-            Some(t) => Err(Throttled {
-                retry_after_s: ((t + WINDOW_MS - now).max(1000) / 1000) as u64,
-            }),
-            None => Ok(()),
-        }
+    /// The throttle's view of a login request.
+    pub fn login_client(&self, device_cookie: Option<&str>, peer: IpAddr, now: i64) -> Client {
+        lock(&self.throttle).client(device_cookie, peer, now)
     }
 
-    /// Counts a failed login.
-    pub fn record_failure(&self, addr: IpAddr, now: i64) {
-        let mut f = lock(&self.failures);
-        f.all.push(now);
-        f.by_addr.entry(addr).or_default().push(now);
-        // Bound the map under a flood of addresses: forget those with nothing recent.
-        if f.by_addr.len() > 10_000 {
-            let cutoff = now - WINDOW_MS;
-            f.by_addr.retain(|_, v| v.iter().any(|t| *t > cutoff));
+    /// Whether one login attempt may check its password (and how long to hold the answer).
+    pub fn login_begin(&self, client: &Client, now: i64) -> Verdict {
+        lock(&self.throttle).begin(client, now)
+    }
+
+    /// The attempt had the right password: a new session id and the client's device cookie.
+    pub fn login_succeeded(&self, client: &Client, now: i64) -> Result<(String, String), String> {
+        let fresh = random_token(32)?;
+        let device = lock(&self.throttle).succeeded(client, now, fresh);
+        Ok((self.login(now)?, device))
+    }
+
+    /// Waits (bounded) for a slot to compute a password hash in.
+    pub fn hashing_slot(&self) -> Option<HashSlot<'_>> {
+        let (count, freed) = &self.hashing;
+        let guard = lock(count);
+        let (mut guard, _) = freed
+            .wait_timeout_while(guard, HASHING_WAIT, |n| *n >= HASHING_AT_ONCE)
+            .unwrap_or_else(|p| p.into_inner());
+        if *guard >= HASHING_AT_ONCE {
+            return None;
         }
+        *guard += 1;
+        Some(HashSlot(&self.hashing))
+    }
+
+    /// Whether a password change from this session may check the current password; counts
+    /// the attempt until [`Auth::change_succeeded`] takes it back.
+    pub fn change_begin(&self, session: &str, now: i64) -> Result<(), Throttled> {
+        let mut w = lock(&self.change_fails);
+        if let Some(s) = w.wait_s(&session.to_string(), now) {
+            return Err(Throttled { retry_after_s: s });
+        }
+        w.add(session.to_string(), now);
+        Ok(())
+    }
+
+    /// The current password was right.
+    pub fn change_succeeded(&self, session: &str) {
+        lock(&self.change_fails).take_back(&session.to_string());
     }
 
     /// Starts a session; returns its id (the cookie value).
@@ -213,20 +254,32 @@ impl Auth {
         lock(&self.sessions).remove(id);
     }
 
-    /// Ends every session (after a password change).
+    /// Ends every session and forgets every trusted device (after a password change).
     pub fn logout_all(&self) {
         lock(&self.sessions).clear();
+        lock(&self.throttle).forget_devices();
     }
 
-    /// Whether an `Authorization` header carries the configured API token.
-    pub fn bearer_ok(&self, header: Option<&str>) -> bool {
+    /// Checks an `Authorization` header from `peer`: wrong tokens are counted per address,
+    /// and an address past its budget is not checked until the window has passed.
+    pub fn bearer(&self, header: Option<&str>, peer: IpAddr, now: i64) -> Bearer {
         let (Some(token), Some(h)) = (&self.token, header) else {
-            return false;
+            return Bearer::Absent;
         };
         let Some(given) = h.strip_prefix("Bearer ") else {
-            return false;
+            return Bearer::Absent;
         };
-        same_secret(given.trim().as_bytes(), token.expose().as_bytes())
+        let key = client_key(peer);
+        let mut fails = lock(&self.token_fails);
+        if let Some(s) = fails.wait_s(&key, now) {
+            return Bearer::Throttled(Throttled { retry_after_s: s });
+        }
+        if same_secret(given.trim().as_bytes(), token.expose().as_bytes()) {
+            Bearer::Valid
+        } else {
+            fails.add(key, now);
+            Bearer::Wrong
+        }
     }
 }
 
@@ -255,21 +308,6 @@ mod tests {
     }
 
     #[test]
-    fn the_throttle_counts_per_address_and_forgets_after_the_window() {
-        let auth = Auth::new(60_000, None);
-        let a: IpAddr = [10, 0, 0, 1].into();
-        let b: IpAddr = [10, 0, 0, 2].into();
-        for i in 0..FAILS_PER_ADDR as i64 {
-            assert!(auth.check_throttle(a, 1000 + i).is_ok());
-            auth.record_failure(a, 1000 + i);
-        }
-        let t = auth.check_throttle(a, 2000).unwrap_err();
-        assert!((59..=60).contains(&t.retry_after_s), "{t:?}");
-        assert!(auth.check_throttle(b, 2000).is_ok());
-        assert!(auth.check_throttle(a, 1000 + WINDOW_MS + 10).is_ok());
-    }
-
-    #[test]
     fn sessions_expire_when_idle_and_absolutely() {
         let auth = Auth::new(1000, None);
         let id = auth.login(0).unwrap();
@@ -288,10 +326,50 @@ mod tests {
         let f = dir.path().join("t");
         std::fs::write(&f, "abc123").unwrap();
         let auth = Auth::new(1000, Some(Secret::from_file(&f).unwrap()));
-        assert!(auth.bearer_ok(Some("Bearer abc123")));
-        assert!(!auth.bearer_ok(Some("Bearer abc124")));
-        assert!(!auth.bearer_ok(Some("abc123")));
-        assert!(!auth.bearer_ok(None));
-        assert!(!Auth::new(1000, None).bearer_ok(Some("Bearer ")));
+        let me: IpAddr = [10, 0, 0, 1].into();
+        assert_eq!(auth.bearer(Some("Bearer abc123"), me, 0), Bearer::Valid);
+        assert_eq!(auth.bearer(Some("Bearer abc124"), me, 0), Bearer::Wrong);
+        assert_eq!(auth.bearer(Some("abc123"), me, 0), Bearer::Absent);
+        assert_eq!(auth.bearer(None, me, 0), Bearer::Absent);
+        assert_eq!(
+            Auth::new(1000, None).bearer(Some("Bearer "), me, 0),
+            Bearer::Absent
+        );
+    }
+
+    #[test]
+    fn wrong_bearer_tokens_are_throttled_per_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t");
+        std::fs::write(&f, "abc123").unwrap();
+        let auth = Auth::new(1000, Some(Secret::from_file(&f).unwrap()));
+        let (me, other): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        for i in 0..TOKEN_FAILS_PER_ADDR as i64 {
+            assert_eq!(auth.bearer(Some("Bearer guess"), me, i), Bearer::Wrong);
+        }
+        assert!(matches!(
+            auth.bearer(Some("Bearer abc123"), me, 100),
+            Bearer::Throttled(_)
+        ));
+        assert_eq!(
+            auth.bearer(Some("Bearer abc123"), other, 100),
+            Bearer::Valid
+        );
+        assert_eq!(
+            auth.bearer(Some("Bearer abc123"), me, WINDOW_MS + 100),
+            Bearer::Valid
+        );
+    }
+
+    #[test]
+    fn the_password_form_is_throttled_per_session() {
+        let auth = Auth::new(1000, None);
+        for i in 0..CHANGE_FAILS_PER_SESSION as i64 {
+            assert!(auth.change_begin("s1", i).is_ok());
+        }
+        assert!(auth.change_begin("s1", 10).is_err());
+        assert!(auth.change_begin("s2", 10).is_ok());
+        auth.change_succeeded("s2");
+        assert!(auth.change_begin("s1", WINDOW_MS + 10).is_ok());
     }
 }

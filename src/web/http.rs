@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The request methods the status page answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +35,24 @@ pub struct Req {
     pub body: Vec<u8>,
     /// The client's address.
     pub peer: IpAddr,
+    /// Set by the server when the client has gone, so that long work stops early.
+    pub gone: Gone,
+}
+
+/// A flag the server raises when the client of a request has gone away.
+#[derive(Clone, Debug, Default)]
+pub struct Gone(Arc<AtomicBool>);
+
+impl Gone {
+    /// Raises the flag.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the client has gone.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// `%XX` and `+` decoding of a query or form component; invalid escapes stay as they are.
@@ -126,6 +146,8 @@ pub struct Resp {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// How long the server holds the answer back (a throttled login under attack).
+    pub hold_ms: u64,
 }
 
 impl Resp {
@@ -135,6 +157,7 @@ impl Resp {
             status,
             headers: vec![("content-type".into(), content_type.into())],
             body: body.into(),
+            hold_ms: 0,
         }
     }
 
@@ -166,6 +189,12 @@ impl Resp {
     /// Adds a header.
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Resp {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Holds the answer back for `ms`.
+    pub fn held(mut self, ms: u64) -> Resp {
+        self.hold_ms = ms;
         self
     }
 

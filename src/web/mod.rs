@@ -9,17 +9,22 @@
 //! - [`server`]: hyper over rustls; [`tls`]: the certificate.
 //! - [`views`], [`objects`], [`system`], [`metrics`]: what the pages show; [`pages`]: the
 //!   templates.
-//! - [`auth`], [`password`]: the admin password, sessions, throttling, and its files.
+//! - [`auth`], [`password`]: the admin password, sessions, and its files; [`throttle`]:
+//!   login throttling that cannot lock the owner out; [`quiet_log`]: summarised logging
+//!   of repeated events.
 
 pub mod app;
 pub mod auth;
 pub mod http;
+mod limits;
 mod metrics;
 pub mod objects;
 mod pages;
 pub mod password;
+pub mod quiet_log;
 mod server;
 mod system;
+pub mod throttle;
 pub mod tls;
 pub mod views;
 

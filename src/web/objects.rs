@@ -72,7 +72,15 @@ fn hex_bytes(q: &str) -> Option<Vec<u8>> {
 const CANDIDATES: usize = 5_000;
 
 /// Finds objects by name, mail, any attribute value, DN or anchor (case-insensitive).
-pub fn search(tx: &ReadTx, query: &str, limit: usize) -> Result<SearchResult, StoreError> {
+/// Stops early, with what it found so far, as soon as `keep_going` says false (the
+/// client has gone). Each record is compared once against the query, so the work is
+/// linear in records times the (bounded) query length.
+pub fn search(
+    tx: &ReadTx,
+    query: &str,
+    limit: usize,
+    keep_going: &dyn Fn() -> bool,
+) -> Result<SearchResult, StoreError> {
     let q = query.trim().to_lowercase();
     let mut out = SearchResult {
         query: query.trim().to_string(),
@@ -106,6 +114,7 @@ pub fn search(tx: &ReadTx, query: &str, limit: usize) -> Result<SearchResult, St
     // The search index finds names, mail addresses and ids by the beginning of a word or
     // of the whole value: first the whole query, else its longest word.
     let mut candidates: Vec<MvId> = Vec::new();
+    let mut seen: std::collections::HashSet<MvId> = std::collections::HashSet::new();
     let mut indexed = false;
     let longest = crate::store::search_words(&q)
         .into_iter()
@@ -116,15 +125,19 @@ pub fn search(tx: &ReadTx, query: &str, limit: usize) -> Result<SearchResult, St
             continue;
         }
         indexed = tx.mv_by_prefix(prefix, &mut |id| {
-            if !candidates.contains(&id) {
+            if seen.insert(id) {
                 candidates.push(id);
             }
-            candidates.len() < CANDIDATES
+            candidates.len() < CANDIDATES && (candidates.len() % 256 != 1 || keep_going())
         })?;
     }
     candidates.sort();
     let mut found = false;
-    for id in candidates {
+    for (i, id) in candidates.into_iter().enumerate() {
+        if i % 256 == 0 && !keep_going() {
+            out.truncated = true;
+            return Ok(out);
+        }
         if let Some(rec) = tx.mv(id)? {
             if matches(&rec) {
                 found = true;
@@ -150,9 +163,23 @@ pub fn search(tx: &ReadTx, query: &str, limit: usize) -> Result<SearchResult, St
                     .ok()
             })
             .flatten();
+        // The prefilter cannot stop the scan, so a gone client lets the next record through
+        // to the callback, which can.
+        let mut scanned = 0u64;
+        let stopped = std::cell::Cell::new(false);
         tx.scan_mv(
-            &mut |raw| finder.as_ref().is_none_or(|f| f.is_match(raw)),
+            &mut |raw| {
+                scanned += 1;
+                if scanned % 1024 == 1 && !keep_going() {
+                    stopped.set(true);
+                }
+                stopped.get() || finder.as_ref().is_none_or(|f| f.is_match(raw))
+            },
             &mut |id, rec| {
+                if stopped.get() {
+                    out.truncated = true;
+                    return Ok(false);
+                }
                 if matches(&rec) {
                     return Ok(take(&mut out, id, rec));
                 }
@@ -164,8 +191,17 @@ pub fn search(tx: &ReadTx, query: &str, limit: usize) -> Result<SearchResult, St
     let dn_like = q.contains('=');
     // Connector-space objects by DN (the index keys, no record decoded) ...
     let mut ids: Vec<(String, String, CsId)> = Vec::new();
+    let mut scanned = 0u64;
+    let mut go_on = || {
+        scanned += 1;
+        scanned % 1024 != 1 || keep_going()
+    };
     if dn_like {
         tx.scan_cs_dns(&mut |conn, dn, id| {
+            if !go_on() {
+                out.truncated = true;
+                return false;
+            }
             if dn.contains(&q) {
                 if ids.len() >= limit {
                     out.truncated = true;
@@ -182,6 +218,10 @@ pub fn search(tx: &ReadTx, query: &str, limit: usize) -> Result<SearchResult, St
     let looks_like_anchor = hex.is_some();
     if looks_like_anchor && ids.len() < limit {
         tx.scan_anchors(&mut |conn, anchor, id| {
+            if !go_on() {
+                out.truncated = true;
+                return false;
+            }
             let text_hit = Anchor::new(anchor).to_string().to_lowercase().contains(&q);
             let hex_hit = hex
                 .as_ref()

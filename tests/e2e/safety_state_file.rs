@@ -17,8 +17,13 @@ const PEOPLE: usize = 3000;
 
 /// An LDIF → LDIF config in `dir` whose state file is `state`.
 fn setup(dir: &Path, state: &Path) -> PathBuf {
+    setup_with(dir, state, PEOPLE)
+}
+
+/// [`setup`] with `people` source entries.
+pub(super) fn setup_with(dir: &Path, state: &Path, people: usize) -> PathBuf {
     let mut ldif = String::from("version: 1\n");
-    for i in 0..PEOPLE {
+    for i in 0..people {
         ldif.push_str(&format!(
             "\ndn: uid=p{i:05},ou=people,dc=hr\nobjectClass: inetOrgPerson\nuid: p{i:05}\n\
              cn: Person {i}\nsn: P\nmail: p{i:05}@example.test\n"

@@ -426,7 +426,7 @@ pub(super) fn compile_expression(
                 format!(
                     "a scope expression must be true or false, but {:?} is not a comparison or \
                      test (hint: compare it, e.g. [department] = \"Sales\")",
-                    v.get_ref()
+                    crate::rules::expr::excerpt(v.get_ref(), 0)
                 ),
             );
             None
@@ -437,7 +437,11 @@ pub(super) fn compile_expression(
             ctx.report(
                 v.span().start + 1 + e.offset,
                 key,
-                format!("in expression {:?}: {}{hint}", v.get_ref(), e.message),
+                format!(
+                    "in expression {:?}: {}{hint}",
+                    crate::rules::expr::excerpt(v.get_ref(), e.offset),
+                    e.message
+                ),
             );
             None
         }

@@ -1,7 +1,7 @@
 //! RFC 2849 LDIF content records: a streaming parser ([`LdifReader`]) and a
 //! writer ([`write_entry`]). Pure format code — no files, no connector logic.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use base64::Engine as _;
 use base64::alphabet;
@@ -18,6 +18,14 @@ const FOLD_WIDTH: usize = 76;
 
 /// Longest excerpt of an offending line quoted in an error message.
 const QUOTE_CHARS: usize = 80;
+
+/// Longest logical line (one attribute and its value, unfolded) read: a 12 MB photo in
+/// base64; anything longer is not a directory entry (`/dev/zero`, a binary file).
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+/// Most bytes one entry may hold in all (a group of a million members is ~64 MB).
+pub const MAX_ENTRY_BYTES: usize = 256 << 20;
+/// Most values one entry may hold.
+pub const MAX_ENTRY_VALUES: usize = 4_000_000;
 
 /// One attribute value as it appeared in the file.
 ///
@@ -51,6 +59,16 @@ pub struct LdifError {
     pub line: usize,
     /// Human-readable explanation.
     pub reason: String,
+}
+
+fn too_long(line: usize) -> LdifError {
+    err(
+        line,
+        format!(
+            "the line is longer than {} MiB: not an LDIF file (is `path` a device or a binary file?)",
+            MAX_LINE_BYTES >> 20
+        ),
+    )
 }
 
 fn err(line: usize, reason: impl Into<String>) -> LdifError {
@@ -106,14 +124,18 @@ impl<R: BufRead> LdifReader<R> {
             return Ok(Some(p));
         }
         let mut buf = Vec::new();
-        let n = self
-            .src
+        // One byte past the limit tells a line at the limit from a longer one.
+        let n = (&mut self.src)
+            .take(MAX_LINE_BYTES as u64 + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|e| err(self.line_no + 1, format!("read error: {e}")))?;
         if n == 0 {
             return Ok(None);
         }
         self.line_no += 1;
+        if buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n') {
+            return Err(too_long(self.line_no));
+        }
         if buf.last() == Some(&b'\n') {
             buf.pop();
         }
@@ -142,6 +164,9 @@ impl<R: BufRead> LdifReader<R> {
             loop {
                 match self.read_physical()? {
                     Some((_, next)) if next.first() == Some(&b' ') => {
+                        if bytes.len() + next.len() > MAX_LINE_BYTES {
+                            return Err(too_long(line));
+                        }
                         bytes.extend_from_slice(next.get(1..).unwrap_or_default());
                     }
                     other => {
@@ -208,7 +233,18 @@ impl<R: BufRead> LdifReader<R> {
         };
 
         let mut attrs = Vec::new();
+        let mut held = bytes.len();
         while let Some(Logical::Line { line: at, bytes }) = self.next_logical()? {
+            held += bytes.len();
+            if held > MAX_ENTRY_BYTES || attrs.len() >= MAX_ENTRY_VALUES {
+                return Err(err(
+                    line,
+                    format!(
+                        "the entry holds more than {} MiB or {MAX_ENTRY_VALUES} values (at line {at}); split it or check the file",
+                        MAX_ENTRY_BYTES >> 20
+                    ),
+                ));
+            }
             let (name, value) = parse_attr_line(at, &bytes)?;
             if name.eq_ignore_ascii_case("changetype") {
                 return Err(err(
@@ -776,3 +812,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "limits_tests.rs"]
+mod limits_tests;

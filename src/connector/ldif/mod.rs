@@ -295,7 +295,10 @@ impl Connector for LdifConnector {
                 ));
             }
         };
-        if !full {
+        // Only a regular file has an end to hash up to; anything else (a device, a pipe)
+        // is read through the bounded reader, whose limits end it.
+        let regular = std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+        if !full && regular {
             if let Some(w) = watermark {
                 let digest = Self::digest(&path).map_err(|e| {
                     self.err(

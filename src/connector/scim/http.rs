@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
@@ -24,6 +24,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 /// The SCIM media type (RFC 7644 §3.1).
 const SCIM_JSON: &str = "application/scim+json";
+/// Largest response body read: a page of 1,000 users or a bulk answer is a few MB; more
+/// is not a SCIM answer, and must not be read into memory whole.
+const MAX_RESPONSE: usize = 64 << 20;
 
 /// A response with a success or redirect status.
 #[derive(Debug)]
@@ -326,11 +329,15 @@ impl Http {
                 .get(header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_retry_after);
-            let bytes = resp
-                .into_body()
+            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
                 .collect()
                 .await
-                .map_err(|e| format!("{what}: reading the response: {e}"))?
+                .map_err(|e| {
+                    format!(
+                        "{what}: reading the response (at most {} MiB): {e}",
+                        MAX_RESPONSE >> 20
+                    )
+                })?
                 .to_bytes();
             Ok::<_, String>((status, keep, etag, retry_after, bytes))
         };

@@ -106,6 +106,48 @@ pub struct ExprError {
     pub hint: Option<String>,
 }
 
+/// Characters quoted on each side of an error's position.
+const EXCERPT_CHARS: usize = 30;
+
+/// The text around byte `offset` of `text` (at most [`EXCERPT_CHARS`] characters each
+/// side, `…` where cut), for error messages: an expression may be megabytes long, and the
+/// reader needs the place, not the whole.
+pub fn excerpt(text: &str, offset: usize) -> String {
+    let mut at = offset.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let (before, after) = text.split_at(at);
+    let start = before
+        .char_indices()
+        .rev()
+        .nth(EXCERPT_CHARS - 1)
+        .map_or(0, |(i, _)| i);
+    let end = after
+        .char_indices()
+        .nth(EXCERPT_CHARS)
+        .map_or(after.len(), |(i, _)| i);
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.push_str(&before[start..]);
+    out.push_str(&after[..end]);
+    if end < after.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// A name from the expression as an error shows it: long ones cut.
+pub(crate) fn short_name(name: &str) -> String {
+    if name.chars().count() <= 2 * EXCERPT_CHARS {
+        return name.to_string();
+    }
+    let head: String = name.chars().take(2 * EXCERPT_CHARS).collect();
+    format!("{head}…")
+}
+
 /// The values an expression reads: an object's attributes and its DN.
 pub trait AttrSource {
     /// The values of attribute `name` (any case), if present.
@@ -199,5 +241,24 @@ impl Expr {
 impl PartialEq for Expr {
     fn eq(&self, other: &Self) -> bool {
         self.text() == other.text()
+    }
+}
+
+#[cfg(test)]
+mod excerpt_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_error_quotes_a_window_around_its_position() {
+        let long = format!("Left({}, 2) + ", "\"x\" & ".repeat(100_000));
+        let err = Expr::compile(&long, &CompileContext::default()).unwrap_err();
+        let shown = excerpt(&long, err.offset);
+        assert!(shown.chars().count() <= 2 * EXCERPT_CHARS + 2, "{shown}");
+        assert!(shown.starts_with('…') && shown.ends_with('…'), "{shown}");
+        assert_eq!(excerpt("Trim([cn]", 4), "Trim([cn]");
+        assert_eq!(excerpt("ü".repeat(100).as_str(), 101).chars().count(), 62);
+        let name = "a".repeat(1000);
+        assert_eq!(short_name(&name).chars().count(), 2 * EXCERPT_CHARS + 1);
     }
 }

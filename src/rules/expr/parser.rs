@@ -167,11 +167,11 @@ pub(super) fn parse(tokens: &[Token]) -> Result<Node, ExprError> {
 /// A token described for error messages.
 pub(super) fn describe(tok: &Tok) -> String {
     match tok {
-        Tok::Attr(n) => format!("attribute [{n}]"),
+        Tok::Attr(n) => format!("attribute [{}]", super::short_name(n)),
         Tok::Str(_) => "string".to_string(),
         Tok::Num(_) => "number".to_string(),
-        Tok::Ident(n) => format!("name {n:?}"),
-        Tok::Var(n) => format!("variable ${n}"),
+        Tok::Ident(n) => format!("name {:?}", super::short_name(n)),
+        Tok::Var(n) => format!("variable ${}", super::short_name(n)),
         Tok::LParen => "'('".to_string(),
         Tok::RParen => "')'".to_string(),
         Tok::Comma => "','".to_string(),
