@@ -517,12 +517,19 @@ impl Runner {
             self.shutdown.check()?;
             let tx = self.store.write()?;
             let n = sync::inbound_batch(&tx, &ctx, SYNC_BATCH, &mut stats, &mut unjoined)?;
-            if n == 0 && !retried && stats.projected > 0 && !unjoined.is_empty() {
+            if n == 0 && !retried && stats.projected > 0 {
+                // Those of earlier syncs too: what this sync projected may be what they
+                // were waiting for.
                 retried = true;
-                for (conn, id) in unjoined.drain(..) {
-                    tx.mark_inbound(&conn, id)?;
+                unjoined.clear();
+                let waiting = tx.join_waiting()?;
+                for (conn, id) in &waiting {
+                    tx.mark_inbound(conn, *id)?;
                 }
                 tx.commit()?;
+                if waiting.is_empty() {
+                    break;
+                }
                 continue;
             }
             tx.commit()?;

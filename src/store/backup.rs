@@ -75,6 +75,7 @@ pub fn copy(from: &redb::ReadTransaction, path: &Path, dest: &Path) -> Result<()
         copy_table(from, &to, BLOCKED_DELETES, path)?;
         copy_table(from, &to, UNIQUE, path)?;
         copy_table(from, &to, NOT_KEPT, path)?;
+        copy_table(from, &to, JOIN_WAIT, path)?;
         copy_multimap(from, &to, UNIQUE_WAIT, path)?;
         copy_table(from, &to, APPROVED_DELETES, path)?;
         copy_table(from, &to, RUNS, path)?;

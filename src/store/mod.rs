@@ -8,6 +8,7 @@
 pub mod admin;
 mod backup;
 mod gates;
+mod join_wait;
 mod not_kept;
 mod open;
 mod queues;
@@ -349,6 +350,7 @@ impl Store {
         tx.open_table(BLOCKED_DELETES).ctx(path)?;
         tx.open_table(UNIQUE).ctx(path)?;
         tx.open_table(NOT_KEPT).ctx(path)?;
+        tx.open_table(JOIN_WAIT).ctx(path)?;
         tx.open_multimap_table(UNIQUE_WAIT).ctx(path)?;
         tx.open_table(APPROVED_DELETES).ctx(path)?;
         tx.open_table(RUNS).ctx(path)?;

@@ -52,6 +52,8 @@ pub const UNIQUE_WAIT: MultimapTableDefinition<(&str, &str, &str), u64> =
     MultimapTableDefinition::new("unique_waiters");
 /// CS id → the values of its last export that the directory did not keep (Attributes).
 pub const NOT_KEPT: TableDefinition<u64, &[u8]> = TableDefinition::new("export_not_kept");
+/// (connector, CS id) → 0: disconnectors whose join-only rules found nothing to join yet.
+pub const JOIN_WAIT: TableDefinition<(&str, u64), u8> = TableDefinition::new("join_waiting");
 /// connector → watermark bytes.
 pub const WATERMARK: TableDefinition<&str, &[u8]> = TableDefinition::new("watermarks");
 /// run id → RunRecord.

@@ -75,6 +75,7 @@ pub fn sync_cs(
     };
     let link = tx.link_of(id)?;
     if rec.deleted {
+        tx.set_join_waiting(conn.as_str(), id, false)?;
         if let Some((mv, _)) = link {
             tx.unlink(id)?;
             stats.disconnected += 1;
@@ -133,7 +134,12 @@ pub fn sync_cs(
                         stats.projected += 1;
                         mv
                     }
-                    None => return Ok(true),
+                    None => {
+                        // Kept across syncs: a later projection from any connector may be
+                        // what it joins, as a full sync would find.
+                        tx.set_join_waiting(conn.as_str(), id, true)?;
+                        return Ok(true);
+                    }
                 },
                 Err(message) => {
                     rec.error = Some(record_error(rec.error.take(), message, ctx.now_ms));
@@ -143,10 +149,11 @@ pub fn sync_cs(
                 }
             };
             tx.link(id, conn.as_str(), mv, LinkKind::Inbound)?;
+            tx.set_join_waiting(conn.as_str(), id, false)?;
             recompute(tx, ctx, mv, Some((id, &rec)), stats)?;
             requeue_referrers(tx, &rec)?;
         }
-        (None, None) => {}
+        (None, None) => tx.set_join_waiting(conn.as_str(), id, false)?,
     }
     Ok(false)
 }
@@ -209,7 +216,10 @@ pub fn recompute(
     let Some(mut mvrec) = tx.mv(mv)? else {
         return Ok(());
     };
+    // Only an object a rule could project keeps the MV object: one that merely joins
+    // (a foreign security principal) would not create it in a full sync either.
     let mut alive = false;
+    let mut joiners: Vec<(CsId, CsRecord)> = Vec::new();
     // attribute → (precedence, order, values or AuthoritativeNull, contribution)
     let mut winners: BTreeMap<AttrName, (u32, usize, Option<ValueSet>, Contribution)> =
         BTreeMap::new();
@@ -232,7 +242,11 @@ pub fn recompute(
             continue;
         }
         if kind == Some(LinkKind::Inbound) {
-            alive = true;
+            if rules.iter().any(|r| r.project) {
+                alive = true;
+            } else {
+                joiners.push((cs, rec.clone()));
+            }
         }
         let parts = ctx.partitions.get(&conn).map(Vec::as_slice).unwrap_or(&[]);
         let mut results = Vec::with_capacity(rules.len());
@@ -295,6 +309,14 @@ pub fn recompute(
             mvrec.deleted = true;
             tx.put_mv(mv, &mvrec)?;
             stats.mv_deleted += 1;
+        }
+        // The objects that only joined it go back to waiting for something to join, and
+        // what names them resolves to nothing now.
+        for (cs, rec) in &joiners {
+            tx.unlink(*cs)?;
+            stats.disconnected += 1;
+            tx.set_join_waiting(&rec.connector, *cs, true)?;
+            requeue_referrers(tx, rec)?;
         }
         tx.mark_outbound(mv)?;
         return Ok(());

@@ -177,12 +177,16 @@ pub struct CorpUser {
 #[derive(Clone, Debug)]
 pub struct FabUser {
     pub cn: String,
+    /// Its employeeID: a corp user's (to join it) or its own.
+    pub emp: String,
     pub pilot: bool,
 }
 
 #[derive(Clone, Debug)]
 pub struct LdapPerson {
     pub uid: String,
+    /// Its employeeNumber: a corp user's (to join it) or its own.
+    pub emp: String,
     pub title: Option<String>,
     pub staff: bool,
 }
@@ -707,9 +711,12 @@ impl Model {
                 if self.fab.contains_key(id) {
                     return false;
                 }
+                // Two objects of one connector with the same join value would make the
+                // result depend on the order they are read in (one metaverse object holds
+                // one object per connector): a join is drawn only to a free corp user.
                 let emp = match joins.and_then(|j| self.corp.get(&j)) {
-                    Some(u) => u.emp.clone(),
-                    None => format!("{}-f{id}", self.tag),
+                    Some(u) if !self.fab.values().any(|f| f.emp == u.emp) => u.emp.clone(),
+                    _ => format!("{}-f{id}", self.tag),
                 };
                 let cn = format!("{}-f{id}", self.tag);
                 fab.ldapadd(&format!(
@@ -718,7 +725,14 @@ impl Model {
                     root = self.fab_root,
                     tag = self.tag
                 ));
-                self.fab.insert(*id, FabUser { cn, pilot: false });
+                self.fab.insert(
+                    *id,
+                    FabUser {
+                        cn,
+                        emp,
+                        pilot: false,
+                    },
+                );
                 if *pilot {
                     self.apply(&Op::FabPilot {
                         id: *id,
@@ -757,8 +771,8 @@ impl Model {
                     return false;
                 }
                 let emp = match joins.and_then(|j| self.corp.get(&j)) {
-                    Some(u) => u.emp.clone(),
-                    None => format!("{}-l{id}", self.tag),
+                    Some(u) if !self.ldap.values().any(|p| p.emp == u.emp) => u.emp.clone(),
+                    _ => format!("{}-l{id}", self.tag),
                 };
                 let uid = format!("{}-l{id}", self.tag);
                 ldap.ldapadd(&format!(
@@ -770,6 +784,7 @@ impl Model {
                     *id,
                     LdapPerson {
                         uid,
+                        emp,
                         title: None,
                         staff: false,
                     },
