@@ -134,7 +134,9 @@ fn record_advice(e: &records::CodecError) -> &'static str {
 
 /// Whether redb's words mean the file's bytes are damaged (as opposed to the file system
 /// failing): a truncated file reads short, a damaged page fails its checks, and a file
-/// that needs repair cannot be repaired read-only.
+/// that needs repair cannot be repaired read-only. Our tables are always opened with the
+/// same definitions (the format version guards changes), so a table whose stored key or
+/// value type, or kind, differs from ours has damaged metadata too.
 fn damaged(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     [
@@ -143,6 +145,10 @@ fn damaged(message: &str) -> bool {
         "repair",
         "invalid",
         "unexpected end",
+        "has key type",
+        "does not match stored definition",
+        "is a multimap table",
+        "is not a multimap table",
     ]
     .iter()
     .any(|w| m.contains(w))

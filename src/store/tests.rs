@@ -138,3 +138,17 @@ fn a_format_1_file_opens_keeps_its_records_and_is_marked_format_2() {
         &[FORMAT_VERSION][..]
     );
 }
+
+#[test]
+fn damaged_table_metadata_reads_as_a_damaged_file() {
+    // What redb says when flipped bytes change a table's stored types (seen in the
+    // state-file fuzz test): the file is damaged, not the file system failing.
+    for words in [
+        "cs_objects has key type u64 and value type &[u0]",
+        "Current definition of watermarks does not match stored definition (width=Some(3))",
+        "mv_join_index is not a multimap table",
+    ] {
+        assert!(super::damaged(words), "{words}");
+    }
+    assert!(!super::damaged("No space left on device (os error 28)"));
+}
