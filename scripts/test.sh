@@ -226,24 +226,6 @@ check_systemd_unit() {
 }
 
 
-# cargo-fuzz targets (fuzz/, a workspace of its own), each for a bounded time from its
-# committed corpus; new finds go to a scratch copy, not into the checkout. cargo-fuzz
-# wants nightly flags: RUSTC_BOOTSTRAP=1 allows them on the stable toolchain.
-readonly FUZZ_SECONDS=${FUZZ_SECONDS:-20}
-run_fuzz() {
-    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked || die "cargo install cargo-fuzz failed"
-    local t scratch fuzz_target
-    scratch=$(mktemp -d)
-    fuzz_target="$(realpath -m "$target_dir")/fuzz"  # before the cd: target_dir may be relative
-    for t in record_decode ldif_reader dn_parse expr_compile; do
-        mkdir -p "$scratch/$t"
-        (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --target-dir "$fuzz_target" \
-            "$t" "$scratch/$t" "corpus/$t" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
-            -max_len=65536) || { rm -rf "$scratch"; die "fuzz target $t failed (its crash input is under fuzz/artifacts/$t)"; }
-    done
-    rm -rf "$scratch"
-}
-
 # ---------------------------------------------------------------------------------------
 # The run.
 
@@ -281,7 +263,7 @@ step "Tests" --limit "$LIMIT_TEST" cargo test "${cargo_locked[@]}" --all-targets
 # --all-targets leaves out doctests.
 step "Doc tests" --limit "$LIMIT_TEST" cargo test "${cargo_locked[@]}" --doc
 # The instrumented build of the whole tree takes 10-17 min on a fresh 2-core machine.
-step "Fuzz (cargo fuzz)" --limit 30 run_fuzz
+step "Fuzz (cargo fuzz)" --limit 30 bash scripts/fuzz.sh "$target_dir"
 
 # ---- Directory servers (coming with the connectors' issues) ---------------------------
 # Integration tests against real servers; tests/support starts private instances on free
