@@ -458,3 +458,7 @@ mod tests {
         assert_eq!(decode_entry(t), None);
     }
 }
+
+#[cfg(test)]
+#[path = "samba_roundtrip_tests.rs"]
+mod samba_roundtrip_tests;
