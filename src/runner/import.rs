@@ -84,24 +84,8 @@ impl Sink<'_> {
 
 impl ImportSink for Sink<'_> {
     fn knows(&mut self, anchor: &Anchor) -> Result<bool, String> {
-        let buffered = self.buf.iter().any(|c| match c {
-            ImportChange::Upsert(o) => &o.anchor == anchor,
-            _ => false,
-        });
-        if buffered {
-            return Ok(true);
-        }
-        let tx = self.store.read().map_err(|e| e.to_string())?;
-        let Some(id) = tx
-            .cs_by_anchor(self.conn, anchor)
-            .map_err(|e| e.to_string())?
-        else {
-            return Ok(false);
-        };
-        Ok(tx
-            .cs(id)
-            .map_err(|e| e.to_string())?
-            .is_some_and(|r| !r.deleted))
+        // Known: upserted earlier in this import, or live in the connector space.
+        Ok(self.dn_of(anchor)?.is_some())
     }
 
     fn holds_at_least(&mut self, n: u64) -> bool {

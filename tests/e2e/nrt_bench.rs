@@ -240,7 +240,13 @@ fn bench_nrt_samba_ad_to_scim() {
         dn: &dn,
         uid: &uid,
     };
-    let one = |uid: &str| super::nrt_scim::scim_title(&server, uid);
+    measure_scim(&src, &server, &daemon);
+    daemon.stop();
+}
+
+/// Measures into a SCIM service: the title a user has there, by userName.
+fn measure_scim(src: &Source<'_>, server: &crate::support::lab::scim::ScimServer, daemon: &Daemon) {
+    let one = |uid: &str| super::nrt_scim::scim_title(server, uid);
     let all = || {
         server
             .all("/Users")
@@ -254,14 +260,13 @@ fn bench_nrt_samba_ad_to_scim() {
             .collect()
     };
     measure(
-        &src,
+        src,
         &Target {
             one: &one,
             all: &all,
         },
-        &daemon,
+        daemon,
     );
-    daemon.stop();
 }
 
 /// Fills a SCIM service with `n` users of its own (cloud-only: no source object), in /Bulk
@@ -338,27 +343,7 @@ fn bench_nrt_samba_ad_to_scim_by_service_size() {
             dn: &dn,
             uid: &uid,
         };
-        let one = |uid: &str| super::nrt_scim::scim_title(&server, uid);
-        let all = || {
-            server
-                .all("/Users")
-                .iter()
-                .filter_map(|u| {
-                    Some((
-                        u["userName"].as_str()?.to_string(),
-                        u["title"].as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        };
-        measure(
-            &src,
-            &Target {
-                one: &one,
-                all: &all,
-            },
-            &daemon,
-        );
+        measure_scim(&src, &server, &daemon);
         daemon.stop();
         server.stop();
     }
