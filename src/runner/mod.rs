@@ -511,17 +511,15 @@ impl Runner {
         // Objects that only join (foreign security principals, say) may have been synced
         // before the object they join to was projected from another connector in this
         // same pass: after projections, those that found nothing get one more try.
-        let mut unjoined = Vec::new();
         let mut retried = false;
         loop {
             self.shutdown.check()?;
             let tx = self.store.write()?;
-            let n = sync::inbound_batch(&tx, &ctx, SYNC_BATCH, &mut stats, &mut unjoined)?;
+            let n = sync::inbound_batch(&tx, &ctx, SYNC_BATCH, &mut stats)?;
             if n == 0 && !retried && stats.projected > 0 {
                 // Those of earlier syncs too: what this sync projected may be what they
                 // were waiting for.
                 retried = true;
-                unjoined.clear();
                 let waiting = tx.join_waiting()?;
                 for (conn, id) in &waiting {
                     tx.mark_inbound(conn, *id)?;

@@ -56,22 +56,20 @@ fn requeue_referrers(tx: &WriteTx, rec: &CsRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Syncs one CS object into the metaverse.
-///
-/// Returns true when the object stays a disconnector only because its join-only rule
-/// found nothing to join yet (an object projected later in the same sync may match).
+/// Syncs one CS object into the metaverse. An object whose join-only rule finds nothing
+/// to join is recorded as waiting (the store's join-waiting set), for a later projection.
 pub fn sync_cs(
     tx: &WriteTx,
     ctx: &SyncContext<'_>,
     id: CsId,
     stats: &mut SyncStats,
-) -> Result<bool, StoreError> {
+) -> Result<(), StoreError> {
     let Some(mut rec) = tx.cs(id)? else {
-        return Ok(false);
+        return Ok(());
     };
     stats.inbound += 1;
     let Ok(conn) = ConnectorName::new(&rec.connector) else {
-        return Ok(false);
+        return Ok(());
     };
     let link = tx.link_of(id)?;
     if rec.deleted {
@@ -86,7 +84,7 @@ pub fn sync_cs(
         }
         requeue_referrers(tx, &rec)?;
         tx.delete_cs(id)?;
-        return Ok(false);
+        return Ok(());
     }
     let rules = rules_for(ctx, &rec, &conn);
     // Only a rule that joins or projects links an object; a rule with neither (project =
@@ -138,14 +136,14 @@ pub fn sync_cs(
                         // Kept across syncs: a later projection from any connector may be
                         // what it joins, as a full sync would find.
                         tx.set_join_waiting(conn.as_str(), id, true)?;
-                        return Ok(true);
+                        return Ok(());
                     }
                 },
                 Err(message) => {
                     rec.error = Some(record_error(rec.error.take(), message, ctx.now_ms));
                     tx.put_cs(id, &rec)?;
                     stats.errors += 1;
-                    return Ok(false);
+                    return Ok(());
                 }
             };
             tx.link(id, conn.as_str(), mv, LinkKind::Inbound)?;
@@ -155,7 +153,7 @@ pub fn sync_cs(
         }
         (None, None) => tx.set_join_waiting(conn.as_str(), id, false)?,
     }
-    Ok(false)
+    Ok(())
 }
 
 /// Tries the rule's join rules in order. Ok(None) = no match; Err = ambiguous.

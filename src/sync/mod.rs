@@ -16,7 +16,7 @@ mod preview;
 
 use std::collections::HashMap;
 
-use crate::model::{AttrName, ConnectorName, CsId, Dn};
+use crate::model::{AttrName, ConnectorName, Dn};
 use crate::rules::RuleSet;
 use crate::store::{ErrorRecord, StoreError, WriteTx};
 
@@ -73,21 +73,17 @@ impl SyncStats {
     }
 }
 
-/// Processes up to `limit` queued CS objects; returns how many were taken. Objects a
-/// join-only rule could not join yet are added to `unjoined` (connector, id).
+/// Processes up to `limit` queued CS objects; returns how many were taken.
 pub fn inbound_batch(
     tx: &WriteTx,
     ctx: &SyncContext<'_>,
     limit: usize,
     stats: &mut SyncStats,
-    unjoined: &mut Vec<(String, CsId)>,
 ) -> Result<usize, StoreError> {
     let batch = tx.take_inbound(limit)?;
     let n = batch.len();
-    for (conn, id) in batch {
-        if inbound::sync_cs(tx, ctx, id, stats)? {
-            unjoined.push((conn, id));
-        }
+    for (_, id) in batch {
+        inbound::sync_cs(tx, ctx, id, stats)?;
     }
     Ok(n)
 }
