@@ -91,3 +91,120 @@ fn safety_a_source_that_never_ends_stops_on_sigterm() {
     assert_ne!(code, Some(0), "an interrupted cycle is not a success");
     assert!(text.contains("shutdown"), "{}", tail(&text));
 }
+
+/// Reads one BER-framed LDAP message from a client: (protocol-op tag, message id).
+fn read_request(s: &mut std::net::TcpStream) -> Option<(u8, u8)> {
+    use std::io::Read as _;
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).ok()?;
+    let len = if head[1] < 0x80 {
+        usize::from(head[1])
+    } else {
+        let mut n = vec![0u8; usize::from(head[1] & 0x7f)];
+        s.read_exact(&mut n).ok()?;
+        n.iter().fold(0usize, |a, b| (a << 8) | usize::from(*b))
+    };
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    // Body: INTEGER id (short), then the operation's tag.
+    let id_len = usize::from(*body.get(1)?);
+    Some((*body.get(2 + id_len)?, *body.get(2 + id_len - 1)?))
+}
+
+/// A hostile LDAP server on loopback: it accepts the bind, answers the first search with an
+/// entry whose header announces 1 GiB, then sends zeros for as long as the client reads.
+/// Returns its port and a handle giving how many bytes the client took.
+fn hostile_ldap_server() -> (u16, std::thread::JoinHandle<u64>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").must("binding the hostile server");
+    let port = listener.local_addr().must("its address").port();
+    let handle = std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return 0;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        let mut sent = 0u64;
+        while let Some((op, id)) = read_request(&mut s) {
+            match op {
+                // bindRequest: success.
+                0x60 => {
+                    let ok = [
+                        0x30, 0x0c, 0x02, 0x01, id, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04,
+                        0x00,
+                    ];
+                    if s.write_all(&ok).is_err() {
+                        return sent;
+                    }
+                }
+                // searchRequest: a 1 GiB entry, then zeros until the client hangs up.
+                0x63 => {
+                    let dn = b"cn=huge,dc=hostile,dc=test";
+                    let mut head = vec![0x30, 0x84, 0x40, 0x00, 0x00, 0x00, 0x02, 0x01, id];
+                    head.extend([0x64, 0x84, 0x3f, 0xff, 0xff, 0xf0, 0x04, dn.len() as u8]);
+                    head.extend(dn);
+                    if s.write_all(&head).is_err() {
+                        return sent;
+                    }
+                    let zeros = vec![0u8; 1 << 16];
+                    while sent < (1 << 30) && s.write_all(&zeros).is_ok() {
+                        sent += zeros.len() as u64;
+                    }
+                    return sent;
+                }
+                _ => {}
+            }
+        }
+        sent
+    });
+    (port, handle)
+}
+
+#[test]
+fn safety_an_ldap_message_over_the_limit_is_refused_from_its_header() {
+    let dir = TestDir::new("input-ldap-huge");
+    let (port, server) = hostile_ldap_server();
+    std::fs::write(dir.join("pw"), "secret\n").must("writing the password");
+    let config = dir.join("bridgehead.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_file = "{state}"
+
+[[connector]]
+name = "hostile"
+type = "ldap"
+url = "ldap://127.0.0.1:{port}"
+danger_plaintext = true
+bind_dn = "cn=reader,dc=hostile,dc=test"
+bind_password_file = "{pw}"
+base_dn = "dc=hostile,dc=test"
+object_classes = ["inetOrgPerson"]
+"#,
+            state = dir.join("state.redb").display(),
+            pw = dir.join("pw").display(),
+        ),
+    )
+    .must("writing the config");
+    let started = Instant::now();
+    let r = run(&["cycle", "--full", "-c", &config.to_string_lossy()]);
+    let took = started.elapsed();
+    let sent = server
+        .join()
+        .unwrap_or_else(|_| panic!("the hostile server panicked"));
+    eprintln!(
+        "1 GiB message: exit {:?} after {took:?}, the client read {sent} bytes of zeros: {}",
+        r.code(),
+        r.stderr.trim()
+    );
+    r.expect_code(4);
+    for w in [
+        "1073741824 bytes",
+        "cn=huge,dc=hostile,dc=test",
+        "over the limit of 64 MiB",
+    ] {
+        assert!(r.stderr.contains(w), "{w}: {}", tail(&r.stderr));
+    }
+    // The body was never read: what the server could send is what the socket buffers hold
+    // before the client hung up (a few MiB at most), not the gigabyte it announced.
+    assert!(sent < 32 << 20, "the client read {sent} bytes");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+}

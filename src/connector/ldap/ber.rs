@@ -40,6 +40,11 @@ impl<'a> Reader<'a> {
         self.rest.is_empty()
     }
 
+    /// What is left to read.
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
     /// The next TLV, without consuming it.
     pub fn peek(&self) -> Option<Tlv<'a>> {
         Reader { rest: self.rest }.next()

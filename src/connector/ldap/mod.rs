@@ -22,6 +22,7 @@ mod pipe;
 pub mod scope;
 pub mod session;
 pub mod watch;
+pub mod wire;
 
 use std::sync::Arc;
 

@@ -7,12 +7,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use ldap3::controls::RawControl;
-use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope};
+use ldap3::{LdapConnAsync, LdapConnSettings, LdapError, Mod, Scope, StdStream};
 
 use super::controls;
 use super::entry::{RawEntry, decode_entry, decode_intermediate, split_range};
+use super::wire::{self, Guard};
 use crate::config::LdapConfig;
-use crate::connector::tls;
 
 /// Why an operation failed.
 #[derive(Debug)]
@@ -158,21 +158,18 @@ pub struct Session {
     /// AD: every search carries the extended-DN control, so that DN-syntax values (member,
     /// manager, managedBy) arrive with the GUID of the object they link to.
     extended_dn: bool,
+    /// Why the connection was cut under ldap3, if it was.
+    guard: Guard,
 }
 
 impl Session {
     /// Connects (TLS as configured) and binds.
     pub async fn connect(cfg: &LdapConfig) -> Result<Session, Failure> {
-        let mut settings = LdapConnSettings::new()
-            .set_conn_timeout(cfg.timeout)
-            .set_starttls(cfg.starttls);
-        if cfg.url.starts_with("ldaps://") || cfg.starttls {
-            settings = settings.set_config(
-                tls::client_config(cfg.tls_verify, cfg.ca_file.as_deref())
-                    .map_err(Failure::BadData)?,
-            );
-        }
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &cfg.url)
+        let (stream, guard) = wire::open(cfg).await?;
+        // ldap3 gets the already connected (and upgraded) stream; the URL only picks the
+        // socket kind, so TLS and StartTLS are not done twice.
+        let settings = LdapConnSettings::new().set_std_stream(StdStream::Unix(stream));
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, "ldapi:///")
             .await
             .map_err(|e| Failure::Unreachable(format!("cannot connect to {}: {e}", cfg.url)))?;
         ldap3::drive!(conn);
@@ -180,7 +177,12 @@ impl Session {
             .with_timeout(cfg.timeout)
             .simple_bind(&cfg.bind_dn, cfg.bind_password.expose())
             .await
-            .map_err(|e| Failure::Unreachable(format!("bind to {} failed: {e}", cfg.url)))?;
+            .map_err(|e| {
+                guard.explain(Failure::Unreachable(format!(
+                    "bind to {} failed: {e}",
+                    cfg.url
+                )))
+            })?;
         if bound.rc != 0 {
             // Without a bind nothing can be read: to the runner this directory is out of
             // reach (exit code 3), with the server's own reason.
@@ -196,6 +198,7 @@ impl Session {
             ldap,
             timeout: cfg.timeout,
             extended_dn: cfg.flavor == crate::config::LdapFlavor::Ad,
+            guard,
         })
     }
 
@@ -254,13 +257,13 @@ impl Session {
             .with_timeout(self.timeout)
             .streaming_search(&s.base, scope, &s.filter, s.attrs.clone())
             .await
-            .map_err(failure)?;
+            .map_err(|e| self.guard.explain(failure(e)))?;
         let mut stopped = None;
         loop {
             let next = match stream.next().await {
                 Ok(n) => n,
                 Err(e) => {
-                    stopped = Some(failure(e));
+                    stopped = Some(self.guard.explain(failure(e)));
                     break;
                 }
             };
@@ -408,7 +411,7 @@ impl Session {
             .with_timeout(self.timeout)
             .add(dn, attrs)
             .await
-            .map_err(failure)?;
+            .map_err(|e| self.guard.explain(failure(e)))?;
         check(res).map(|_| ())
     }
 
@@ -422,7 +425,7 @@ impl Session {
             .with_timeout(self.timeout)
             .modify(dn, mods)
             .await
-            .map_err(failure)?;
+            .map_err(|e| self.guard.explain(failure(e)))?;
         check(res).map(|_| ())
     }
 
@@ -433,7 +436,7 @@ impl Session {
             .with_timeout(self.timeout)
             .delete(dn)
             .await
-            .map_err(failure)?;
+            .map_err(|e| self.guard.explain(failure(e)))?;
         check(res).map(|_| ())
     }
 
@@ -449,7 +452,7 @@ impl Session {
             .with_timeout(self.timeout)
             .modifydn(dn, rdn, true, new_parent)
             .await
-            .map_err(failure)?;
+            .map_err(|e| self.guard.explain(failure(e)))?;
         check(res).map(|_| ())
     }
 
@@ -457,6 +460,17 @@ impl Session {
     /// time limit every other call sets would end it.
     pub fn ldap(&mut self) -> &mut ldap3::Ldap {
         &mut self.ldap
+    }
+
+    /// Whether the connection was cut under ldap3 (a failure then is not the server's answer,
+    /// so it must not be taken as "this server lacks a feature").
+    pub fn cut(&self) -> bool {
+        self.guard.cause().is_some()
+    }
+
+    /// What tells why the connection was cut under ldap3 (for a watch's own errors).
+    pub fn guard(&self) -> Guard {
+        self.guard.clone()
     }
 
     /// Closes the connection politely.

@@ -369,7 +369,7 @@ async fn take_position(session: &mut Session, ctx: &mut Ctx<'_>) -> Result<Posit
         (LdapFlavor::Ad, DeltaMethod::Usn) => usn_position(session).await,
         (LdapFlavor::Ad, _) => match dirsync_position(session, ctx).await {
             Ok(p) => Ok(p),
-            Err(f) if ctx.cfg.delta == DeltaMethod::Auto => {
+            Err(f) if ctx.cfg.delta == DeltaMethod::Auto && !session.cut() => {
                 tracing::warn!(
                     connector = ctx.name,
                     "DirSync refused ({f}); using uSNChanged polling"
@@ -381,7 +381,7 @@ async fn take_position(session: &mut Session, ctx: &mut Ctx<'_>) -> Result<Posit
         (LdapFlavor::Ldap, DeltaMethod::Timestamp) => Ok(timestamp_position()),
         (LdapFlavor::Ldap, _) => match syncrepl_position(session, ctx).await {
             Ok(p) => Ok(p),
-            Err(f) if ctx.cfg.delta == DeltaMethod::Auto => {
+            Err(f) if ctx.cfg.delta == DeltaMethod::Auto && !session.cut() => {
                 tracing::info!(
                     connector = ctx.name,
                     "no syncrepl here ({f}); using modifyTimestamp polling"

@@ -162,6 +162,7 @@ pub(super) async fn notify(w: &LdapWatcher, s: &mut Session, watch: &mut Watch<'
     let mut tasks = Vec::new();
     for base in bases(w) {
         let mut ldap = s.ldap().clone();
+        let guard = s.guard();
         let tx = tx.clone();
         tasks.push(tokio::spawn(async move {
             // No time limit: the search is meant to stay open.
@@ -177,7 +178,7 @@ pub(super) async fn notify(w: &LdapWatcher, s: &mut Session, watch: &mut Watch<'
             let mut stream = match started {
                 Ok(st) => st,
                 Err(e) => {
-                    let _ = tx.send(Msg::Ended(ldap_failure(e)));
+                    let _ = tx.send(Msg::Ended(ldap_failure(&guard, e)));
                     return;
                 }
             };
@@ -204,7 +205,7 @@ pub(super) async fn notify(w: &LdapWatcher, s: &mut Session, watch: &mut Watch<'
                         return;
                     }
                     Err(e) => {
-                        let _ = tx.send(Msg::Ended(ldap_failure(e)));
+                        let _ = tx.send(Msg::Ended(ldap_failure(&guard, e)));
                         return;
                     }
                 }

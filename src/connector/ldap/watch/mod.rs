@@ -22,6 +22,7 @@ use ldap3::LdapError;
 use tokio::time::Instant;
 
 use super::session::{Failure, Session};
+use super::wire::Guard;
 use crate::config::{LdapConfig, LdapFlavor};
 use crate::connector::{WatchEvent, WatchSink, Watcher};
 use crate::model::ConnectorName;
@@ -128,15 +129,16 @@ async fn until_stopping(sink: &dyn WatchSink) {
     }
 }
 
-/// An ldap3 error as a failure with the server's own words.
-fn ldap_failure(e: LdapError) -> Failure {
-    match e {
+/// An ldap3 error as a failure with the server's own words, or the reason the connection was
+/// cut under ldap3 (see `wire`).
+fn ldap_failure(guard: &Guard, e: LdapError) -> Failure {
+    guard.explain(match e {
         LdapError::LdapResult { result } => Failure::Refused {
             rc: result.rc,
             text: result.text,
         },
         other => Failure::Unreachable(other.to_string()),
-    }
+    })
 }
 
 impl Watcher for LdapWatcher {

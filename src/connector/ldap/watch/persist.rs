@@ -134,6 +134,7 @@ pub(super) async fn persist(
         [one] => one.as_str().to_string(),
         _ => w.cfg.base_dn.as_str().to_string(),
     };
+    let guard = s.guard();
     // No time limit: the search is meant to stay open.
     let started = s
         .ldap()
@@ -142,7 +143,7 @@ pub(super) async fn persist(
         .await;
     let mut stream = match started {
         Ok(st) => st,
-        Err(e) => return End::Lost(format!("syncrepl: {}", ldap_failure(e))),
+        Err(e) => return End::Lost(format!("syncrepl: {}", ldap_failure(&guard, e))),
     };
     let opened = tokio::time::Instant::now();
     let mut announced = false;
@@ -176,7 +177,7 @@ pub(super) async fn persist(
                             )),
                         };
                     }
-                    Err(e) => return End::Lost(format!("syncrepl: {}", ldap_failure(e))),
+                    Err(e) => return End::Lost(format!("syncrepl: {}", ldap_failure(&guard, e))),
                 };
                 let seen = match seen {
                     Ok(seen) => seen,
