@@ -98,8 +98,7 @@ impl App {
                         &format!("the query is longer than {MAX_QUERY} characters"),
                     ));
                 }
-                let gone = &req.gone;
-                let r = objects::search(&self.read()?, &query, SEARCH_LIMIT, &|| !gone.is_set())?;
+                let r = objects::search_for(&self.read()?, &query, SEARCH_LIMIT, &req.gone)?;
                 Resp::json(200, &r)
             }
             (false, ["api", "objects", "mv", id]) => match id

@@ -430,8 +430,7 @@ impl App {
                         "/objects",
                     ));
                 }
-                let gone = &req.gone;
-                let r = objects::search(&self.read()?, &query, SEARCH_LIMIT, &|| !gone.is_set())?;
+                let r = objects::search_for(&self.read()?, &query, SEARCH_LIMIT, &req.gone)?;
                 let (nav, fmt) = nav("Objects", "/objects");
                 Self::render(ObjectsPage { nav, fmt, r }, 200)
             }

@@ -46,6 +46,32 @@ pub struct SearchResult {
     pub cs: Vec<CsHit>,
     /// More matched than shown.
     pub truncated: bool,
+    /// Records looked at (index hits, scanned records, DNs and anchors).
+    #[serde(skip)]
+    pub checked: u64,
+    /// The search gave up early because its client had gone.
+    #[serde(skip)]
+    pub abandoned: bool,
+}
+
+/// [`search`] for a request: it stops when the request's client goes, and the log says so
+/// (the one sign, outside the process, that the work really stopped).
+pub fn search_for(
+    tx: &ReadTx,
+    query: &str,
+    limit: usize,
+    gone: &super::http::Gone,
+) -> Result<SearchResult, StoreError> {
+    let r = search(tx, query, limit, &|| !gone.is_set())?;
+    if r.abandoned {
+        tracing::info!(
+            target: "web",
+            checked = r.checked,
+            query_chars = query.chars().count(),
+            "search stopped early: its client went away"
+        );
+    }
+    Ok(r)
 }
 
 /// displayName, else cn.
@@ -87,6 +113,18 @@ pub fn search(
         mv: Vec::new(),
         cs: Vec::new(),
         truncated: false,
+        checked: 0,
+        abandoned: false,
+    };
+    // Every place that polls the client also counts what it has looked at.
+    let checked = std::cell::Cell::new(0u64);
+    let abandoned = std::cell::Cell::new(false);
+    let keep_going = || {
+        let go = keep_going();
+        if !go {
+            abandoned.set(true);
+        }
+        go
     };
     if q.is_empty() {
         return Ok(out);
@@ -134,8 +172,11 @@ pub fn search(
     candidates.sort();
     let mut found = false;
     for (i, id) in candidates.into_iter().enumerate() {
+        checked.set(checked.get() + 1);
         if i % 256 == 0 && !keep_going() {
             out.truncated = true;
+            out.checked = checked.get();
+            out.abandoned = abandoned.get();
             return Ok(out);
         }
         if let Some(rec) = tx.mv(id)? {
@@ -170,6 +211,7 @@ pub fn search(
         tx.scan_mv(
             &mut |raw| {
                 scanned += 1;
+                checked.set(checked.get() + 1);
                 if scanned % 1024 == 1 && !keep_going() {
                     stopped.set(true);
                 }
@@ -194,6 +236,7 @@ pub fn search(
     let mut scanned = 0u64;
     let mut go_on = || {
         scanned += 1;
+        checked.set(checked.get() + 1);
         scanned % 1024 != 1 || keep_going()
     };
     if dn_like {
@@ -249,6 +292,8 @@ pub fn search(
             mv: tx.link_of(id)?.map(|m| m.0),
         });
     }
+    out.checked = checked.get();
+    out.abandoned = abandoned.get();
     Ok(out)
 }
 

@@ -385,3 +385,67 @@ fn web_abuse_connections_per_address_are_capped_and_wrong_tokens_throttled() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn web_abuse_a_search_stops_when_its_client_goes() {
+    // A store big enough that a search over every record takes a while: 10,000 people.
+    const PEOPLE: u64 = 10_000;
+    let dir = TestDir::new("web-gone-client");
+    let config =
+        super::safety_state_file::setup_with(dir.path(), &dir.join("state.redb"), PEOPLE as usize);
+    crate::support::run(&["cycle", "-c", &config.to_string_lossy()]).expect_code(0);
+    std::fs::write(dir.join("api.token"), "gone-client-token-0123456789").must("the token");
+    let mut text = std::fs::read_to_string(&config).must("the config");
+    text.push_str("\n[web]\nlisten = \"127.0.0.1:0\"\napi_token_file = \"api.token\"\n");
+    std::fs::write(&config, text).must("writing the config");
+    let log = dir.join("run.stderr");
+    let process =
+        crate::support::Background::start(&["run", "-c", &config.to_string_lossy()], &log);
+    let d = super::web_client::wait_for_status_page(process, &log, dir.path());
+    let auth = [("Authorization", "Bearer gone-client-token-0123456789")];
+    // No indexed word begins with the query, and it has no ASCII for the byte prefilter, so
+    // the search decodes and compares every record: the costliest query there is.
+    let path = format!("/api/objects?q={}", "%C3%A9".repeat(200));
+    let path = path.as_str();
+
+    let mut conn = connect_from(&d, [127, 0, 0, 1]).must("connecting");
+    let started = Instant::now();
+    let whole = exchange(&mut conn, "GET", path, &auth, "").must("a whole search");
+    let took = started.elapsed();
+    assert_eq!(whole.status, 200, "{}", whole.body);
+    eprintln!("a whole search over {PEOPLE} records took {took:?}");
+
+    // The same search, and the client hangs up a tenth of the way through.
+    let mut conn = connect_from(&d, [127, 0, 0, 2]).must("connecting");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\r\n",
+        auth[0].1
+    );
+    conn.write_all(req.as_bytes()).must("sending the search");
+    conn.flush().must("sending the search");
+    std::thread::sleep(took / 10);
+    let _ = conn.sock.shutdown(std::net::Shutdown::Both);
+    drop(conn);
+    assert!(
+        crate::support::wait_for_log(&log, "search stopped early", Duration::from_secs(20)),
+        "no sign that the search stopped:\n{}",
+        crate::support::tail(&std::fs::read_to_string(&log).unwrap_or_default())
+    );
+    let text = std::fs::read_to_string(&log).must("the log");
+    let line = text
+        .lines()
+        .find(|l| l.contains("search stopped early"))
+        .must("the line");
+    let checked: u64 = line
+        .split("checked=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .must("the count of records checked");
+    eprintln!("the abandoned search stopped after {checked} of {PEOPLE} records: {line}");
+    assert!(checked < PEOPLE, "{line}");
+    // The daemon goes on answering.
+    let mut conn = connect_from(&d, [127, 0, 0, 3]).must("connecting");
+    let health = exchange(&mut conn, "GET", "/healthz", &[], "").must("healthz");
+    assert_eq!(health.status, 200);
+}
