@@ -703,4 +703,6 @@ impl ReadTx {
 }
 
 #[cfg(test)]
+mod golden_tests;
+#[cfg(test)]
 mod tests;

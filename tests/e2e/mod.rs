@@ -8,6 +8,7 @@ mod errors;
 mod exact;
 mod exact_ldap;
 mod fresh_root;
+mod golden_state;
 mod ldap_ad;
 mod ldap_bench;
 mod ldap_faults;
