@@ -13,6 +13,8 @@ mod flows;
 mod inbound;
 mod outbound;
 mod preview;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 
