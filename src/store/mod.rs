@@ -706,3 +706,5 @@ impl ReadTx {
 mod golden_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;
