@@ -329,6 +329,9 @@ pub struct LdapConfig {
     pub binary_attributes: Vec<AttrName>,
     /// Paged-results page size.
     pub page_size: u32,
+    /// Export operations in flight at once on the connection (LDAP lets a client send the
+    /// next request before the last answer; independent items only, see the export).
+    pub in_flight: usize,
     /// Ask for multi-valued attributes in ranges of this many values (AD range retrieval);
     /// None lets the server decide.
     pub range_size: Option<u32>,

@@ -11,6 +11,7 @@ mod fresh_root;
 mod golden_state;
 mod ldap_ad;
 mod ldap_bench;
+mod ldap_export;
 mod ldap_faults;
 mod ldap_large_group;
 mod ldap_links;

@@ -178,6 +178,7 @@ const SHARED_WITH_SCIM: &[&str] = &[
     "tls_verify",
     "ca_file",
     "page_size",
+    "in_flight",
     "timeout",
 ];
 
@@ -190,7 +191,6 @@ fn scim_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
         ("bearer_token_env", at(&c.bearer_token_env)),
         ("extension_urn", at(&c.extension_urn)),
         ("full_import_every", at(&c.full_import_every)),
-        ("in_flight", at_n(&c.in_flight)),
         ("max_retries", at_n(&c.max_retries)),
         ("member_chunk", at_n(&c.member_chunk)),
         ("bulk_size", at_n(&c.bulk_size)),
@@ -258,6 +258,7 @@ fn ldap_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
     add("attributes", first(&c.attributes));
     add("exclude_attributes", first(&c.exclude_attributes));
     add("page_size", c.page_size.as_ref().map(|v| v.span().start));
+    add("in_flight", c.in_flight.as_ref().map(|v| v.span().start));
     add("range_size", c.range_size.as_ref().map(|v| v.span().start));
     add("delta", c.delta.as_ref().map(|v| v.span().start));
     add("timeout", c.timeout.as_ref().map(|v| v.span().start));

@@ -324,6 +324,14 @@ pub(super) fn check_ldap(
             }
         },
     };
+    let in_flight = super::scim::bounded(
+        ctx,
+        c.in_flight.as_ref(),
+        &key("in_flight"),
+        1..=64,
+        8,
+        "a number of operations",
+    );
     let range_size = match &c.range_size {
         None => Some(None),
         Some(v) => match u32::try_from(*v.get_ref()) {
@@ -400,6 +408,7 @@ pub(super) fn check_ldap(
         reference_attributes: reference_attributes?,
         binary_attributes: binary_attributes?,
         page_size: page_size?,
+        in_flight: usize::try_from(in_flight?).ok()?,
         range_size: range_size?,
         delta: delta?,
         timeout: timeout?,

@@ -231,3 +231,21 @@ fn watch_window_mistakes_are_reported_at_the_key() {
         "not a setting of an ldif connector",
     );
 }
+
+#[test]
+fn in_flight_defaults_to_8_and_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = parse(dir.path(), &config(dir.path(), AD)).unwrap();
+    assert_eq!(ldap_of(&c).in_flight, 8);
+    let one = format!("{AD}\nin_flight = 1");
+    let c = parse(dir.path(), &config(dir.path(), &one)).unwrap();
+    assert_eq!(ldap_of(&c).in_flight, 1);
+    for bad in ["0", "65"] {
+        let text = format!("{AD}\nin_flight = {bad}");
+        has(
+            &errors(dir.path(), &config(dir.path(), &text)),
+            "connector[0].in_flight",
+            "from 1 to 64",
+        );
+    }
+}

@@ -21,6 +21,9 @@ pub const SYNC_DONE: &str = "1.3.6.1.4.1.4203.1.9.1.3";
 /// RFC 4533 sync info (intermediate response name).
 pub const SYNC_INFO: &str = "1.3.6.1.4.1.4203.1.9.1.4";
 
+/// RFC 4527 post-read: the entry as it is after the operation, in the response.
+pub const POST_READ: &str = "1.3.6.1.1.13.2";
+
 /// DirSync: return only changed values of linked attributes (member;range=1-1 / 0-0).
 pub const DIRSYNC_INCREMENTAL_VALUES: u32 = 0x8000_0000;
 /// DirSync: run with the caller's own read rights (no replication right needed).
@@ -240,6 +243,41 @@ pub fn parse_sync_info(val: &[u8]) -> Option<SyncInfo> {
     }
 }
 
+/// A post-read request for `attrs`; not critical, so a server without it simply answers
+/// without the entry (and the caller reads it back).
+pub fn post_read(attrs: &[&str]) -> RawControl {
+    let names: Vec<Vec<u8>> = attrs
+        .iter()
+        .map(|a| ber::tlv(OCTET_STRING, a.as_bytes()))
+        .collect();
+    RawControl {
+        ctype: POST_READ.into(),
+        crit: false,
+        val: Some(ber::sequence(&names)),
+    }
+}
+
+/// The entry of a post-read response: `[APPLICATION 4] { dn, SEQUENCE OF { type, SET OF
+/// value } }`, the shape of a search result entry.
+pub fn parse_post_read(val: &[u8]) -> Option<super::entry::RawEntry> {
+    let entry = Reader::new(val).expect(0x64)?;
+    let mut r = Reader::new(entry.body);
+    let dn = String::from_utf8(r.expect(OCTET_STRING)?.body.to_vec()).ok()?;
+    let mut attrs = Vec::new();
+    let mut list = Reader::new(r.expect(SEQUENCE)?.body);
+    while !list.is_empty() {
+        let mut a = Reader::new(list.expect(SEQUENCE)?.body);
+        let name = String::from_utf8(a.expect(OCTET_STRING)?.body.to_vec()).ok()?;
+        let mut vals = Reader::new(a.expect(SET)?.body);
+        let mut values = Vec::new();
+        while !vals.is_empty() {
+            values.push(vals.expect(OCTET_STRING)?.body.to_vec());
+        }
+        attrs.push(super::entry::RawAttr { name, values });
+    }
+    Some(super::entry::RawEntry { dn, attrs })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -331,5 +369,34 @@ mod tests {
                 refresh_deletes: false
             })
         );
+    }
+
+    #[test]
+    fn post_read_request_and_response() {
+        let c = post_read(&["entryUUID"]);
+        assert_eq!((c.ctype.as_str(), c.crit), (POST_READ, false));
+        assert_eq!(
+            c.val.as_deref(),
+            Some(
+                &[
+                    0x30, 0x0b, 0x04, 0x09, b'e', b'n', b't', b'r', b'y', b'U', b'U', b'I', b'D'
+                ][..]
+            )
+        );
+        let attr = ber::sequence(&[
+            ber::tlv(OCTET_STRING, b"entryUUID"),
+            ber::tlv(SET, &ber::tlv(OCTET_STRING, b"5f1c")),
+        ]);
+        let body = [
+            ber::tlv(OCTET_STRING, b"uid=a,dc=x"),
+            ber::sequence(&[attr]),
+        ]
+        .concat();
+        let e = parse_post_read(&ber::tlv(0x64, &body)).unwrap_or_else(|| panic!("not parsed"));
+        assert_eq!(e.dn, "uid=a,dc=x");
+        assert_eq!(e.values("entryUUID"), [b"5f1c".to_vec()]);
+        // Truncated or of another shape: None, never a panic.
+        assert!(parse_post_read(&ber::tlv(0x64, &body)[..10]).is_none());
+        assert!(parse_post_read(&ber::tlv(0x30, &body)).is_none());
     }
 }

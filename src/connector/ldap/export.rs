@@ -80,51 +80,110 @@ fn outcome(f: Failure) -> ExportOutcome {
 }
 
 impl LdapConnector {
+    /// Applies the items in waves of up to `in_flight` operations on the one connection:
+    /// LDAP lets a client send requests before the earlier answers arrive (RFC 4511 §3.1),
+    /// and a directory works on them at once, so a wave costs about one round trip instead
+    /// of one per item. A wave holds only items that cannot affect each other (see
+    /// [`wave_end`]); its outcomes are reported in item order.
     pub(super) async fn export_async(&mut self, items: &[ExportItem]) -> Vec<ExportOutcome> {
         let mut out = Vec::with_capacity(items.len());
         let mut stopped: Option<String> = None;
-        for item in items {
+        let mut start = 0;
+        while start < items.len() {
             if let Some(reason) = &stopped {
-                out.push(ExportOutcome::NotTried {
+                out.extend(items[start..].iter().map(|_| ExportOutcome::NotTried {
                     reason: reason.clone(),
-                });
-                continue;
+                }));
+                break;
             }
             let session = match Self::session(&mut self.session, &self.cfg).await {
-                Ok(s) => s,
+                Ok(s) => s.clone(),
                 Err(f) => {
                     let o = outcome(f);
                     if let ExportOutcome::NotTried { reason } = &o {
                         stopped = Some(reason.clone());
                     }
                     out.push(o);
+                    start += 1;
                     continue;
                 }
             };
+            let end = wave_end(items, start, self.cfg.in_flight);
             let flavor = self.cfg.flavor;
-            let r = match item.kind {
-                ExportKind::Add => add(session, item, flavor, &self.mapper).await,
-                ExportKind::Update => update(session, item, flavor).await,
-                ExportKind::Delete => match session.delete(item.dn.as_str()).await {
-                    Ok(()) | Err(Failure::Refused { rc: 32, .. }) => Ok(ExportOutcome::Applied {
-                        anchor: None,
-                        server_attrs: Attributes::new(),
-                    }),
-                    Err(f) => Err(f),
-                },
-            };
-            let o = r.unwrap_or_else(outcome);
-            if let ExportOutcome::NotTried { reason } = &o {
-                stopped = Some(format!("{}: {reason}", self.cfg.url));
-                out.push(ExportOutcome::NotTried {
-                    reason: format!("{}: {reason}", self.cfg.url),
-                });
-                continue;
+            let mapper = &self.mapper;
+            let wave = items[start..end].iter().map(|item| {
+                let mut session = session.clone();
+                async move { apply(&mut session, item, flavor, mapper).await }
+            });
+            for o in futures_util::future::join_all(wave).await {
+                match o {
+                    ExportOutcome::NotTried { reason } => {
+                        let reason = format!("{}: {reason}", self.cfg.url);
+                        stopped.get_or_insert_with(|| reason.clone());
+                        out.push(ExportOutcome::NotTried { reason });
+                    }
+                    o => out.push(o),
+                }
             }
-            out.push(o);
+            start = end;
         }
         out
     }
+}
+
+/// One item on the connection.
+async fn apply(
+    session: &mut Session,
+    item: &ExportItem,
+    flavor: LdapFlavor,
+    mapper: &Mapper,
+) -> ExportOutcome {
+    let r = match item.kind {
+        ExportKind::Add => add(session, item, flavor, mapper).await,
+        ExportKind::Update => update(session, item, flavor).await,
+        ExportKind::Delete => match session.delete(item.dn.as_str()).await {
+            Ok(()) | Err(Failure::Refused { rc: 32, .. }) => Ok(ExportOutcome::Applied {
+                anchor: None,
+                server_attrs: Attributes::new(),
+            }),
+            Err(f) => Err(f),
+        },
+    };
+    r.unwrap_or_else(outcome)
+}
+
+/// The end of the wave that starts at `start`: at most `limit` items of one kind and stage
+/// (the runner's order: what frees a DN or value goes a stage before what takes it), none
+/// of whose DNs (old or new) equals, contains or lies under another's, so that no item's
+/// result depends on another of its wave (a parent OU and its children, a rename into a
+/// DN another item names). Always at least one item.
+fn wave_end(items: &[ExportItem], start: usize, limit: usize) -> usize {
+    let (kind, stage) = (items[start].kind, items[start].stage);
+    let related = |a: &str, b: &str| {
+        a == b
+            || a.strip_suffix(b).is_some_and(|r| r.ends_with(','))
+            || b.strip_suffix(a).is_some_and(|r| r.ends_with(','))
+            || a.is_empty()
+            || b.is_empty()
+    };
+    let mut names: Vec<&str> = Vec::new();
+    let mut end = start;
+    while end < items.len() && end - start < limit.max(1) {
+        let item = &items[end];
+        if item.kind != kind || item.stage != stage {
+            break;
+        }
+        let mine: Vec<&str> = std::iter::once(&item.dn)
+            .chain(item.new_dn.as_ref())
+            .map(Dn::norm)
+            .collect();
+        if mine.iter().any(|m| names.iter().any(|n| related(m, n))) {
+            break;
+        }
+        names.extend(mine);
+        end += 1;
+    }
+    end.max(start + 1)
 }
 
 async fn add(
@@ -159,7 +218,8 @@ async fn add(
         list.push((name.as_str().as_bytes().to_vec(), set));
     }
     let dn = item.dn.as_str();
-    session.add(dn, list).await?;
+    let anchor_attr = mapper.anchor_attr();
+    let read = session.add_reading(dn, list, &[anchor_attr]).await?;
     for c in after {
         let m = mods(std::slice::from_ref(&c), flavor).map_err(Failure::BadData)?;
         if let Err(f) = session.modify(dn, m).await {
@@ -172,10 +232,13 @@ async fn add(
             return Err(f);
         }
     }
-    let e = session
-        .read(dn, &[mapper.anchor_attr().to_string()], Vec::new())
-        .await?
-        .ok_or_else(|| Failure::BadData(format!("{dn} was added but cannot be read back")))?;
+    let e = match read.filter(|e| !e.values(anchor_attr).is_empty()) {
+        Some(e) => e,
+        None => session
+            .read(dn, &[anchor_attr.to_string()], Vec::new())
+            .await?
+            .ok_or_else(|| Failure::BadData(format!("{dn} was added but cannot be read back")))?,
+    };
     let anchor = mapper.anchor(&e).map_err(|m| Failure::BadData(m.0))?;
     Ok(ExportOutcome::Applied {
         anchor: Some(anchor),
@@ -230,4 +293,53 @@ async fn update(
         anchor: None,
         server_attrs: Attributes::new(),
     })
+}
+
+#[cfg(test)]
+mod wave_tests {
+    use super::*;
+    use crate::model::CsId;
+
+    fn item(kind: ExportKind, dn: &str, new_dn: Option<&str>, stage: u16) -> ExportItem {
+        let parse = |s: &str| Dn::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        ExportItem {
+            cs_id: CsId(1),
+            kind,
+            anchor: None,
+            dn: parse(dn),
+            new_dn: new_dn.map(parse),
+            object_class: "inetOrgPerson".into(),
+            changes: Vec::new(),
+            stage,
+        }
+    }
+
+    #[test]
+    fn waves_hold_independent_items_of_one_kind_and_stage() {
+        use ExportKind::{Add, Delete, Update};
+        let items = vec![
+            item(Delete, "uid=a,ou=p,dc=x", None, 0),
+            item(Delete, "uid=b,ou=p,dc=x", None, 0),
+            item(Update, "uid=c,ou=p,dc=x", None, 1),
+            // Renamed into the DN the next item holds: not in the same wave.
+            item(Update, "uid=d,ou=p,dc=x", Some("uid=e,ou=p,dc=x"), 1),
+            item(Update, "UID=E,ou=p,dc=x", None, 1),
+            item(Add, "ou=new,dc=x", None, 2),
+            // A child of the OU added just before it.
+            item(Add, "uid=f,ou=new,dc=x", None, 2),
+            item(Add, "uid=g,ou=p,dc=x", None, 2),
+            item(Add, "uid=h,ou=p,dc=x", None, 3),
+        ];
+        let mut waves = Vec::new();
+        let mut start = 0;
+        while start < items.len() {
+            let end = wave_end(&items, start, 8);
+            waves.push(end - start);
+            start = end;
+        }
+        assert_eq!(waves, [2, 2, 1, 1, 2, 1]);
+        // The limit caps a wave; an item is never left out.
+        assert_eq!(wave_end(&items, 0, 1), 1);
+        assert_eq!(wave_end(&items, 0, 0), 1);
+    }
 }

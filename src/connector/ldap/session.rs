@@ -151,7 +151,9 @@ pub struct Done {
     pub controls: Vec<RawControl>,
 }
 
-/// One bound LDAP connection.
+/// One bound LDAP connection. A clone shares the connection (ldap3 multiplexes operations
+/// by message id), which is how several operations are put in flight at once.
+#[derive(Clone)]
 pub struct Session {
     ldap: ldap3::Ldap,
     timeout: Duration,
@@ -413,6 +415,31 @@ impl Session {
             .await
             .map_err(|e| self.guard.explain(failure(e)))?;
         check(res).map(|_| ())
+    }
+
+    /// Adds an entry and returns `read` of it as the server stored it, from the post-read
+    /// control (RFC 4527) when the server answers with one: one round trip instead of an
+    /// add and a read. None when it did not (AD, Samba), and the caller reads the entry.
+    pub async fn add_reading(
+        &mut self,
+        dn: &str,
+        attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)>,
+        read: &[&str],
+    ) -> Result<Option<RawEntry>, Failure> {
+        let res = self
+            .ldap
+            .with_controls(vec![controls::post_read(read)])
+            .with_timeout(self.timeout)
+            .add(dn, attrs)
+            .await
+            .map_err(|e| self.guard.explain(failure(e)))?;
+        let res = check(res)?;
+        Ok(res
+            .ctrls
+            .iter()
+            .find(|c| c.1.ctype == controls::POST_READ)
+            .and_then(|c| c.1.val.as_deref())
+            .and_then(controls::parse_post_read))
     }
 
     /// Modifies an entry.
