@@ -17,6 +17,7 @@ pub mod demo_data;
 mod output;
 mod state_file;
 mod status_page;
+mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -333,7 +334,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
 
 /// Runs the scheduler and the status page until a signal; shared by `run` and `demo`
 /// (which also prints where the status page is).
-fn serve(config: Config, announce: bool) -> u8 {
+fn serve(config: Config, announce: bool, reload_from: Option<&Path>) -> u8 {
     let Ok(rt) = runtime() else {
         return exit::OBJECT_ERRORS;
     };
@@ -349,11 +350,16 @@ fn serve(config: Config, announce: bool) -> u8 {
     let (handle, inbox) = crate::runner::handle::channel(Arc::clone(&clock));
     runner.attach(handle.live());
     shutdown_on_signals(&rt, &shutdown);
+    let notifier = systemd::Notifier::from_env().map(Arc::new);
     let web = config
         .web
         .enabled
-        .then(|| status_page::start(&rt, &config, &runner, handle, clock, &shutdown, announce))
+        .then(|| {
+            let h = handle.clone();
+            status_page::start(&rt, &config, &runner, h, clock, &shutdown, announce)
+        })
         .flatten();
+    systemd::started(&rt, notifier.clone(), reload_from, handle);
     let runner = Arc::new(Mutex::new(runner));
     rt.block_on(scheduler::run(
         Arc::clone(&runner),
@@ -365,6 +371,9 @@ fn serve(config: Config, announce: bool) -> u8 {
     // runtime of their own, which tokio refuses to drop inside an async context (a panic,
     // exit 101, on every SIGTERM of a daemon with an LDAP connector).
     drop(runner);
+    if let Some(n) = &notifier {
+        n.stopping();
+    }
     if let Some(server) = web {
         // The server saw the same shutdown flag; give open requests a moment to finish.
         let _ = rt.block_on(async {
@@ -381,7 +390,7 @@ fn cmd_run(path: &Path) -> u8 {
         Err(code) => return code,
     };
     let _guard = init_logging(config.log_dir.as_deref());
-    serve(config, false)
+    serve(config, false, Some(path))
 }
 
 fn cmd_cycle(path: &Path, full: bool, only: Option<String>, json: bool) -> u8 {

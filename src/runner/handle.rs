@@ -46,6 +46,8 @@ pub enum Request {
         /// Who set it.
         who: String,
     },
+    /// Take a new config (read and checked from its file) for the next cycle.
+    Reload(super::reload::NewConfig),
 }
 
 /// What became of a request: a message for the admin, or why it failed.
@@ -169,7 +171,7 @@ impl Live {
         }
     }
 
-    fn set_staging(&self, staging: bool) {
+    pub(super) fn set_staging(&self, staging: bool) {
         self.lock().status.staging = staging;
     }
 
@@ -426,6 +428,7 @@ impl Runner {
                 tracing::info!(%who, "admin password changed");
                 Ok("admin password changed".into())
             }
+            Request::Reload(new) => self.reload(&new.0),
         }
     }
 }

@@ -11,6 +11,7 @@ mod export;
 pub mod handle;
 mod import;
 mod order;
+pub mod reload;
 pub mod scheduler;
 pub mod watch;
 
@@ -113,25 +114,16 @@ pub struct CycleOptions {
     pub progress: bool,
 }
 
-/// Owns the store, the connectors and the config; runs cycles.
-pub struct Runner {
-    config: Config,
-    store: Store,
+/// What the runner builds from its config: the connectors and the per-connector lookups.
+struct Derived {
     connectors: Vec<Box<dyn Connector>>,
-    clock: Arc<dyn Clock>,
-    shutdown: Shutdown,
     partitions: HashMap<ConnectorName, Vec<Dn>>,
     unique: HashMap<ConnectorName, Vec<AttrName>>,
-    /// Per target, the attributes only an add writes (apply-once flows): a confirming
-    /// import does not see them, and that is no refusal.
     write_only: HashMap<ConnectorName, Vec<AttrName>>,
-    /// Where the status page reads the running cycle's progress, when it runs.
-    live: Option<Arc<handle::Live>>,
 }
 
-impl Runner {
-    /// A runner over an open store.
-    pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, shutdown: Shutdown) -> Runner {
+impl Derived {
+    fn of(config: &Config) -> Derived {
         let connectors = config.connectors.iter().map(connector::build).collect();
         let partitions = config
             .connectors
@@ -159,6 +151,40 @@ impl Runner {
                     .push(f.target.clone());
             }
         }
+        Derived {
+            connectors,
+            partitions,
+            unique,
+            write_only,
+        }
+    }
+}
+
+/// Owns the store, the connectors and the config; runs cycles.
+pub struct Runner {
+    config: Config,
+    store: Store,
+    connectors: Vec<Box<dyn Connector>>,
+    clock: Arc<dyn Clock>,
+    shutdown: Shutdown,
+    partitions: HashMap<ConnectorName, Vec<Dn>>,
+    unique: HashMap<ConnectorName, Vec<AttrName>>,
+    /// Per target, the attributes only an add writes (apply-once flows): a confirming
+    /// import does not see them, and that is no refusal.
+    write_only: HashMap<ConnectorName, Vec<AttrName>>,
+    /// Where the status page reads the running cycle's progress, when it runs.
+    live: Option<Arc<handle::Live>>,
+}
+
+impl Runner {
+    /// A runner over an open store.
+    pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, shutdown: Shutdown) -> Runner {
+        let Derived {
+            connectors,
+            partitions,
+            unique,
+            write_only,
+        } = Derived::of(&config);
         let mut runner = Runner {
             config,
             store,

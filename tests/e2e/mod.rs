@@ -44,6 +44,7 @@ mod scim_bench;
 mod scim_exact;
 mod scim_exact_bench;
 mod signals;
+mod systemd_notify;
 mod web_abuse;
 mod web_api;
 mod web_browser;
