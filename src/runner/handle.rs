@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use super::totals::CycleTotals;
 use super::{CycleOptions, Runner};
 use crate::model::{Clock, ConnectorName};
 use crate::store::admin::{AdminPasswordRecord, StagingOverrideRecord};
@@ -107,6 +108,8 @@ struct LiveState {
 pub struct Live {
     state: Mutex<LiveState>,
     clock: Arc<dyn Clock>,
+    /// What the finished cycles added up to since the process started (`/metrics`).
+    totals: Mutex<CycleTotals>,
 }
 
 impl Live {
@@ -136,6 +139,21 @@ impl Live {
             detail: String::new(),
         });
         st.bar = None;
+    }
+
+    /// The totals of the cycles finished since the process started.
+    pub fn totals(&self) -> CycleTotals {
+        self.totals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn cycle_recorded(&self, rec: &RunRecord) {
+        self.totals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(rec);
     }
 
     pub(super) fn cycle_ended(&self) {
@@ -207,6 +225,7 @@ pub fn channel(clock: Arc<dyn Clock>) -> (RunnerHandle, Inbox) {
     let live = Arc::new(Live {
         state: Mutex::new(LiveState::default()),
         clock,
+        totals: Mutex::new(CycleTotals::default()),
     });
     (
         RunnerHandle {

@@ -13,6 +13,7 @@ mod import;
 mod order;
 pub mod reload;
 pub mod scheduler;
+pub mod totals;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -345,6 +346,9 @@ impl Runner {
         record.finished_ms = self.clock.now_ms();
         if let Err(e) = &result {
             record.failure = Some(e.to_string());
+        }
+        if let Some(live) = &self.live {
+            live.cycle_recorded(&record);
         }
         // History is best effort when the store itself failed.
         if let Ok(tx) = self.store.write() {

@@ -57,11 +57,32 @@ impl App {
                 let live = self.handle.status();
                 let ok =
                     views::overview(&tx, &self.config, &live, self.started_ms, now)?.health == "ok";
-                Resp::new(
-                    200,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    metrics::render(&tx, &self.config, &live, &stats, ok)?,
-                )
+                let text = metrics::render(
+                    &tx,
+                    &self.config,
+                    &live,
+                    &self.handle.live().totals(),
+                    &stats,
+                    ok,
+                )?;
+                // OpenMetrics to whoever asks for it (Prometheus does); the classic text
+                // format otherwise, which curl | promtool check metrics takes as it is.
+                if req
+                    .header("accept")
+                    .is_some_and(|a| a.contains("application/openmetrics-text"))
+                {
+                    Resp::new(
+                        200,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        text,
+                    )
+                } else {
+                    Resp::new(
+                        200,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        metrics::classic_text(&text),
+                    )
+                }
             }
             (false, ["api", "overview"]) => Resp::json(
                 200,

@@ -537,6 +537,17 @@ fn metrics_parse_as_prometheus_text() {
     assert_eq!(f.app.respond(&r).status, 401);
     r.headers
         .push(("authorization".into(), "Bearer tok-123".into()));
+    let classic = f.app.respond(&r);
+    assert_eq!(classic.status, 200);
+    assert_eq!(
+        classic.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(!body(&classic).contains("# EOF"));
+    r.headers.push((
+        "accept".into(),
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2".into(),
+    ));
     let resp = f.app.respond(&r);
     assert_eq!(resp.status, 200);
     assert!(

@@ -50,3 +50,4 @@ mod web_api;
 mod web_browser;
 mod web_client;
 mod web_load;
+mod web_metrics;
