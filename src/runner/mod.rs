@@ -347,6 +347,11 @@ impl Runner {
         if let Err(e) = &result {
             record.failure = Some(e.to_string());
         }
+        // Watch cycles come several a second in a burst: counting there would cost more
+        // than the picture gains; scheduled and requested cycles record the counts.
+        if imports.is_none() {
+            self.record_objects(&mut record);
+        }
         if let Some(live) = &self.live {
             live.cycle_recorded(&record);
         }
@@ -589,6 +594,24 @@ fn write_only_of<'a>(
     conn: &ConnectorName,
 ) -> &'a [AttrName] {
     all.get(conn).map(Vec::as_slice).unwrap_or(&[])
+}
+
+impl Runner {
+    /// Notes each connector space's size at the end of the cycle in its record.
+    fn record_objects(&self, record: &mut RunRecord) {
+        let Ok(tx) = self.store.read() else { return };
+        for c in &self.config.connectors {
+            match tx.cs_count(&c.name) {
+                Ok(n) => record.phases.push(PhaseTime {
+                    phase: RunRecord::OBJECTS_PHASE.to_string(),
+                    connector: Some(c.name.to_string()),
+                    objects: n,
+                    ms: 0,
+                }),
+                Err(e) => tracing::warn!(connector = %c.name, "cannot count its objects: {e}"),
+            }
+        }
+    }
 }
 
 /// Adds `n` no-op exports of `conn` to the cycle's record.

@@ -71,7 +71,7 @@ impl CycleTotals {
         for p in rec
             .phases
             .iter()
-            .filter(|p| p.phase != RunRecord::NO_OP_PHASE)
+            .filter(|p| p.phase != RunRecord::NO_OP_PHASE && p.phase != RunRecord::OBJECTS_PHASE)
         {
             let key = (p.phase.clone(), p.connector.clone().unwrap_or_default());
             self.phases

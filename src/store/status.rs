@@ -90,6 +90,23 @@ impl ReadTx {
             .map(|g| (MvId(g.value().0), g.value().1 == 1)))
     }
 
+    /// Objects in one connector space, counted on the anchor index's keys (nothing decoded).
+    pub fn cs_count(&self, connector: &crate::model::ConnectorName) -> Result<u64, StoreError> {
+        let t = self.tx.open_table(CS_ANCHOR).ctx(&self.path)?;
+        // Every key of this connector sorts between (name, []) and (name + NUL, []).
+        let next = format!("{}\0", connector.as_str());
+        let empty: &[u8] = &[];
+        let mut n = 0;
+        for row in t
+            .range((connector.as_str(), empty)..(next.as_str(), empty))
+            .ctx(&self.path)?
+        {
+            row.ctx(&self.path)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Linked CS objects (connectors, in the engine's sense) per connector.
     pub fn linked_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let t = self.tx.open_table(CS_MV).ctx(&self.path)?;

@@ -12,6 +12,7 @@ use super::auth::{Auth, Bearer, MIN_PASSWORD_LEN, same_secret};
 use super::http::{Method, Req, Resp, cookie, url_encode};
 use super::objects;
 use super::pages::*;
+use super::pictures;
 use super::quiet_log::{Event, QuietLog};
 use super::system::{Host, config_view};
 use super::views::{self, ObjectStats};
@@ -391,14 +392,41 @@ impl App {
                 )?;
                 let (mut nav, fmt) = nav("Overview", "/");
                 nav.refresh = v.running.is_some() || v.queued > 0;
-                Self::render(OverviewPage { nav, fmt, v }, 200)
+                let stats = self.stats(&tx, now)?;
+                let list = views::connectors(&tx, &self.config, &stats)?;
+                let live = self.handle.status();
+                let topology = pictures::topology(&self.config, &list, v.counts.mv, &live.watches);
+                let history = pictures::history(&tx.runs(views::HISTORY_RUNS)?, now);
+                Self::render(
+                    OverviewPage {
+                        nav,
+                        fmt,
+                        v,
+                        topology,
+                        history,
+                    },
+                    200,
+                )
             }
             (false, ["connectors"]) => {
                 let tx = self.read()?;
                 let stats = self.stats(&tx, now)?;
                 let list = views::connectors(&tx, &self.config, &stats)?;
                 let (nav, fmt) = nav("Connectors", "/connectors");
-                Self::render(ConnectorsPage { nav, fmt, list }, 200)
+                let runs = tx.runs(pictures::OBJECT_RUNS)?;
+                let objects = list
+                    .iter()
+                    .map(|c| pictures::objects_over_time(&c.name, &runs, now))
+                    .collect();
+                Self::render(
+                    ConnectorsPage {
+                        nav,
+                        fmt,
+                        list,
+                        objects,
+                    },
+                    200,
+                )
             }
             (false, ["runs"]) => {
                 let list = views::runs(&self.read()?)?;
