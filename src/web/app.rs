@@ -323,6 +323,7 @@ impl App {
                 notice: notice.into(),
                 refresh: false,
                 version: env!("CARGO_PKG_VERSION"),
+                danger: self.config.danger_settings(),
             },
             Fmt { now_ms: now },
         )
@@ -591,3 +592,7 @@ mod tests;
 #[cfg(test)]
 #[path = "app_abuse_tests.rs"]
 mod abuse_tests;
+
+#[cfg(test)]
+#[path = "app_banner_tests.rs"]
+mod banner_tests;

@@ -25,6 +25,8 @@ pub struct Nav {
     pub refresh: bool,
     /// Build version.
     pub version: &'static str,
+    /// The `danger_*` settings in force: (connector, what it turns off).
+    pub danger: Vec<(String, &'static str)>,
 }
 
 impl Nav {
