@@ -446,21 +446,13 @@ fn cmd_check(path: &Path) -> u8 {
         config.rules.inbound.len(),
         config.rules.outbound.len()
     );
-    let store = Store::open(&config.state_file);
-    match &store {
-        Ok(_) => out!("state file {}: ok", config.state_file.display()),
-        Err(e) => out!("state file: {e}"),
-    }
+    let state_ok = state_file::check(&config.state_file);
     let mut connectors: Vec<_> = config
         .connectors
         .iter()
         .map(crate::connector::build)
         .collect();
-    let mut code = if store.is_err() {
-        exit::CONFIG
-    } else {
-        exit::OK
-    };
+    let mut code = if state_ok { exit::OK } else { exit::CONFIG };
     for c in connectors.iter_mut() {
         match c.check() {
             Ok(()) => out!("connector {}: ok", c.name()),
