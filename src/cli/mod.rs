@@ -348,6 +348,7 @@ fn serve(config: Config, announce: bool, reload_from: Option<&Path>) -> u8 {
     };
     tracing::info!(state_file = %state.display(), ?interval, "bridgehead running");
     let (handle, inbox) = crate::runner::handle::channel(Arc::clone(&clock));
+    handle.live().set_config(Arc::new(config.clone()));
     runner.attach(handle.live());
     shutdown_on_signals(&rt, &shutdown);
     let notifier = systemd::Notifier::from_env().map(Arc::new);

@@ -172,10 +172,16 @@ async fn reload(path: &Path, handle: &RunnerHandle) -> Result<String, String> {
     if handle.status().running.is_some() {
         tracing::info!("SIGHUP: the config is good; it is taken when the running cycle ends");
     }
+    let config = Arc::new(config);
     let reply = handle
-        .submit(Request::Reload(NewConfig(Arc::new(config))))
+        .submit(Request::Reload(NewConfig(Arc::clone(&config))))
         .ok_or("the runner is stopping")?;
-    reply.await.map_err(|_| "the runner stopped".to_string())?
+    let taken = reply
+        .await
+        .map_err(|_| "the runner stopped".to_string())??;
+    // The status page shows the new connectors and settings from now on.
+    handle.live().set_config(config);
+    Ok(taken)
 }
 
 #[cfg(test)]

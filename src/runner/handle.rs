@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::totals::CycleTotals;
 use super::{CycleOptions, Runner};
+use crate::config::Config;
 use crate::model::{Clock, ConnectorName};
 use crate::store::admin::{AdminPasswordRecord, StagingOverrideRecord};
 use crate::store::{ConnectorRunStats, RunRecord};
@@ -110,6 +111,8 @@ pub struct Live {
     clock: Arc<dyn Clock>,
     /// What the finished cycles added up to since the process started (`/metrics`).
     totals: Mutex<CycleTotals>,
+    /// The config file as last loaded (at start or by a reload), for the status page.
+    config: Mutex<Option<Arc<Config>>>,
 }
 
 impl Live {
@@ -139,6 +142,20 @@ impl Live {
             detail: String::new(),
         });
         st.bar = None;
+    }
+
+    /// The config file as last loaded, once the daemon published it.
+    pub fn config(&self) -> Option<Arc<Config>> {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Publishes the config file as loaded (at start, after a reload): what the status page
+    /// shows from then on.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config);
     }
 
     /// The totals of the cycles finished since the process started.
@@ -226,6 +243,7 @@ pub fn channel(clock: Arc<dyn Clock>) -> (RunnerHandle, Inbox) {
         state: Mutex::new(LiveState::default()),
         clock,
         totals: Mutex::new(CycleTotals::default()),
+        config: Mutex::new(None),
     });
     (
         RunnerHandle {

@@ -55,11 +55,11 @@ impl App {
                 let tx = self.read()?;
                 let stats = self.stats(&tx, now)?;
                 let live = self.handle.status();
-                let ok =
-                    views::overview(&tx, &self.config, &live, self.started_ms, now)?.health == "ok";
+                let ok = views::overview(&tx, &self.config(), &live, self.started_ms, now)?.health
+                    == "ok";
                 let text = metrics::render(
                     &tx,
-                    &self.config,
+                    &self.config(),
                     &live,
                     &self.handle.live().totals(),
                     &stats,
@@ -88,7 +88,7 @@ impl App {
                 200,
                 &views::overview(
                     &self.read()?,
-                    &self.config,
+                    &self.config(),
                     &self.handle.status(),
                     self.started_ms,
                     now,
@@ -97,7 +97,7 @@ impl App {
             (false, ["api", "connectors"]) => {
                 let tx = self.read()?;
                 let stats = self.stats(&tx, now)?;
-                Resp::json(200, &views::connectors(&tx, &self.config, &stats)?)
+                Resp::json(200, &views::connectors(&tx, &self.config(), &stats)?)
             }
             (false, ["api", "runs"]) => Resp::json(200, &views::runs(&self.read()?)?),
             (false, ["api", "runs", id]) => match id
@@ -146,12 +146,12 @@ impl App {
             (false, ["api", "config"]) => Resp::json(
                 200,
                 &config_view(
-                    &self.config,
+                    &self.config(),
                     self.handle.status().staging,
                     &self.certificate,
                 ),
             ),
-            (false, ["api", "host"]) => Resp::json(200, &self.host.view(&self.config.state_file)),
+            (false, ["api", "host"]) => Resp::json(200, &self.host.view(&self.config().state_file)),
             (true, ["api", "actions", "cycle"]) => {
                 let full = body.get("mode").is_some_and(|m| m == "full");
                 match self.handle.submit(Request::Cycle {

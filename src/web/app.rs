@@ -49,7 +49,8 @@ enum Who {
 
 /// Everything a request may need.
 pub struct App {
-    config: Config,
+    /// The config the page started with; [`App::config`] gives the one in force.
+    start_config: Arc<Config>,
     store: Store,
     handle: RunnerHandle,
     clock: Arc<dyn Clock>,
@@ -85,7 +86,7 @@ impl App {
         );
         App {
             started_ms: clock.now_ms(),
-            config,
+            start_config: Arc::new(config),
             store,
             handle,
             clock,
@@ -95,6 +96,15 @@ impl App {
             quiet: Mutex::new(QuietLog::default()),
             certificate,
         }
+    }
+
+    /// The config in force: the one a SIGHUP reload published, else the start one. (The
+    /// page's own [web] settings stay those it started with.)
+    fn config(&self) -> Arc<Config> {
+        self.handle
+            .live()
+            .config()
+            .unwrap_or_else(|| Arc::clone(&self.start_config))
     }
 
     /// Logs every session out (after the password changed elsewhere).
@@ -276,7 +286,7 @@ impl App {
             .and_then(|tx| {
                 views::overview(
                     &tx,
-                    &self.config,
+                    &self.config(),
                     &self.handle.status(),
                     self.started_ms,
                     now,
@@ -323,7 +333,7 @@ impl App {
                 notice: notice.into(),
                 refresh: false,
                 version: env!("CARGO_PKG_VERSION"),
-                danger: self.config.danger_settings(),
+                danger: self.config().danger_settings(),
             },
             Fmt { now_ms: now },
         )
@@ -386,7 +396,7 @@ impl App {
                 let tx = self.read()?;
                 let v = views::overview(
                     &tx,
-                    &self.config,
+                    &self.config(),
                     &self.handle.status(),
                     self.started_ms,
                     now,
@@ -394,9 +404,10 @@ impl App {
                 let (mut nav, fmt) = nav("Overview", "/");
                 nav.refresh = v.running.is_some() || v.queued > 0;
                 let stats = self.stats(&tx, now)?;
-                let list = views::connectors(&tx, &self.config, &stats)?;
+                let list = views::connectors(&tx, &self.config(), &stats)?;
                 let live = self.handle.status();
-                let topology = pictures::topology(&self.config, &list, v.counts.mv, &live.watches);
+                let topology =
+                    pictures::topology(&self.config(), &list, v.counts.mv, &live.watches);
                 let history = pictures::history(&tx.runs(views::HISTORY_RUNS)?, now);
                 Self::render(
                     OverviewPage {
@@ -412,7 +423,7 @@ impl App {
             (false, ["connectors"]) => {
                 let tx = self.read()?;
                 let stats = self.stats(&tx, now)?;
-                let list = views::connectors(&tx, &self.config, &stats)?;
+                let list = views::connectors(&tx, &self.config(), &stats)?;
                 let (nav, fmt) = nav("Connectors", "/connectors");
                 let runs = tx.runs(pictures::OBJECT_RUNS)?;
                 let objects = list
@@ -500,7 +511,7 @@ impl App {
             },
             (false, ["config"]) => {
                 let c = config_view(
-                    &self.config,
+                    &self.config(),
                     self.handle.status().staging,
                     &self.certificate,
                 );
@@ -508,7 +519,7 @@ impl App {
                 Self::render(ConfigPage { nav, fmt, c }, 200)
             }
             (false, ["host"]) => {
-                let h = self.host.view(&self.config.state_file);
+                let h = self.host.view(&self.config().state_file);
                 let (nav, fmt) = nav("Host", "/host");
                 Self::render(HostPage { nav, fmt, h }, 200)
             }

@@ -54,11 +54,15 @@ fn next_state(rx: &mpsc::Receiver<Note>, limit: Duration) -> Note {
     }
 }
 
-fn staging_metric(d: &Daemon) -> String {
+fn metrics(d: &Daemon) -> String {
     let auth = [("Authorization", "Bearer notify-token-0123456789")];
     let m = https(d, "GET", "/metrics", &auth, "");
     assert_eq!(m.status, 200, "{}", m.body);
     m.body
+}
+
+fn staging_metric(d: &Daemon) -> String {
+    metrics(d)
         .lines()
         .find(|l| l.starts_with("bridgehead_staging "))
         .must("bridgehead_staging in /metrics")
@@ -172,8 +176,12 @@ fn systemd_notify_ready_watchdog_and_reload_on_sighup() {
         || count(&log, "scheduled cycle finished") > cycles,
     );
 
-    // A good config (staging on): taken for the next cycle.
-    std::fs::write(&config, format!("staging = true\n{good}")).must("writing the new config");
+    // A good config (staging on, one more target): taken for the next cycle, and the
+    // status page shows the new connector.
+    let extra = "\n[[connector]]\nname = \"extra\"\ntype = \"ldif\"\nmode = \"target\"\npath = \"extra.ldif\"\nanchor = \"entryUUID\"\n";
+    let with_extra = good.replacen("\n[web]", &format!("{extra}\n[web]"), 1);
+    assert!(!metrics(&d).contains("connector=\"extra\""));
+    std::fs::write(&config, format!("staging = true\n{with_extra}")).must("writing the new config");
     d.signal("HUP");
     let reloading = next_state(&notes, Duration::from_secs(30));
     assert!(
@@ -188,6 +196,10 @@ fn systemd_notify_ready_watchdog_and_reload_on_sighup() {
         "the reload is logged"
     );
     assert_eq!(staging_metric(&d), "bridgehead_staging 1");
+    assert!(
+        metrics(&d).contains("bridgehead_connector_space_objects{connector=\"extra\"} 0"),
+        "the reloaded config's connector on the status page"
+    );
     let cycles = count(&log, "scheduled cycle finished");
     wait_until(
         Duration::from_secs(30),
