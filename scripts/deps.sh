@@ -47,6 +47,9 @@ readonly SYSTEM_PACKAGES=(
     # policy-rc.d above keeps its daemon from starting. Debian has no lighter package with
     # promtool, and a release binary would be a download outside the package registries.
     "promtool:prometheus"
+    # The systemd unit (tests/e2e/systemd_notify.rs runs `systemd-analyze verify` on it).
+    # A fresh debootstrap root may lack it; no daemon is started by installing it there.
+    "systemd-analyze:systemd"
 )
 
 # The SCIM test server, from PyPI into a venv of its own (LAB.md); tests/support finds it

@@ -220,3 +220,40 @@ fn systemd_notify_ready_watchdog_and_reload_on_sighup() {
     }
     assert!(stopping, "STOPPING=1 on SIGTERM");
 }
+
+/// The shipped unit is what systemd accepts (`systemd-analyze verify`, with ExecStart
+/// pointed at the binary under test), and it asks for what `run` provides: notify
+/// readiness from the main process, the watchdog, and reload by SIGHUP.
+#[test]
+fn systemd_notify_unit_file_verifies() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/bridgehead.service"),
+    )
+    .must("reading systemd/bridgehead.service");
+    for line in [
+        "Type=notify",
+        "NotifyAccess=main",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "WatchdogSec=60s",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
+    }
+    let dir = TestDir::new("systemd-unit");
+    let path = dir.join("bridgehead.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/bridgehead", crate::support::bin()),
+    )
+    .must("writing the unit");
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .must("running systemd-analyze (Debian package systemd, scripts/deps.sh)");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !said.contains("bridgehead.service:"),
+        "systemd-analyze verify:\n{said}"
+    );
+}
