@@ -403,12 +403,12 @@ impl App {
                 )?;
                 let (mut nav, fmt) = nav("Overview", "/");
                 nav.refresh = v.running.is_some() || v.queued > 0;
-                let stats = self.stats(&tx, now)?;
-                let list = views::connectors(&tx, &self.config(), &stats)?;
+                let config = self.config();
+                let runs = tx.runs(views::HISTORY_RUNS)?;
+                let nodes = pictures::nodes(&tx, &config, &runs)?;
                 let live = self.handle.status();
-                let topology =
-                    pictures::topology(&self.config(), &list, v.counts.mv, &live.watches);
-                let history = pictures::history(&tx.runs(views::HISTORY_RUNS)?, now);
+                let topology = pictures::topology(&config, &nodes, v.counts.mv, &live.watches);
+                let history = pictures::history(&runs, now);
                 Self::render(
                     OverviewPage {
                         nav,

@@ -5,9 +5,8 @@
 
 use std::fmt::Write as _;
 
-use super::views::ConnectorView;
 use crate::config::Config;
-use crate::store::RunRecord;
+use crate::store::{ReadTx, RunRecord, StoreError};
 
 /// Cycles shown in the run history picture (newest last).
 pub const HISTORY_CYCLES: usize = 60;
@@ -58,9 +57,59 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// One connector as the topology draws it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Its name.
+    pub name: String,
+    /// ldif, ldap, scim, …
+    pub kind: String,
+    /// Objects in its connector space.
+    pub objects: u64,
+    /// Pending exports.
+    pub pending: u64,
+    /// Objects that failed in the last cycle.
+    pub errors: u64,
+    /// Deletes held back.
+    pub blocked_deletes: u64,
+}
+
+/// The topology's numbers, cheap enough for every overview (no scan of the objects):
+/// objects as the last cycle counted them (the anchor index where no cycle did yet),
+/// pending exports and held deletes as they stand, and the last cycle's object errors.
+pub fn nodes(
+    tx: &ReadTx,
+    config: &Config,
+    runs: &[(u64, RunRecord)],
+) -> Result<Vec<Node>, StoreError> {
+    let last = runs
+        .iter()
+        .map(|(_, r)| r)
+        .find(|r| r.mode == "full" || r.mode == "delta");
+    let mut out = Vec::with_capacity(config.connectors.len());
+    for c in &config.connectors {
+        let name = c.name.as_str();
+        let objects = match last.and_then(|r| r.objects_at_end(name)) {
+            Some(n) => n,
+            None => tx.cs_count(&c.name)?,
+        };
+        out.push(Node {
+            name: name.to_string(),
+            kind: super::views::connector_kind(c),
+            objects,
+            pending: tx.pending_count(&c.name)?,
+            errors: last
+                .and_then(|r| r.connectors.iter().find(|s| s.connector == name))
+                .map_or(0, |s| s.errors),
+            blocked_deletes: tx.blocked_deletes(&c.name)?.len() as u64,
+        });
+    }
+    Ok(out)
+}
+
 /// The health class of a connector: errors are bad, held deletes, pending exports or a lost
 /// watch are a warning.
-fn health(c: &ConnectorView, watch_lost: bool) -> &'static str {
+fn health(c: &Node, watch_lost: bool) -> &'static str {
     if c.errors > 0 {
         "bad"
     } else if c.blocked_deletes > 0 || watch_lost || c.pending > 0 {
@@ -75,7 +124,7 @@ fn health(c: &ConnectorView, watch_lost: bool) -> &'static str {
 /// arrow carries the connector space's objects, its pending exports and its errors.
 pub fn topology(
     config: &Config,
-    list: &[ConnectorView],
+    list: &[Node],
     mv_objects: u64,
     watches: &[(String, String)],
 ) -> String {
@@ -98,8 +147,8 @@ pub fn topology(
             .iter()
             .any(|(n, s)| n == name && s.starts_with("lost"))
     };
-    let sources: Vec<&ConnectorView> = list.iter().filter(|c| is_source(&c.name)).collect();
-    let targets: Vec<&ConnectorView> = list
+    let sources: Vec<&Node> = list.iter().filter(|c| is_source(&c.name)).collect();
+    let targets: Vec<&Node> = list
         .iter()
         .filter(|c| is_target(&c.name) || !is_source(&c.name))
         .collect();
@@ -138,7 +187,7 @@ pub fn topology(
             let name = esc(&c.name);
             let _ = write!(
                 s,
-                r#"<g class="node {side} health-{class}"><title>{name} ({kind}): {objects} objects, {pending} pending exports, {errors} errors, {held} deletes held</title><rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8"/><text x="{tx}" y="{ty}" class="name">{short}</text><text x="{tx}" y="{sy}" class="sub">{kind}{lost}</text></g>"#,
+                r#"<g class="node {side} health-{class}"><title>{name} ({kind}): {objects} objects, {pending} pending exports, {errors} object errors in the last cycle, {held} deletes held</title><rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8"/><text x="{tx}" y="{ty}" class="name">{short}</text><text x="{tx}" y="{sy}" class="sub">{kind}{lost}</text></g>"#,
                 kind = esc(&c.kind),
                 objects = c.objects,
                 pending = c.pending,
@@ -458,25 +507,14 @@ mod tests {
     use super::*;
     use crate::store::{ConnectorRunStats, PhaseTime};
 
-    fn view(name: &str, errors: u64, pending: u64) -> ConnectorView {
-        ConnectorView {
+    fn view(name: &str, errors: u64, pending: u64) -> Node {
+        Node {
             name: name.into(),
             kind: "ldif".into(),
             objects: 10,
-            by_type: Default::default(),
-            connectors: 10,
-            disconnectors: 0,
             pending,
-            blocked_deletes: 0,
             errors,
-            watermark_bytes: None,
-            watermark_ms: None,
-            last_full_import: None,
-            last_delta_import: None,
-            last_full_sync: None,
-            last_delta_sync: None,
-            last_export: None,
-            no_op_exports: None,
+            blocked_deletes: 0,
         }
     }
 
