@@ -22,10 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::connector::{self, Connector, ConnectorError, ConnectorErrorKind};
+use crate::connector::{Connector, ConnectorError, ConnectorErrorKind};
 use crate::model::{AttrName, Clock, ConnectorName, Dn};
 use crate::store::{ChangeCounts, ConnectorRunStats, PhaseTime, RunRecord, Store, StoreError};
 use crate::sync::{self, SyncContext, SyncStats};
+use reload::Derived;
 
 /// Objects per sync transaction: larger batches rewrite fewer index pages per object.
 const SYNC_BATCH: usize = 2000;
@@ -113,52 +114,6 @@ pub struct CycleOptions {
     pub trigger: String,
     /// Show progress on the terminal.
     pub progress: bool,
-}
-
-/// What the runner builds from its config: the connectors and the per-connector lookups.
-struct Derived {
-    connectors: Vec<Box<dyn Connector>>,
-    partitions: HashMap<ConnectorName, Vec<Dn>>,
-    unique: HashMap<ConnectorName, Vec<AttrName>>,
-    write_only: HashMap<ConnectorName, Vec<AttrName>>,
-}
-
-impl Derived {
-    fn of(config: &Config) -> Derived {
-        let connectors = config.connectors.iter().map(connector::build).collect();
-        let partitions = config
-            .connectors
-            .iter()
-            .map(|c| {
-                let parts = match &c.kind {
-                    crate::config::ConnectorKind::Ldif(l) => l.partitions.clone(),
-                    crate::config::ConnectorKind::Ldap(l) => vec![l.base_dn.clone()],
-                    crate::config::ConnectorKind::Scim(_) => Vec::new(),
-                };
-                (c.name.clone(), parts)
-            })
-            .collect();
-        let unique = config
-            .connectors
-            .iter()
-            .map(|c| (c.name.clone(), c.unique_attributes.clone()))
-            .collect();
-        let mut write_only: HashMap<ConnectorName, Vec<AttrName>> = HashMap::new();
-        for r in &config.rules.outbound {
-            for f in r.flows.iter().filter(|f| f.apply_once) {
-                write_only
-                    .entry(r.connector.clone())
-                    .or_default()
-                    .push(f.target.clone());
-            }
-        }
-        Derived {
-            connectors,
-            partitions,
-            unique,
-            write_only,
-        }
-    }
 }
 
 /// Owns the store, the connectors and the config; runs cycles.
@@ -594,24 +549,6 @@ fn write_only_of<'a>(
     conn: &ConnectorName,
 ) -> &'a [AttrName] {
     all.get(conn).map(Vec::as_slice).unwrap_or(&[])
-}
-
-impl Runner {
-    /// Notes each connector space's size at the end of the cycle in its record.
-    fn record_objects(&self, record: &mut RunRecord) {
-        let Ok(tx) = self.store.read() else { return };
-        for c in &self.config.connectors {
-            match tx.cs_count(&c.name) {
-                Ok(n) => record.phases.push(PhaseTime {
-                    phase: RunRecord::OBJECTS_PHASE.to_string(),
-                    connector: Some(c.name.to_string()),
-                    objects: n,
-                    ms: 0,
-                }),
-                Err(e) => tracing::warn!(connector = %c.name, "cannot count its objects: {e}"),
-            }
-        }
-    }
 }
 
 /// Adds `n` no-op exports of `conn` to the cycle's record.

@@ -1,10 +1,13 @@
 //! Taking a new config while `run` goes on (SIGHUP): the file was read and checked by the
 //! caller; here the runner swaps it in between cycles, or refuses what needs a restart.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Derived, Runner};
+use super::Runner;
 use crate::config::Config;
+use crate::connector::{self, Connector};
+use crate::model::{AttrName, ConnectorName, Dn};
 
 /// A config read and checked from its file, for the runner to take between cycles.
 #[derive(Clone, Debug)]
@@ -18,6 +21,52 @@ impl PartialEq for NewConfig {
 }
 
 impl Eq for NewConfig {}
+
+/// What the runner builds from its config: the connectors and the per-connector lookups.
+pub(super) struct Derived {
+    pub(super) connectors: Vec<Box<dyn Connector>>,
+    pub(super) partitions: HashMap<ConnectorName, Vec<Dn>>,
+    pub(super) unique: HashMap<ConnectorName, Vec<AttrName>>,
+    pub(super) write_only: HashMap<ConnectorName, Vec<AttrName>>,
+}
+
+impl Derived {
+    pub(super) fn of(config: &Config) -> Derived {
+        let connectors = config.connectors.iter().map(connector::build).collect();
+        let partitions = config
+            .connectors
+            .iter()
+            .map(|c| {
+                let parts = match &c.kind {
+                    crate::config::ConnectorKind::Ldif(l) => l.partitions.clone(),
+                    crate::config::ConnectorKind::Ldap(l) => vec![l.base_dn.clone()],
+                    crate::config::ConnectorKind::Scim(_) => Vec::new(),
+                };
+                (c.name.clone(), parts)
+            })
+            .collect();
+        let unique = config
+            .connectors
+            .iter()
+            .map(|c| (c.name.clone(), c.unique_attributes.clone()))
+            .collect();
+        let mut write_only: HashMap<ConnectorName, Vec<AttrName>> = HashMap::new();
+        for r in &config.rules.outbound {
+            for f in r.flows.iter().filter(|f| f.apply_once) {
+                write_only
+                    .entry(r.connector.clone())
+                    .or_default()
+                    .push(f.target.clone());
+            }
+        }
+        Derived {
+            connectors,
+            partitions,
+            unique,
+            write_only,
+        }
+    }
+}
 
 impl Runner {
     /// Takes `new` for the next cycle: connectors, rules, schedule and staging. A different

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::store::RunRecord;
+use super::Runner;
+use crate::store::{PhaseTime, RunRecord};
 
 /// Upper bounds, in seconds, of the phase-duration buckets: a delta import of a quiet
 /// directory takes milliseconds, a full import of a large forest an hour.
@@ -104,6 +105,24 @@ impl CycleTotals {
             "ok"
         };
         *self.cycles.entry(result).or_default() += 1;
+    }
+}
+
+impl Runner {
+    /// Notes each connector space's size at the end of the cycle in its record.
+    pub(super) fn record_objects(&self, record: &mut RunRecord) {
+        let Ok(tx) = self.store.read() else { return };
+        for c in &self.config.connectors {
+            match tx.cs_count(&c.name) {
+                Ok(n) => record.phases.push(PhaseTime {
+                    phase: RunRecord::OBJECTS_PHASE.to_string(),
+                    connector: Some(c.name.to_string()),
+                    objects: n,
+                    ms: 0,
+                }),
+                Err(e) => tracing::warn!(connector = %c.name, "cannot count its objects: {e}"),
+            }
+        }
     }
 }
 

@@ -403,42 +403,31 @@ impl App {
                 )?;
                 let (mut nav, fmt) = nav("Overview", "/");
                 nav.refresh = v.running.is_some() || v.queued > 0;
-                let config = self.config();
-                let runs = tx.runs(views::HISTORY_RUNS)?;
-                let nodes = pictures::nodes(&tx, &config, &runs)?;
-                let live = self.handle.status();
-                let topology = pictures::topology(&config, &nodes, v.counts.mv, &live.watches);
-                let history = pictures::history(&runs, now);
-                Self::render(
-                    OverviewPage {
-                        nav,
-                        fmt,
-                        v,
-                        topology,
-                        history,
-                    },
-                    200,
-                )
+                let watches = self.handle.status().watches;
+                let (topology, history) =
+                    pictures::overview(&tx, &self.config(), v.counts.mv, &watches, now)?;
+                let page = OverviewPage {
+                    nav,
+                    fmt,
+                    v,
+                    topology,
+                    history,
+                };
+                Self::render(page, 200)
             }
             (false, ["connectors"]) => {
                 let tx = self.read()?;
                 let stats = self.stats(&tx, now)?;
                 let list = views::connectors(&tx, &self.config(), &stats)?;
                 let (nav, fmt) = nav("Connectors", "/connectors");
-                let runs = tx.runs(pictures::OBJECT_RUNS)?;
-                let objects = list
-                    .iter()
-                    .map(|c| pictures::objects_over_time(&c.name, &runs, now))
-                    .collect();
-                Self::render(
-                    ConnectorsPage {
-                        nav,
-                        fmt,
-                        list,
-                        objects,
-                    },
-                    200,
-                )
+                let objects = pictures::per_connector(&tx, &list, now)?;
+                let page = ConnectorsPage {
+                    nav,
+                    fmt,
+                    list,
+                    objects,
+                };
+                Self::render(page, 200)
             }
             (false, ["runs"]) => {
                 let list = views::runs(&self.read()?)?;
