@@ -41,6 +41,15 @@ readonly SYSTEM_PACKAGES=(
     "python3:python3"                                   # runs scim2-server
     "/usr/lib/python3.*/ensurepip/__init__.py:python3-venv" # its venv (Debian splits ensurepip out)
     "update-ca-certificates:ca-certificates"            # pip's TLS to PyPI trusts the system roots
+    # /metrics and the sample alert rules (tests/e2e/web_metrics.rs runs `promtool check
+    # metrics` and `promtool check rules`). The package is the Prometheus server too (about
+    # 19 MB to download, 96 MB installed, with a few small JS libraries for its own web UI);
+    # policy-rc.d above keeps its daemon from starting. Debian has no lighter package with
+    # promtool, and a release binary would be a download outside the package registries.
+    "promtool:prometheus"
+    # The systemd unit (tests/e2e/systemd_notify.rs runs `systemd-analyze verify` on it).
+    # A fresh debootstrap root may lack it; no daemon is started by installing it there.
+    "systemd-analyze:systemd"
 )
 
 # The SCIM test server, from PyPI into a venv of its own (LAB.md); tests/support finds it

@@ -87,5 +87,5 @@ pub fn run(dir: &Path, once: bool, listen: Option<std::net::SocketAddr>) -> u8 {
         "running every {:?}; stop with Ctrl-C",
         config.schedule.interval
     );
-    serve(config, true)
+    serve(config, true, None)
 }

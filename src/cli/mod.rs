@@ -17,6 +17,7 @@ pub mod demo_data;
 mod output;
 mod state_file;
 mod status_page;
+mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -333,7 +334,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, u8> {
 
 /// Runs the scheduler and the status page until a signal; shared by `run` and `demo`
 /// (which also prints where the status page is).
-fn serve(config: Config, announce: bool) -> u8 {
+fn serve(config: Config, announce: bool, reload_from: Option<&Path>) -> u8 {
     let Ok(rt) = runtime() else {
         return exit::OBJECT_ERRORS;
     };
@@ -347,13 +348,19 @@ fn serve(config: Config, announce: bool) -> u8 {
     };
     tracing::info!(state_file = %state.display(), ?interval, "bridgehead running");
     let (handle, inbox) = crate::runner::handle::channel(Arc::clone(&clock));
+    handle.live().set_config(Arc::new(config.clone()));
     runner.attach(handle.live());
     shutdown_on_signals(&rt, &shutdown);
+    let notifier = systemd::Notifier::from_env().map(Arc::new);
     let web = config
         .web
         .enabled
-        .then(|| status_page::start(&rt, &config, &runner, handle, clock, &shutdown, announce))
+        .then(|| {
+            let h = handle.clone();
+            status_page::start(&rt, &config, &runner, h, clock, &shutdown, announce)
+        })
         .flatten();
+    systemd::started(&rt, notifier.clone(), reload_from, handle);
     let runner = Arc::new(Mutex::new(runner));
     rt.block_on(scheduler::run(
         Arc::clone(&runner),
@@ -365,6 +372,9 @@ fn serve(config: Config, announce: bool) -> u8 {
     // runtime of their own, which tokio refuses to drop inside an async context (a panic,
     // exit 101, on every SIGTERM of a daemon with an LDAP connector).
     drop(runner);
+    if let Some(n) = &notifier {
+        n.stopping();
+    }
     if let Some(server) = web {
         // The server saw the same shutdown flag; give open requests a moment to finish.
         let _ = rt.block_on(async {
@@ -381,7 +391,7 @@ fn cmd_run(path: &Path) -> u8 {
         Err(code) => return code,
     };
     let _guard = init_logging(config.log_dir.as_deref());
-    serve(config, false)
+    serve(config, false, Some(path))
 }
 
 fn cmd_cycle(path: &Path, full: bool, only: Option<String>, json: bool) -> u8 {
@@ -437,21 +447,13 @@ fn cmd_check(path: &Path) -> u8 {
         config.rules.inbound.len(),
         config.rules.outbound.len()
     );
-    let store = Store::open(&config.state_file);
-    match &store {
-        Ok(_) => out!("state file {}: ok", config.state_file.display()),
-        Err(e) => out!("state file: {e}"),
-    }
+    let state_ok = state_file::check(&config.state_file);
     let mut connectors: Vec<_> = config
         .connectors
         .iter()
         .map(crate::connector::build)
         .collect();
-    let mut code = if store.is_err() {
-        exit::CONFIG
-    } else {
-        exit::OK
-    };
+    let mut code = if state_ok { exit::OK } else { exit::CONFIG };
     for c in connectors.iter_mut() {
         match c.check() {
             Ok(()) => out!("connector {}: ok", c.name()),

@@ -142,3 +142,53 @@ pub(super) fn restore(path: &Path, src: &Path) -> u8 {
     );
     exit::OK
 }
+
+/// `check`'s look at the state file, writing nothing: an existing one is opened read-only
+/// (so its format is checked, also beside a running daemon); a missing one needs a folder
+/// this user can create it in. Prints one line; true when it is usable.
+pub(super) fn check(path: &Path) -> bool {
+    if path.exists() {
+        return match Store::open_read_only(path) {
+            Ok(_) => {
+                out!("state file {}: ok", path.display());
+                true
+            }
+            Err(e) => {
+                out!("state file: {e}");
+                false
+            }
+        };
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match rustix::fs::access(
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    ) {
+        Ok(()) if dir.is_dir() => {
+            out!(
+                "state file {}: not there yet; the first `run` or `cycle` creates it",
+                path.display()
+            );
+            true
+        }
+        Ok(()) => {
+            out!(
+                "state file {}: {} is not a folder",
+                path.display(),
+                dir.display()
+            );
+            false
+        }
+        Err(e) => {
+            out!(
+                "state file {}: cannot be created in {}: {e}",
+                path.display(),
+                dir.display()
+            );
+            false
+        }
+    }
+}

@@ -448,6 +448,32 @@ pub const DEFAULT_BINARY_ATTRIBUTES: &[&str] = &[
 ];
 
 impl Config {
+    /// Every `danger_*` setting in force, as (connector, what it turns off), in config
+    /// order: the status page shows them on every page.
+    pub fn danger_settings(&self) -> Vec<(String, &'static str)> {
+        let mut out = Vec::new();
+        for c in &self.connectors {
+            let (plaintext, verify) = match &c.kind {
+                ConnectorKind::Ldif(_) => continue,
+                ConnectorKind::Ldap(l) => (l.danger_plaintext, l.tls_verify),
+                ConnectorKind::Scim(s) => (!s.url.tls, s.tls_verify),
+            };
+            if plaintext {
+                out.push((
+                    c.name.to_string(),
+                    "danger_plaintext: no TLS, passwords and data cross the wire in clear text",
+                ));
+            }
+            if verify == TlsVerify::DangerAcceptInvalidCerts {
+                out.push((
+                    c.name.to_string(),
+                    "tls_verify = danger_accept_invalid_certs: the server's certificate is not checked",
+                ));
+            }
+        }
+        out
+    }
+
     /// The connector with this name.
     pub fn connector(&self, name: &ConnectorName) -> Option<&ConnectorConfig> {
         self.connectors.iter().find(|c| &c.name == name)

@@ -12,7 +12,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use super::totals::CycleTotals;
 use super::{CycleOptions, Runner};
+use crate::config::Config;
 use crate::model::{Clock, ConnectorName};
 use crate::store::admin::{AdminPasswordRecord, StagingOverrideRecord};
 use crate::store::{ConnectorRunStats, RunRecord};
@@ -46,6 +48,8 @@ pub enum Request {
         /// Who set it.
         who: String,
     },
+    /// Take a new config (read and checked from its file) for the next cycle.
+    Reload(super::reload::NewConfig),
 }
 
 /// What became of a request: a message for the admin, or why it failed.
@@ -105,6 +109,10 @@ struct LiveState {
 pub struct Live {
     state: Mutex<LiveState>,
     clock: Arc<dyn Clock>,
+    /// What the finished cycles added up to since the process started (`/metrics`).
+    totals: Mutex<CycleTotals>,
+    /// The config file as last loaded (at start or by a reload), for the status page.
+    config: Mutex<Option<Arc<Config>>>,
 }
 
 impl Live {
@@ -134,6 +142,35 @@ impl Live {
             detail: String::new(),
         });
         st.bar = None;
+    }
+
+    /// The config file as last loaded, once the daemon published it.
+    pub fn config(&self) -> Option<Arc<Config>> {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Publishes the config file as loaded (at start, after a reload): what the status page
+    /// shows from then on.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config);
+    }
+
+    /// The totals of the cycles finished since the process started.
+    pub fn totals(&self) -> CycleTotals {
+        self.totals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn cycle_recorded(&self, rec: &RunRecord) {
+        self.totals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(rec);
     }
 
     pub(super) fn cycle_ended(&self) {
@@ -169,7 +206,7 @@ impl Live {
         }
     }
 
-    fn set_staging(&self, staging: bool) {
+    pub(super) fn set_staging(&self, staging: bool) {
         self.lock().status.staging = staging;
     }
 
@@ -205,6 +242,8 @@ pub fn channel(clock: Arc<dyn Clock>) -> (RunnerHandle, Inbox) {
     let live = Arc::new(Live {
         state: Mutex::new(LiveState::default()),
         clock,
+        totals: Mutex::new(CycleTotals::default()),
+        config: Mutex::new(None),
     });
     (
         RunnerHandle {
@@ -426,6 +465,7 @@ impl Runner {
                 tracing::info!(%who, "admin password changed");
                 Ok("admin password changed".into())
             }
+            Request::Reload(new) => self.reload(&new.0),
         }
     }
 }

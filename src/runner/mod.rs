@@ -11,7 +11,9 @@ mod export;
 pub mod handle;
 mod import;
 mod order;
+pub mod reload;
 pub mod scheduler;
+pub mod totals;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -20,10 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::connector::{self, Connector, ConnectorError, ConnectorErrorKind};
+use crate::connector::{Connector, ConnectorError, ConnectorErrorKind};
 use crate::model::{AttrName, Clock, ConnectorName, Dn};
 use crate::store::{ChangeCounts, ConnectorRunStats, PhaseTime, RunRecord, Store, StoreError};
 use crate::sync::{self, SyncContext, SyncStats};
+use reload::Derived;
 
 /// Objects per sync transaction: larger batches rewrite fewer index pages per object.
 const SYNC_BATCH: usize = 2000;
@@ -132,33 +135,12 @@ pub struct Runner {
 impl Runner {
     /// A runner over an open store.
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, shutdown: Shutdown) -> Runner {
-        let connectors = config.connectors.iter().map(connector::build).collect();
-        let partitions = config
-            .connectors
-            .iter()
-            .map(|c| {
-                let parts = match &c.kind {
-                    crate::config::ConnectorKind::Ldif(l) => l.partitions.clone(),
-                    crate::config::ConnectorKind::Ldap(l) => vec![l.base_dn.clone()],
-                    crate::config::ConnectorKind::Scim(_) => Vec::new(),
-                };
-                (c.name.clone(), parts)
-            })
-            .collect();
-        let unique = config
-            .connectors
-            .iter()
-            .map(|c| (c.name.clone(), c.unique_attributes.clone()))
-            .collect();
-        let mut write_only: HashMap<ConnectorName, Vec<AttrName>> = HashMap::new();
-        for r in &config.rules.outbound {
-            for f in r.flows.iter().filter(|f| f.apply_once) {
-                write_only
-                    .entry(r.connector.clone())
-                    .or_default()
-                    .push(f.target.clone());
-            }
-        }
+        let Derived {
+            connectors,
+            partitions,
+            unique,
+            write_only,
+        } = Derived::of(&config);
         let mut runner = Runner {
             config,
             store,
@@ -319,6 +301,14 @@ impl Runner {
         record.finished_ms = self.clock.now_ms();
         if let Err(e) = &result {
             record.failure = Some(e.to_string());
+        }
+        // Watch cycles come several a second in a burst: counting there would cost more
+        // than the picture gains; scheduled and requested cycles record the counts.
+        if imports.is_none() {
+            self.record_objects(&mut record);
+        }
+        if let Some(live) = &self.live {
+            live.cycle_recorded(&record);
         }
         // History is best effort when the store itself failed.
         if let Ok(tx) = self.store.write() {

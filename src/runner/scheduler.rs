@@ -25,7 +25,7 @@ fn lock(r: &Mutex<Runner>) -> std::sync::MutexGuard<'_, Runner> {
 /// of overlapping it.
 pub async fn run(
     runner: Arc<Mutex<Runner>>,
-    interval: Duration,
+    mut interval: Duration,
     shutdown: Shutdown,
     mut inbox: Inbox,
 ) {
@@ -91,6 +91,7 @@ pub async fn run(
                 (index, event) = watches.next() => watches.note(index, event),
                 Some((req, reply)) = inbox.next() => {
                     let is_cycle = matches!(req, Request::Cycle { .. });
+                    let is_reload = matches!(req, Request::Reload(_));
                     let r = Arc::clone(&runner);
                     let done = tokio::task::spawn_blocking(move || lock(&r).execute(req)).await;
                     inbox.done();
@@ -103,6 +104,14 @@ pub async fn run(
                             Ok(m) => tracing::info!("requested cycle: {m}"),
                             Err(e) => tracing::error!("requested cycle failed: {e}"),
                         }
+                    }
+                    if is_reload && answer.is_ok() {
+                        // The new connectors' watchers replace the old ones; what the old
+                        // ones saw and no cycle took yet is in the next scheduled cycle.
+                        interval = lock(&runner).config().schedule.interval;
+                        let old = watches;
+                        let _ = tokio::task::spawn_blocking(move || old.retire()).await;
+                        watches = lock(&runner).start_watches();
                     }
                     // The asker may have stopped waiting; that is fine.
                     let _ = reply.send(answer);

@@ -37,6 +37,8 @@ struct ChannelSink {
     index: usize,
     tx: mpsc::UnboundedSender<(usize, WatchEvent)>,
     shutdown: Shutdown,
+    /// This set of watchers alone: stopped when a reloaded config replaces them.
+    retired: Shutdown,
 }
 
 impl WatchSink for ChannelSink {
@@ -46,7 +48,7 @@ impl WatchSink for ChannelSink {
     }
 
     fn stopping(&self) -> bool {
-        self.shutdown.requested()
+        self.shutdown.requested() || self.retired.requested()
     }
 }
 
@@ -72,6 +74,8 @@ pub struct Watches {
     last: Option<Instant>,
     /// Watch cycles that failed in a row.
     failures: u32,
+    /// Raised to stop these watchers without stopping the daemon.
+    retired: Shutdown,
 }
 
 impl Watches {
@@ -82,6 +86,7 @@ impl Watches {
         live: Option<Arc<Live>>,
     ) -> Watches {
         let (tx, rx) = mpsc::unbounded_channel();
+        let retired = Shutdown::default();
         let mut threads = Vec::new();
         let mut watched = Vec::new();
         for (index, c) in connectors.iter().enumerate() {
@@ -92,6 +97,7 @@ impl Watches {
                 index,
                 tx: tx.clone(),
                 shutdown: shutdown.clone(),
+                retired: retired.clone(),
             });
             let spawned = std::thread::Builder::new()
                 .name(format!("watch-{name}"))
@@ -125,6 +131,7 @@ impl Watches {
             first: None,
             last: None,
             failures: 0,
+            retired,
         }
     }
 
@@ -225,6 +232,12 @@ impl Watches {
         self.pending.extend(imports);
         self.first = Some(self.first.map_or(at, |f| f.max(at)));
         self.last = Some(self.last.map_or(at, |l| l.max(at)));
+    }
+
+    /// Stops these watchers (a reloaded config starts new ones) and waits for them.
+    pub fn retire(self) {
+        self.retired.request();
+        self.join();
     }
 
     /// Waits for the watcher threads, which end within a tick of the shutdown flag.

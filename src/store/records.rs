@@ -139,6 +139,19 @@ impl RunRecord {
     /// than a new field, so that run records keep their format.
     pub const NO_OP_PHASE: &'static str = "no-op exports";
 
+    /// The phase entry that holds, per connector, the objects in its connector space when
+    /// the cycle ended (the status page's objects-over-time picture); as a phase entry for
+    /// the same reason.
+    pub const OBJECTS_PHASE: &'static str = "objects";
+
+    /// The objects in `connector`'s space when this cycle ended, where it was recorded.
+    pub fn objects_at_end(&self, connector: &str) -> Option<u64> {
+        self.phases
+            .iter()
+            .find(|p| p.phase == Self::OBJECTS_PHASE && p.connector.as_deref() == Some(connector))
+            .map(|p| p.objects)
+    }
+
     /// How many of `connector`'s exported changes the imports of this cycle found were
     /// no-ops (0 when every export took).
     pub fn no_op_exports(&self, connector: &str) -> u64 {

@@ -90,6 +90,23 @@ impl ReadTx {
             .map(|g| (MvId(g.value().0), g.value().1 == 1)))
     }
 
+    /// Objects in one connector space, counted on the anchor index's keys (nothing decoded).
+    pub fn cs_count(&self, connector: &crate::model::ConnectorName) -> Result<u64, StoreError> {
+        let t = self.tx.open_table(CS_ANCHOR).ctx(&self.path)?;
+        // Every key of this connector sorts between (name, []) and (name + NUL, []).
+        let next = format!("{}\0", connector.as_str());
+        let empty: &[u8] = &[];
+        let mut n = 0;
+        for row in t
+            .range((connector.as_str(), empty)..(next.as_str(), empty))
+            .ctx(&self.path)?
+        {
+            row.ctx(&self.path)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Linked CS objects (connectors, in the engine's sense) per connector.
     pub fn linked_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let t = self.tx.open_table(CS_MV).ctx(&self.path)?;
@@ -142,5 +159,40 @@ mod tests {
         assert_eq!(first, [1]);
         assert_eq!(r.run_count().unwrap(), 0);
         assert!(r.run(1).unwrap().is_none());
+    }
+
+    #[test]
+    fn cs_count_counts_one_connector_and_not_one_whose_name_it_begins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let tx = store.write().unwrap();
+        for (conn, anchor) in [("a", 1u8), ("a", 2), ("ab", 3), ("b", 4), ("a", 255)] {
+            let id = tx.new_cs_id().unwrap();
+            let rec = crate::store::CsRecord {
+                connector: conn.into(),
+                anchor: Some(vec![anchor, 0xff]),
+                dn: crate::model::Dn::parse(&format!("cn=x{anchor},dc=example")).unwrap(),
+                object_class: "user".into(),
+                attrs: crate::model::Attributes::new(),
+                deleted: false,
+                object_type: None,
+                export: None,
+                error: None,
+                unresolved: Vec::new(),
+                unconfirmed: false,
+                claims: Vec::new(),
+            };
+            tx.put_cs(id, &rec).unwrap();
+        }
+        tx.commit().unwrap();
+        let r = store.read().unwrap();
+        let count = |c: &str| {
+            r.cs_count(&crate::model::ConnectorName::new(c).unwrap())
+                .unwrap()
+        };
+        assert_eq!(
+            (count("a"), count("ab"), count("b"), count("c")),
+            (3, 1, 1, 0)
+        );
     }
 }

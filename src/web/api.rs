@@ -55,19 +55,40 @@ impl App {
                 let tx = self.read()?;
                 let stats = self.stats(&tx, now)?;
                 let live = self.handle.status();
-                let ok =
-                    views::overview(&tx, &self.config, &live, self.started_ms, now)?.health == "ok";
-                Resp::new(
-                    200,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    metrics::render(&tx, &self.config, &live, &stats, ok)?,
-                )
+                let ok = views::overview(&tx, &self.config(), &live, self.started_ms, now)?.health
+                    == "ok";
+                let text = metrics::render(
+                    &tx,
+                    &self.config(),
+                    &live,
+                    &self.handle.live().totals(),
+                    &stats,
+                    ok,
+                )?;
+                // OpenMetrics to whoever asks for it (Prometheus does); the classic text
+                // format otherwise, which curl | promtool check metrics takes as it is.
+                if req
+                    .header("accept")
+                    .is_some_and(|a| a.contains("application/openmetrics-text"))
+                {
+                    Resp::new(
+                        200,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        text,
+                    )
+                } else {
+                    Resp::new(
+                        200,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        metrics::classic_text(&text),
+                    )
+                }
             }
             (false, ["api", "overview"]) => Resp::json(
                 200,
                 &views::overview(
                     &self.read()?,
-                    &self.config,
+                    &self.config(),
                     &self.handle.status(),
                     self.started_ms,
                     now,
@@ -76,7 +97,7 @@ impl App {
             (false, ["api", "connectors"]) => {
                 let tx = self.read()?;
                 let stats = self.stats(&tx, now)?;
-                Resp::json(200, &views::connectors(&tx, &self.config, &stats)?)
+                Resp::json(200, &views::connectors(&tx, &self.config(), &stats)?)
             }
             (false, ["api", "runs"]) => Resp::json(200, &views::runs(&self.read()?)?),
             (false, ["api", "runs", id]) => match id
@@ -124,12 +145,12 @@ impl App {
             (false, ["api", "config"]) => Resp::json(
                 200,
                 &config_view(
-                    &self.config,
+                    &self.config(),
                     self.handle.status().staging,
                     &self.certificate,
                 ),
             ),
-            (false, ["api", "host"]) => Resp::json(200, &self.host.view(&self.config.state_file)),
+            (false, ["api", "host"]) => Resp::json(200, &self.host.view(&self.config().state_file)),
             (true, ["api", "actions", "cycle"]) => {
                 let full = body.get("mode").is_some_and(|m| m == "full");
                 match self.handle.submit(Request::Cycle {

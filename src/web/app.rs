@@ -12,6 +12,7 @@ use super::auth::{Auth, Bearer, MIN_PASSWORD_LEN, same_secret};
 use super::http::{Method, Req, Resp, cookie, url_encode};
 use super::objects;
 use super::pages::*;
+use super::pictures;
 use super::quiet_log::{Event, QuietLog};
 use super::system::{Host, config_view};
 use super::views::{self, ObjectStats};
@@ -48,7 +49,8 @@ enum Who {
 
 /// Everything a request may need.
 pub struct App {
-    config: Config,
+    /// The config the page started with; [`App::config`] gives the one in force.
+    start_config: Arc<Config>,
     store: Store,
     handle: RunnerHandle,
     clock: Arc<dyn Clock>,
@@ -84,7 +86,7 @@ impl App {
         );
         App {
             started_ms: clock.now_ms(),
-            config,
+            start_config: Arc::new(config),
             store,
             handle,
             clock,
@@ -94,6 +96,15 @@ impl App {
             quiet: Mutex::new(QuietLog::default()),
             certificate,
         }
+    }
+
+    /// The config in force: the one a SIGHUP reload published, else the start one. (The
+    /// page's own [web] settings stay those it started with.)
+    fn config(&self) -> Arc<Config> {
+        self.handle
+            .live()
+            .config()
+            .unwrap_or_else(|| Arc::clone(&self.start_config))
     }
 
     /// Logs every session out (after the password changed elsewhere).
@@ -275,7 +286,7 @@ impl App {
             .and_then(|tx| {
                 views::overview(
                     &tx,
-                    &self.config,
+                    &self.config(),
                     &self.handle.status(),
                     self.started_ms,
                     now,
@@ -322,6 +333,7 @@ impl App {
                 notice: notice.into(),
                 refresh: false,
                 version: env!("CARGO_PKG_VERSION"),
+                danger: self.config().danger_settings(),
             },
             Fmt { now_ms: now },
         )
@@ -384,21 +396,38 @@ impl App {
                 let tx = self.read()?;
                 let v = views::overview(
                     &tx,
-                    &self.config,
+                    &self.config(),
                     &self.handle.status(),
                     self.started_ms,
                     now,
                 )?;
                 let (mut nav, fmt) = nav("Overview", "/");
                 nav.refresh = v.running.is_some() || v.queued > 0;
-                Self::render(OverviewPage { nav, fmt, v }, 200)
+                let watches = self.handle.status().watches;
+                let (topology, history) =
+                    pictures::overview(&tx, &self.config(), v.counts.mv, &watches, now)?;
+                let page = OverviewPage {
+                    nav,
+                    fmt,
+                    v,
+                    topology,
+                    history,
+                };
+                Self::render(page, 200)
             }
             (false, ["connectors"]) => {
                 let tx = self.read()?;
                 let stats = self.stats(&tx, now)?;
-                let list = views::connectors(&tx, &self.config, &stats)?;
+                let list = views::connectors(&tx, &self.config(), &stats)?;
                 let (nav, fmt) = nav("Connectors", "/connectors");
-                Self::render(ConnectorsPage { nav, fmt, list }, 200)
+                let objects = pictures::per_connector(&tx, &list, now)?;
+                let page = ConnectorsPage {
+                    nav,
+                    fmt,
+                    list,
+                    objects,
+                };
+                Self::render(page, 200)
             }
             (false, ["runs"]) => {
                 let list = views::runs(&self.read()?)?;
@@ -470,7 +499,7 @@ impl App {
             },
             (false, ["config"]) => {
                 let c = config_view(
-                    &self.config,
+                    &self.config(),
                     self.handle.status().staging,
                     &self.certificate,
                 );
@@ -478,7 +507,7 @@ impl App {
                 Self::render(ConfigPage { nav, fmt, c }, 200)
             }
             (false, ["host"]) => {
-                let h = self.host.view(&self.config.state_file);
+                let h = self.host.view(&self.config().state_file);
                 let (nav, fmt) = nav("Host", "/host");
                 Self::render(HostPage { nav, fmt, h }, 200)
             }
@@ -562,3 +591,7 @@ mod tests;
 #[cfg(test)]
 #[path = "app_abuse_tests.rs"]
 mod abuse_tests;
+
+#[cfg(test)]
+#[path = "app_banner_tests.rs"]
+mod banner_tests;

@@ -26,7 +26,7 @@ pub(super) struct Fixture {
     _inbox: crate::runner::handle::Inbox,
 }
 
-fn config(dir: &Path, token: Option<&str>) -> Config {
+fn config(dir: &Path, token: Option<&str>, extra: &str) -> Config {
     let mut text = String::from(
         "state_file = \"state.redb\"\n[[connector]]\nname = \"contoso\"\ntype = \"ldif\"\nmode = \"source\"\npath = \"c.ldif\"\nanchor = \"objectGUID\"\n",
     );
@@ -34,6 +34,7 @@ fn config(dir: &Path, token: Option<&str>) -> Config {
         std::fs::write(dir.join("token"), t).unwrap();
         text.push_str("[web]\napi_token_file = \"token\"\n");
     }
+    text.push_str(extra);
     Config::parse(&text, &dir.join("bridgehead.toml")).unwrap()
 }
 
@@ -107,8 +108,14 @@ fn seed(store: &Store) {
 }
 
 pub(super) fn fixture(token: Option<&str>) -> Fixture {
+    fixture_with(token, |_| String::new())
+}
+
+/// A fixture whose config has more tables: `extra` gets the folder (for secret files).
+pub(super) fn fixture_with(token: Option<&str>, extra: impl FnOnce(&Path) -> String) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), token);
+    let more = extra(dir.path());
+    let config = config(dir.path(), token, &more);
     let writer = Store::open(&config.state_file).unwrap();
     seed(&writer);
     let reader = Store::open_read_only(&config.state_file).unwrap();
@@ -537,6 +544,17 @@ fn metrics_parse_as_prometheus_text() {
     assert_eq!(f.app.respond(&r).status, 401);
     r.headers
         .push(("authorization".into(), "Bearer tok-123".into()));
+    let classic = f.app.respond(&r);
+    assert_eq!(classic.status, 200);
+    assert_eq!(
+        classic.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(!body(&classic).contains("# EOF"));
+    r.headers.push((
+        "accept".into(),
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2".into(),
+    ));
     let resp = f.app.respond(&r);
     assert_eq!(resp.status, 200);
     assert!(

@@ -21,6 +21,8 @@ mod metrics;
 pub mod objects;
 mod pages;
 pub mod password;
+mod pictures;
+mod process;
 pub mod quiet_log;
 mod server;
 mod system;

@@ -25,6 +25,8 @@ pub struct Nav {
     pub refresh: bool,
     /// Build version.
     pub version: &'static str,
+    /// The `danger_*` settings in force: (connector, what it turns off).
+    pub danger: Vec<(String, &'static str)>,
 }
 
 impl Nav {
@@ -145,6 +147,10 @@ pub struct OverviewPage {
     pub fmt: Fmt,
     /// Data.
     pub v: Overview,
+    /// The topology picture (SVG markup, names escaped).
+    pub topology: String,
+    /// The run history picture (SVG markup, names escaped).
+    pub history: String,
 }
 
 /// The connectors.
@@ -157,6 +163,15 @@ pub struct ConnectorsPage {
     pub fmt: Fmt,
     /// Data.
     pub list: Vec<ConnectorView>,
+    /// Per connector (same order), its objects-over-time picture (SVG markup).
+    pub objects: Vec<String>,
+}
+
+impl ConnectorsPage {
+    /// The objects-over-time picture of the connector at `index` in the list.
+    pub fn picture(&self, index: impl Borrow<usize>) -> &str {
+        self.objects.get(*index.borrow()).map_or("", String::as_str)
+    }
 }
 
 /// The run history.

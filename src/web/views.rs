@@ -397,7 +397,7 @@ pub fn object_stats(tx: &ReadTx) -> Result<ObjectStats, StoreError> {
     Ok(s)
 }
 
-fn connector_kind(c: &crate::config::ConnectorConfig) -> String {
+pub(super) fn connector_kind(c: &crate::config::ConnectorConfig) -> String {
     // The variant name, so that new connector types need no change here.
     let dbg = format!("{:?}", c.kind);
     dbg.split(['(', ' ', '{'])

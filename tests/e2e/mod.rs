@@ -1,6 +1,7 @@
 //! End-to-end tests against the real `bridgehead` binary, each in its own temp folder so
 //! they run in parallel.
 
+mod check_readonly;
 mod crash;
 mod demo;
 mod edit;
@@ -46,8 +47,10 @@ mod scim_bench;
 mod scim_exact;
 mod scim_exact_bench;
 mod signals;
+mod systemd_notify;
 mod web_abuse;
 mod web_api;
 mod web_browser;
 mod web_client;
 mod web_load;
+mod web_metrics;

@@ -238,6 +238,36 @@ impl Browser {
         path
     }
 
+    /// An element's rendered width and height in CSS pixels.
+    fn size(&self, el: &str) -> (f64, f64) {
+        let r = self.get(&format!("/element/{el}/rect"))["value"].clone();
+        (
+            r["width"].as_f64().unwrap_or(0.0),
+            r["height"].as_f64().unwrap_or(0.0),
+        )
+    }
+
+    /// A screenshot of one element (a picture) on its own.
+    fn element_shot(&mut self, el: &str, name: &str) -> PathBuf {
+        self.n += 1;
+        let png = self.get(&format!("/element/{el}/screenshot"))["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png)
+            .must("decoding the element screenshot");
+        assert!(bytes.len() > 1000, "{name}: an empty screenshot");
+        let path = self.shots.join(format!("{:02}-{name}.png", self.n));
+        std::fs::write(&path, bytes).must("writing the screenshot");
+        path
+    }
+
+    /// Sets the window size (a phone's, a desktop's).
+    fn window(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({ "width": width, "height": height }));
+    }
+
     /// Fails (after a screenshot) when a table that should hold data has no rows.
     fn rows(&mut self, table: &str) -> usize {
         // The page may still be loading after a click; an empty table stays empty.
@@ -363,6 +393,51 @@ fn web_browser_walkthrough() {
     b.rows("#recent");
     b.shot("overview");
 
+    // The pictures: drawn, with the demo's two connectors around the metaverse (in a tall
+    // window, so that each is on screen whole for its own screenshot).
+    b.window(1280, 1800);
+    let topology = b.find("#topology svg.topology");
+    let (w, h) = b.size(&topology);
+    assert!(w >= 500.0 && h >= 100.0, "topology drawn at {w}x{h}");
+    assert_eq!(
+        b.find_all("#topology g.node").len(),
+        3,
+        "contoso, metaverse, directory"
+    );
+    assert_eq!(b.find_all("#topology g.node.source").len(), 1);
+    assert_eq!(b.find_all("#topology g.node.target").len(), 1);
+    assert_eq!(b.find_all("#topology g.edge").len(), 2, "an arrow each");
+    let labels = b.text(&topology);
+    assert!(
+        labels.contains("contoso") && labels.contains("metaverse") && labels.contains("pending"),
+        "topology text: {labels}"
+    );
+    b.element_shot(&topology, "topology");
+    let history = b.find("#history svg.history");
+    let (w, h) = b.size(&history);
+    assert!(w >= 500.0 && h >= 150.0, "history drawn at {w}x{h}");
+    assert!(
+        !b.find_all("#history g.run").is_empty(),
+        "the first cycle in the history"
+    );
+    assert!(!b.find_all("#history g.run rect.phase-import").is_empty());
+    b.element_shot(&history, "run-history");
+    b.window(1280, 1000);
+    // On a phone the pictures stay within the page and scroll sideways in their frame.
+    b.window(390, 844);
+    let frame = b.find("#topology");
+    // Headless Chromium lays the page out again a moment after the resize.
+    let start = Instant::now();
+    let mut fw = b.size(&frame).0;
+    while fw > 390.0 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        fw = b.size(&frame).0;
+    }
+    assert!(fw <= 390.0, "topology frame {fw} px wide on a 390 px phone");
+    b.shot("overview-phone");
+    b.element_shot(&frame, "topology-phone");
+    b.window(1280, 1000);
+
     // Search a user and open the lineage.
     b.click("nav a[href='/objects']");
     b.type_into("input[name=q]", "Jürgen");
@@ -384,6 +459,16 @@ fn web_browser_walkthrough() {
         "contributing connector shown: {first_attr}"
     );
     b.shot("lineage");
+
+    // Connectors: each with its objects over time.
+    b.click("nav a[href='/connectors']");
+    let charts = b.find_all(".objects-over-time svg.objects");
+    assert_eq!(charts.len(), 2, "a chart per connector");
+    assert!(
+        !b.find_all(".objects-over-time polyline.series").is_empty(),
+        "object counts recorded by the first cycle"
+    );
+    b.element_shot(&charts[0], "objects-over-time");
 
     // Connectors, config and host pages.
     for (href, table) in [

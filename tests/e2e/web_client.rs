@@ -27,6 +27,18 @@ pub struct Daemon {
     pub key: PathBuf,
 }
 
+impl Daemon {
+    /// Sends the daemon a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        self._process.signal(name);
+    }
+
+    /// Waits up to `limit` for the daemon to exit; its exit code, or None if still running.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<i32> {
+        self._process.wait_for_exit(limit)
+    }
+}
+
 /// Waits for the "status page listening" line and reads the URL and fingerprint from it.
 pub fn wait_for_status_page(process: Background, log: &Path, state_dir: &Path) -> Daemon {
     assert!(

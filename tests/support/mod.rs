@@ -278,9 +278,19 @@ pub struct Background {
 impl Background {
     /// Starts the binary with stderr going to a file we can watch while it runs.
     pub fn start<S: AsRef<OsStr>>(args: &[S], stderr_file: &Path) -> Background {
+        Background::start_with_env(args, stderr_file, &[])
+    }
+
+    /// Like [`Background::start`], with extra environment variables (systemd's, say).
+    pub fn start_with_env<S: AsRef<OsStr>>(
+        args: &[S],
+        stderr_file: &Path,
+        env: &[(&str, &OsStr)],
+    ) -> Background {
         let log = std::fs::File::create(stderr_file).must("creating the stderr file");
         let mut child = Command::new(bin())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

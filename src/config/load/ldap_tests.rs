@@ -135,7 +135,7 @@ fn each_mistake_at_its_key() {
     let text = config(
         dir.path(),
         &format!(
-            "{AD}\nmode = \"source\"\ntls_verify = \"chain_only\"\ninclude_ous = [\"OU=Staff,DC=fabrikam,DC=com\"]\nfilters = {{ printer = \"(x=1)\", user = \"department=Sales\" }}\ndelta = \"syncrepl\"\npage_size = 0\nca_file = \"missing.pem\""
+            "{AD}\nmode = \"source\"\ntls_verify = \"chain_only\"\ninclude_ous = [\"OU=Staff,DC=fabrikam,DC=com\"]\nfilters = {{ printer = \"(x=1)\", user = \"department=Sales\" }}\ndelta = \"syncrepl\"\npage_size = 0\nca_file = \".\""
         ),
     );
     let e = errors(dir.path(), &text);
@@ -149,7 +149,18 @@ fn each_mistake_at_its_key() {
     has(&e, "connector[0].filters.user", "in parentheses");
     has(&e, "connector[0].delta", "\"dirsync\"");
     has(&e, "connector[0].page_size", "from 1 to 100000");
-    has(&e, "connector[0].ca_file", "no such file");
+    has(&e, "connector[0].ca_file", "is not a file");
+}
+
+#[test]
+fn a_ca_file_not_there_yet_is_left_to_the_connector() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), &format!("{AD}\nca_file = \"later/ca.pem\""));
+    let c = parse(dir.path(), &text).unwrap();
+    assert_eq!(
+        ldap_of(&c).ca_file.as_deref(),
+        Some(dir.path().join("later/ca.pem").as_path())
+    );
 }
 
 #[test]
