@@ -13,8 +13,6 @@ mod flows;
 mod inbound;
 mod outbound;
 mod preview;
-#[cfg(test)]
-mod tests;
 
 use std::collections::HashMap;
 

@@ -92,27 +92,33 @@ pub async fn open(cfg: &LdapConfig) -> Result<(std::os::unix::net::UnixStream, G
     let unreachable = |what: &str, e: &dyn std::fmt::Display| {
         Failure::Unreachable(format!("cannot connect to {}: {what}: {e}", cfg.url))
     };
+    // The TLS settings first: a missing ca_file is the connector's problem to report,
+    // whether or not the server is up.
+    let tls_config = if implicit_tls || cfg.starttls {
+        Some(tls::client_config(cfg.tls_verify, cfg.ca_file.as_deref()).map_err(Failure::BadData)?)
+    } else {
+        None
+    };
     let connect = async {
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| unreachable("TCP", &e))?;
         let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Io> = if implicit_tls || cfg.starttls {
-            let mut tcp = tcp;
-            if cfg.starttls {
-                starttls(&mut tcp, &cfg.url).await?;
+        let io: Box<dyn Io> = match tls_config {
+            Some(config) => {
+                let mut tcp = tcp;
+                if cfg.starttls {
+                    starttls(&mut tcp, &cfg.url).await?;
+                }
+                let name = ServerName::try_from(host.clone())
+                    .map_err(|e| Failure::BadData(format!("{}: host name: {e}", cfg.url)))?;
+                let stream = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| unreachable("TLS", &e))?;
+                Box::new(stream)
             }
-            let config = tls::client_config(cfg.tls_verify, cfg.ca_file.as_deref())
-                .map_err(Failure::BadData)?;
-            let name = ServerName::try_from(host.clone())
-                .map_err(|e| Failure::BadData(format!("{}: host name: {e}", cfg.url)))?;
-            let stream = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| unreachable("TLS", &e))?;
-            Box::new(stream)
-        } else {
-            Box::new(tcp)
+            None => Box::new(tcp),
         };
         Ok::<_, Failure>(io)
     };

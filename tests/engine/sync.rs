@@ -1,20 +1,19 @@
-//! The sync engine on its own, without a connector or the runner: connector-space records
+//! The sync engine on its own, without a connector or the runner (here rather than inside
+//! `src/sync`, whose lane may not use `config`, which builds the rules): connector-space records
 //! are written straight into a store, queued, synced, and the metaverse and the pending
 //! exports read back. Inbound: precedence and its fallback, join order, an ambiguous join,
 //! scope exit. Outbound: provisioning, a rename from the DN template, deprovisioning, and
 //! references rendered as the target's own DNs.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashMap;
 
-use super::{SyncContext, SyncStats, inbound_batch, outbound_batch};
-use crate::config::Config;
-use crate::model::{
+use bridgehead::config::Config;
+use bridgehead::model::{
     Anchor, AttrName, ChangeOp, ConnectorName, CsId, Dn, ExportKind, MvId, RefTarget, Value,
     ValueSet,
 };
-use crate::store::{CsRecord, MvRecord, PendingExportRecord, Store};
+use bridgehead::store::{CsRecord, MvRecord, PendingExportRecord, Store};
+use bridgehead::sync::{SyncContext, SyncStats, inbound_batch, outbound_batch};
 
 const RULES: &str = r#"
 state_file = "state.redb"
@@ -248,7 +247,7 @@ impl Bench {
         let id = tx.cs_by_dn(&c, &dn(at)).unwrap().unwrap();
         let mut rec = tx.cs(id).unwrap().unwrap();
         let export = rec.export.take().unwrap();
-        super::apply_changes(&mut rec.attrs, &export.changes);
+        bridgehead::sync::apply_changes(&mut rec.attrs, &export.changes);
         if let Some(new_dn) = export.new_dn {
             rec.dn = new_dn;
         }
