@@ -106,14 +106,18 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// Release the deletes the deletion threshold is holding back for one connector.
+    /// Release what the safety gates hold for connectors: the deletes (and the export run)
+    /// the deletion threshold holds back, an import the empty-import guard stopped.
     Approve {
         /// The config file.
         #[arg(short, long)]
         config: PathBuf,
-        /// The connector whose held deletes to release.
+        /// A connector to approve (repeat for several).
+        #[arg(long, required = true)]
+        connector: Vec<String>,
+        /// Print what was released as JSON on stdout.
         #[arg(long)]
-        connector: String,
+        json: bool,
     },
     /// List objects with errors: quarantined by a rule, ambiguous joins, refused exports.
     Errors {
@@ -184,7 +188,11 @@ pub fn main() -> ExitCode {
             limit,
         } => cmd_search(&config, &query, limit),
         Command::Errors { config } => cmd_errors(&config),
-        Command::Approve { config, connector } => cmd_approve(&config, &connector),
+        Command::Approve {
+            config,
+            connector,
+            json,
+        } => cmd_approve(&config, &connector, json),
         Command::Backup { config, dest } => state_file::backup(&config, &dest),
         Command::Restore { config, src } => state_file::restore(&config, &src),
         Command::Demo { dir, once, listen } => demo::run(&dir, once, listen),
@@ -538,7 +546,7 @@ fn cmd_errors(path: &Path) -> u8 {
     }
 }
 
-fn cmd_approve(path: &Path, connector: &str) -> u8 {
+fn cmd_approve(path: &Path, connectors: &[String], json: bool) -> u8 {
     let (_guard, config) = match start(path) {
         Ok(started) => started,
         Err(code) => return code,
@@ -547,19 +555,21 @@ fn cmd_approve(path: &Path, connector: &str) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    match runner.approve_deletes(connector) {
-        Ok(dns) if dns.is_empty() => {
-            out!("connector {connector} has no deletes held back");
-            exit::OK
-        }
-        Ok(dns) => {
-            for dn in &dns {
-                out!("released: {dn}");
+    match runner.approve_all(connectors) {
+        Ok(approvals) if json => match serde_json::to_string_pretty(&approvals) {
+            Ok(text) => {
+                out!("{text}");
+                exit::OK
             }
-            out!(
-                "{} deletes approved for {connector}; the next cycle exports them",
-                dns.len()
-            );
+            Err(e) => {
+                eprintln!("error: the approvals as JSON: {e}");
+                exit::OBJECT_ERRORS
+            }
+        },
+        Ok(approvals) => {
+            for a in &approvals {
+                output::print_approval(a);
+            }
             exit::OK
         }
         Err(e) => report_failure(&e),

@@ -45,11 +45,43 @@ pub fn print_summary(run: &RunRecord) {
     }
     for c in run.connectors.iter().filter(|c| c.blocked_deletes > 0) {
         out!(
-            "{}: {} deletes held back by the deletion threshold; review them with `bridgehead \
-             search`, release them with `bridgehead approve --connector {}`",
-            c.connector,
-            c.blocked_deletes,
-            c.connector
+            "{name}: {n} deletes held back by the deletion threshold; review them with \
+             `bridgehead pending --connector {name}`, release them with `bridgehead approve \
+             --connector {name}`",
+            name = c.connector,
+            n = c.blocked_deletes,
+        );
+    }
+}
+
+/// What one connector's approval released, object by object.
+pub fn print_approval(a: &crate::runner::approve::Approval) {
+    if a.is_empty() {
+        out!("connector {}: nothing held back", a.connector);
+        return;
+    }
+    for r in &a.deletes {
+        let name = match (&r.name, &r.id) {
+            (Some(n), Some(i)) => format!("{n} ({i})"),
+            (Some(n), None) => n.clone(),
+            _ => "(no name)".to_string(),
+        };
+        out!("released: {} — {name}", r.dn);
+    }
+    if !a.deletes.is_empty() {
+        out!(
+            "{}: {} deletes approved; the next cycle exports them with the rest of the export run",
+            a.connector,
+            a.deletes.len()
+        );
+    }
+    if let Some(i) = &a.import {
+        out!(
+            "{}: the import that found {} of {} objects is approved; the next import records the \
+             missing ones as deleted",
+            a.connector,
+            i.found,
+            i.held
         );
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::{RunError, Shutdown};
-use crate::config::DeletionThreshold;
+use crate::config::{DeletionThreshold, ThresholdHolds};
 use crate::connector::{Connector, ConnectorError, ConnectorErrorKind, SpaceView};
 use crate::model::{
     Anchor, AttrChange, ChangeOp, ConnectorName, CsObject, ExportItem, ExportKind, ExportOutcome,
@@ -26,6 +26,9 @@ pub struct ExportStats {
     pub errors: u64,
     /// Deletes held back by the deletion threshold.
     pub blocked_deletes: u64,
+    /// Other pending exports held back with them: the threshold tripped and holds the
+    /// connector's whole export run ([`ThresholdHolds::Export`]).
+    pub held_exports: u64,
     /// Exports not tried this time because they failed recently (backoff).
     pub deferred: u64,
 }
@@ -97,8 +100,9 @@ fn references_any(changes: &[AttrChange], dns: &HashSet<String>) -> bool {
         })
 }
 
-/// Exports everything pending for one connector, holding back the deletes when there are
-/// more than the threshold allows (unless an admin approved exactly those).
+/// Exports everything pending for one connector. When the deletes are more than the
+/// threshold allows (and an admin did not approve exactly those), the whole export run is
+/// held, or only the deletes when the connector opted in to that.
 pub fn run(
     store: &Store,
     connector: &mut dyn Connector,
@@ -174,6 +178,12 @@ pub fn run(
         }
         stats.blocked_deletes = held.len() as u64;
         v.extend(approved_now);
+        if over && threshold.holds == ThresholdHolds::Export {
+            // Nothing goes: half an export (the users gone from their groups, the users
+            // themselves still there) matches neither the state before nor after.
+            stats.held_exports = v.len() as u64;
+            v.clear();
+        }
         if !over {
             v.extend(unapproved);
         }

@@ -367,25 +367,31 @@ impl Runner {
                 }
             }
             Request::ApproveDeletes { connector, who } => {
-                let dns = self
-                    .approve_deletes(&connector)
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(%connector, %who, released = dns.len(), "deletes approved");
+                let approval = self.approve(&connector).map_err(|e| e.to_string())?;
+                let n = approval.deletes.len();
+                tracing::info!(%connector, %who, released = n, import = approval.import.is_some(), "approved");
                 self.record_action(
                     "approve-deletes",
                     &who,
                     vec![ConnectorRunStats {
                         connector: connector.clone(),
-                        blocked_deletes: dns.len() as u64,
+                        blocked_deletes: n as u64,
                         ..Default::default()
                     }],
                 );
-                Ok(match dns.len() {
+                let mut msg = match n {
                     0 => format!("connector {connector} has no deletes held back"),
                     n => {
                         format!("{n} deletes approved for {connector}; the next cycle exports them")
                     }
-                })
+                };
+                if let Some(i) = approval.import {
+                    msg.push_str(&format!(
+                        "; the import that found {} of {} objects is approved",
+                        i.found, i.held
+                    ));
+                }
+                Ok(msg)
             }
             Request::LeaveStaging { who } => {
                 if !self.config.staging {

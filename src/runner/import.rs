@@ -4,7 +4,7 @@
 
 pub use super::confirm::Confirm;
 use super::confirm::{Judge, Seen, compare};
-use super::{RunError, Shutdown};
+use super::{RunError, Shutdown, guard};
 use crate::connector::{Connector, ImportSink};
 use crate::model::{
     Anchor, ChangeOp, ConnectorName, CsId, Dn, ImportChange, ImportedObject, PartialObject,
@@ -236,18 +236,31 @@ pub fn run(
     if end.complete {
         // A snapshot: whatever it did not deliver is gone from the directory. Objects not
         // yet exported (no anchor) are not in the anchor index and are left alone.
-        let mut gone = Vec::new();
-        tx.anchored_cs_ids_where(&conn, &mut |id| !sink.seen.contains(id.0), &mut gone)?;
+        let mut unseen = Vec::new();
+        tx.anchored_cs_ids_where(&conn, &mut |id| !sink.seen.contains(id.0), &mut unseen)?;
+        let mut gone = Vec::with_capacity(unseen.len());
+        let mut deleted_before = 0u64;
+        for id in unseen {
+            match tx.cs(id)? {
+                Some(rec) if !rec.deleted => gone.push(id),
+                Some(_) => deleted_before += 1,
+                None => {}
+            }
+        }
+        let live = tx.anchored_count(&conn)?.saturating_sub(deleted_before);
+        let found = live.saturating_sub(gone.len() as u64);
+        if let guard::Verdict::Stop(e) = guard::judge(&tx, &conn, live, found)? {
+            // What the import did find stands; the watermark stays where it was, so the
+            // next import reads the snapshot again.
+            tx.commit()?;
+            return Err(e);
+        }
         for id in gone {
-            {
-                if let Some(mut rec) = tx.cs(id)? {
-                    if !rec.deleted {
-                        rec.deleted = true;
-                        tx.put_cs(id, &rec)?;
-                        tx.mark_inbound(conn.as_str(), id)?;
-                        sink.counts.deletes += 1;
-                    }
-                }
+            if let Some(mut rec) = tx.cs(id)? {
+                rec.deleted = true;
+                tx.put_cs(id, &rec)?;
+                tx.mark_inbound(conn.as_str(), id)?;
+                sink.counts.deletes += 1;
             }
         }
     }

@@ -31,6 +31,7 @@ mod safety_backup_bench;
 mod safety_bounded_input;
 mod safety_conflict;
 mod safety_crash;
+mod safety_empty_import;
 mod safety_file_modes;
 mod safety_lab;
 mod safety_signals;
