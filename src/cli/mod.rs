@@ -95,6 +95,19 @@ enum Command {
         #[arg(long)]
         dn: String,
     },
+    /// Every pending export of one connector with its exact changes (the review before
+    /// `approve` or leaving staging).
+    Pending {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The target connector.
+        #[arg(long)]
+        connector: String,
+        /// text, json, or ldif (change records, for ad and ldap targets).
+        #[arg(long, value_enum, default_value_t = PendingFormat::Text)]
+        format: PendingFormat,
+    },
     /// Find metaverse and connector-space objects by name, DN, mail or anchor; print lineage.
     Search {
         /// The config file.
@@ -164,6 +177,17 @@ enum Command {
     },
 }
 
+/// How `pending` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PendingFormat {
+    /// One block per export, for reading.
+    Text,
+    /// The list as JSON.
+    Json,
+    /// LDIF change records, as `ldapmodify` takes them.
+    Ldif,
+}
+
 /// Parses arguments, runs the command, returns the process exit code.
 pub fn main() -> ExitCode {
     private_files();
@@ -182,6 +206,11 @@ pub fn main() -> ExitCode {
             connector,
             dn,
         } => cmd_preview(&config, &connector, &dn),
+        Command::Pending {
+            config,
+            connector,
+            format,
+        } => cmd_pending(&config, &connector, format),
         Command::Search {
             config,
             query,
@@ -543,6 +572,35 @@ fn cmd_errors(path: &Path) -> u8 {
             eprintln!("error: {e}");
             exit::OBJECT_ERRORS
         }
+    }
+}
+
+fn cmd_pending(path: &Path, connector: &str, format: PendingFormat) -> u8 {
+    let (_guard, config) = match start(path) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let runner = match runner_for(config, Shutdown::default()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let shown = match format {
+        // The records end in their blank line; `out!` adds none of its own.
+        PendingFormat::Ldif => runner
+            .pending_ldif(connector)
+            .map(|text| out!("{}", text.trim_end_matches('\n'))),
+        PendingFormat::Json => runner.pending(connector).and_then(|list| {
+            serde_json::to_string_pretty(&list)
+                .map(|text| out!("{text}"))
+                .map_err(|e| RunError::Unsupported(format!("the pending exports as JSON: {e}")))
+        }),
+        PendingFormat::Text => runner
+            .pending(connector)
+            .map(|list| output::print_pending(&list)),
+    };
+    match shown {
+        Ok(()) => exit::OK,
+        Err(e) => report_failure(&e),
     }
 }
 

@@ -54,6 +54,66 @@ pub fn print_summary(run: &RunRecord) {
     }
 }
 
+/// The pending exports of one connector, one block each, in export order.
+pub fn print_pending(list: &crate::runner::pending::PendingList) {
+    out!(
+        "{} ({}): {} pending exports",
+        list.connector,
+        list.kind,
+        list.exports.len()
+    );
+    if list.held_deletes > 0 {
+        out!(
+            "HELD: the deletion threshold holds {} deletes{}; `bridgehead approve --connector {}` \
+             releases them",
+            list.held_deletes,
+            if list.export_held {
+                " and with them this whole export run"
+            } else {
+                " (the rest exports)"
+            },
+            list.connector
+        );
+    }
+    if let Some((held, found)) = list.held_import {
+        out!(
+            "HELD: the last import found {found} of {held} objects and was stopped by the \
+             empty-import guard"
+        );
+    }
+    for e in &list.exports {
+        let name = e
+            .name
+            .as_deref()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
+        let held = if e.held { "  [held]" } else { "" };
+        match &e.new_dn {
+            Some(new) => out!("\n{} {} -> {new}{name}{held}", e.op, e.dn),
+            None => out!("\n{} {}{name}{held}", e.op, e.dn),
+        }
+        if e.op == "add" {
+            out!("    objectClass {}", e.object_class);
+        }
+        for c in &e.changes {
+            let sign = match c.op {
+                "add" => "+",
+                "remove" => "-",
+                _ => "=",
+            };
+            if c.values.is_empty() {
+                out!("  {sign} {}: (no values)", c.attr);
+            }
+            for v in &c.values {
+                out!("  {sign} {}: {v}", c.attr);
+            }
+        }
+        if let Some(err) = &e.error {
+            out!("    last refused: {err}");
+        }
+    }
+}
+
 /// What one connector's approval released, object by object.
 pub fn print_approval(a: &crate::runner::approve::Approval) {
     if a.is_empty() {

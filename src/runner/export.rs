@@ -78,7 +78,7 @@ fn to_object(id: crate::model::CsId, rec: &CsRecord) -> Option<CsObject> {
 /// follow because they give up what it takes ([`super::order`]), then the object type.
 fn rank(rec: &CsRecord, adds: &HashSet<String>, waits: u8) -> (u8, (u8, u8)) {
     let kind = match rec.export.as_ref() {
-        Some(e) if e.kind == ExportKind::Delete => 0,
+        Some(e) if e.kind == ExportKind::Delete => DELETE_STAGE,
         Some(e) if e.kind == ExportKind::Add => 2,
         Some(e) if references_any(&e.changes, adds) => 3,
         _ => 1,
@@ -100,6 +100,62 @@ fn references_any(changes: &[AttrChange], dns: &HashSet<String>) -> bool {
         })
 }
 
+/// The stage of a delete in [`rank`]'s order.
+const DELETE_STAGE: u8 = 0;
+
+/// A pending export's place in the export order, and its id.
+pub(super) type Planned = (u8, (u8, u8), crate::model::CsId);
+
+/// The pending exports `ids` in the order an export sends them (unsorted: sort the
+/// result). `get` reads a CS record; each is read twice rather than all held at once.
+pub(super) fn plan(
+    ids: &[crate::model::CsId],
+    get: &mut dyn FnMut(crate::model::CsId) -> Result<Option<CsRecord>, StoreError>,
+) -> Result<Vec<Planned>, StoreError> {
+    let mut adds = HashSet::new();
+    let mut claims = Vec::new();
+    for id in ids {
+        if let Some(rec) = get(*id)? {
+            if rec
+                .export
+                .as_ref()
+                .is_some_and(|e| e.kind == ExportKind::Add)
+            {
+                adds.insert(rec.dn.norm().to_string());
+            }
+            if let Some(c) = super::order::claims(&rec) {
+                claims.push((*id, c));
+            }
+        }
+    }
+    let waits = super::order::update_depths(&claims);
+    drop(claims);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(rec) = get(*id)? {
+            let (k, t) = rank(&rec, &adds, waits.get(id).copied().unwrap_or(0));
+            out.push((k, t, *id));
+        }
+    }
+    Ok(out)
+}
+
+/// The export item of a CS record with a pending export, at its place in the order.
+pub(super) fn item_of(rec: &CsRecord, planned: &Planned) -> Option<ExportItem> {
+    let (kind, (waits, _), id) = planned;
+    let export = rec.export.as_ref()?;
+    Some(ExportItem {
+        cs_id: *id,
+        kind: export.kind,
+        anchor: rec.anchor.clone().map(Anchor::new),
+        dn: rec.dn.clone(),
+        new_dn: export.new_dn.clone(),
+        object_class: rec.object_class.clone(),
+        changes: export.changes.clone(),
+        stage: u16::from(*kind) << 8 | u16::from(*waits),
+    })
+}
+
 /// Exports everything pending for one connector. When the deletes are more than the
 /// threshold allows (and an admin did not approve exactly those), the whole export run is
 /// held, or only the deletes when the connector opted in to that.
@@ -114,41 +170,10 @@ pub fn run(
     let mut stats = ExportStats::default();
     let mut ids: Vec<(u8, (u8, u8), crate::model::CsId)> = {
         let tx = store.write()?;
-        let mut v = Vec::new();
-        let mut deletes = Vec::new();
         let pending = tx.pending_exports(&conn)?;
-        let mut adds = HashSet::new();
-        let mut claims = Vec::new();
-        for id in &pending {
-            if let Some(rec) = tx.cs(*id)? {
-                if rec
-                    .export
-                    .as_ref()
-                    .is_some_and(|e| e.kind == ExportKind::Add)
-                {
-                    adds.insert(rec.dn.norm().to_string());
-                }
-                if let Some(c) = super::order::claims(&rec) {
-                    claims.push((*id, c));
-                }
-            }
-        }
-        let waits = super::order::update_depths(&claims);
-        drop(claims);
-        for id in pending {
-            if let Some(rec) = tx.cs(id)? {
-                let (k, t) = rank(&rec, &adds, waits.get(&id).copied().unwrap_or(0));
-                if rec
-                    .export
-                    .as_ref()
-                    .is_some_and(|e| e.kind == ExportKind::Delete)
-                {
-                    deletes.push((k, t, id));
-                } else {
-                    v.push((k, t, id));
-                }
-            }
-        }
+        let (deletes, mut v): (Vec<_>, Vec<_>) = plan(&pending, &mut |id| tx.cs(id))?
+            .into_iter()
+            .partition(|(k, _, _)| *k == DELETE_STAGE);
         let approved = tx.approved_deletes(&conn)?;
         let (approved_now, unapproved): (Vec<_>, Vec<_>) = deletes
             .into_iter()
@@ -206,9 +231,12 @@ pub fn run(
             first = false;
         }
         let mut items = Vec::with_capacity(chunk.len());
-        for (kind, (waits, _), id) in chunk {
+        for planned in chunk {
+            let id = &planned.2;
             let Some(rec) = tx.cs(*id)? else { continue };
-            let Some(export) = &rec.export else { continue };
+            let Some(item) = item_of(&rec, planned) else {
+                continue;
+            };
             // An error about values the directory did not keep is no refusal: sync holds
             // those values back, and what is pending now is a change of its own.
             let refused = rec
@@ -222,17 +250,7 @@ pub fn run(
                     continue;
                 }
             }
-            let (dn, new_dn) = (rec.dn.clone(), export.new_dn.clone());
-            items.push(ExportItem {
-                cs_id: *id,
-                kind: export.kind,
-                anchor: rec.anchor.clone().map(Anchor::new),
-                dn,
-                new_dn,
-                object_class: rec.object_class.clone(),
-                changes: export.changes.clone(),
-                stage: u16::from(*kind) << 8 | u16::from(*waits),
-            });
+            items.push(item);
         }
         let outcomes = connector.export(&items)?;
         let mut stopped = None;

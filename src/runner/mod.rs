@@ -13,6 +13,7 @@ mod guard;
 pub mod handle;
 mod import;
 mod order;
+pub mod pending;
 pub mod scheduler;
 pub mod watch;
 
@@ -62,6 +63,9 @@ pub enum RunError {
     /// A connector named on the command line does not exist.
     #[error("no connector named {0:?} in the config")]
     UnknownConnector(String),
+    /// What was asked does not apply to this connector.
+    #[error("{0}")]
+    Unsupported(String),
     /// The empty-import guard stopped a snapshot import; nothing was recorded deleted.
     #[error(
         "connector {connector}: the import found {found} objects where the connector space \
@@ -88,7 +92,7 @@ impl RunError {
         match self {
             RunError::Connector(e) if e.kind == ConnectorErrorKind::Unreachable => 3,
             RunError::Connector(e) if e.kind == ConnectorErrorKind::BadData => 4,
-            RunError::UnknownConnector(_) => 2,
+            RunError::UnknownConnector(_) | RunError::Unsupported(_) => 2,
             _ => 1,
         }
     }
@@ -251,6 +255,16 @@ impl Runner {
         // Dropped uncommitted: the preview leaves no trace.
         drop(tx);
         Ok(preview)
+    }
+
+    /// Every pending export of `connector`, in export order (see [`pending`]).
+    pub fn pending(&self, connector: &str) -> Result<pending::PendingList, RunError> {
+        pending::list(&self.store.read()?, &self.config, connector)
+    }
+
+    /// The pending exports of an `ad`/`ldap` connector as LDIF change records.
+    pub fn pending_ldif(&self, connector: &str) -> Result<String, RunError> {
+        pending::ldif(&self.store.read()?, &self.config, connector)
     }
 
     /// Replaces one connector (tests drive the runner with scripted directories).

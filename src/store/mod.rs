@@ -587,6 +587,12 @@ impl ReadTx {
             .map(|g| g.value().to_vec()))
     }
 
+    /// Objects with a pending export in a connector space, in id order.
+    pub fn pending_exports(&self, connector: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
+        let t = self.tx.open_table(PENDING).ctx(&self.path)?;
+        ids_of(&t, connector, &self.path)
+    }
+
     /// Deletes held back by the deletion threshold for a connector.
     pub fn blocked_deletes(&self, connector: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
         let t = self.tx.open_table(BLOCKED_DELETES).ctx(&self.path)?;

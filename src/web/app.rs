@@ -400,6 +400,20 @@ impl App {
                 let (nav, fmt) = nav("Connectors", "/connectors");
                 Self::render(ConnectorsPage { nav, fmt, list }, 200)
             }
+            (false, ["connectors", name, "pending"]) => {
+                let format = q.get("format").map_or("html", String::as_str);
+                match super::pending::show(&self.read()?, &self.config, name, format)? {
+                    super::pending::Shown::Page(p) => {
+                        let (nav, fmt) = nav(&format!("Pending: {}", p.connector), "/connectors");
+                        let ldif = matches!(p.kind, "ad" | "ldap");
+                        Self::render(super::pending::PendingPage { nav, fmt, p, ldif }, 200)
+                    }
+                    super::pending::Shown::File(resp) => resp,
+                    super::pending::Shown::Refused(status, text) => {
+                        message("Pending exports", (status, text), "/connectors")
+                    }
+                }
+            }
             (false, ["runs"]) => {
                 let list = views::runs(&self.read()?)?;
                 let (nav, fmt) = nav("Runs", "/runs");
@@ -563,3 +577,7 @@ mod tests;
 #[cfg(test)]
 #[path = "app_abuse_tests.rs"]
 mod abuse_tests;
+
+#[cfg(test)]
+#[path = "pending_tests.rs"]
+mod pending_tests;

@@ -21,6 +21,7 @@ mod metrics;
 pub mod objects;
 mod pages;
 pub mod password;
+mod pending;
 pub mod quiet_log;
 mod server;
 mod system;

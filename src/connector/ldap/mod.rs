@@ -14,6 +14,7 @@
 //! - [`watch`]: near-real-time mode: change notification, DirSync poll, refreshAndPersist.
 
 pub mod ber;
+pub mod change_ldif;
 pub mod controls;
 pub mod entry;
 mod export;
