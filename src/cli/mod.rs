@@ -17,6 +17,7 @@ pub mod demo_data;
 mod output;
 mod state_file;
 mod status_page;
+mod sync_object;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -107,6 +108,28 @@ enum Command {
         /// text, json, or ldif (change records, for ad and ldap targets).
         #[arg(long, value_enum, default_value_t = PendingFormat::Text)]
         format: PendingFormat,
+    },
+    /// Sync one object now: read it from its source, sync it, export what it causes to
+    /// every target, and report each step (waits for a running cycle).
+    SyncObject {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The source connector.
+        #[arg(long)]
+        connector: String,
+        /// The object's DN in that directory.
+        #[arg(long, conflicts_with = "anchor")]
+        dn: Option<String>,
+        /// Or its anchor (objectGUID, entryUUID, SCIM id) as `search` prints it.
+        #[arg(long)]
+        anchor: Option<String>,
+        /// Import and sync, then stop before export (the exports stay pending).
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Find metaverse and connector-space objects by name, DN, mail or anchor; print lineage.
     Search {
@@ -211,6 +234,21 @@ pub fn main() -> ExitCode {
             connector,
             format,
         } => cmd_pending(&config, &connector, format),
+        Command::SyncObject {
+            config,
+            connector,
+            dn,
+            anchor,
+            dry_run,
+            json,
+        } => sync_object::run(&sync_object::Args {
+            config: &config,
+            connector: &connector,
+            dn: dn.as_deref(),
+            anchor: anchor.as_deref(),
+            dry_run,
+            json,
+        }),
         Command::Search {
             config,
             query,

@@ -18,7 +18,7 @@ use crate::sync::{apply_changes, record_error};
 const BATCH: usize = 2000;
 
 /// Counts of one export.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct ExportStats {
     /// Applied changes.
     pub counts: ChangeCounts,
@@ -31,6 +31,9 @@ pub struct ExportStats {
     pub held_exports: u64,
     /// Exports not tried this time because they failed recently (backoff).
     pub deferred: u64,
+    /// For an export of chosen objects only: each one's answer from the directory (None:
+    /// applied; else its message).
+    pub answers: Vec<(crate::model::CsId, Option<String>)>,
 }
 
 /// How long to wait before retrying an export that failed `attempts` times in a row:
@@ -156,6 +159,60 @@ pub(super) fn item_of(rec: &CsRecord, planned: &Planned) -> Option<ExportItem> {
     })
 }
 
+/// The deletion threshold over one export run: which of the `planned` exports go now.
+/// Records the deletes it holds (exactly what `approve` releases) and uses up approvals
+/// that stopped being pending.
+fn gate(
+    tx: &WriteTx,
+    conn: &ConnectorName,
+    threshold: DeletionThreshold,
+    planned: Vec<Planned>,
+    stats: &mut ExportStats,
+) -> Result<Vec<Planned>, StoreError> {
+    let (deletes, mut v): (Vec<_>, Vec<_>) = planned
+        .into_iter()
+        .partition(|(k, _, _)| *k == DELETE_STAGE);
+    let approved = tx.approved_deletes(conn)?;
+    let (approved_now, unapproved): (Vec<_>, Vec<_>) = deletes
+        .into_iter()
+        .partition(|(_, _, id)| approved.contains(id));
+    let n = unapproved.len() as u64;
+    let over = n > threshold.count
+        || match threshold.percent {
+            // The connector's size is read only when a percentage can matter.
+            Some(p) if n > 0 => {
+                let population = tx.anchored_count(conn)?;
+                n * 100 > u64::from(p) * population.max(1)
+            }
+            _ => false,
+        };
+    let held: Vec<crate::model::CsId> = if over {
+        unapproved.iter().map(|(_, _, id)| *id).collect()
+    } else {
+        Vec::new()
+    };
+    // The batch held back is exactly what `approve` will release; it is replaced each
+    // export, so deletes that stopped being pending are no longer held.
+    tx.set_blocked_deletes(conn, &held)?;
+    for id in &approved {
+        if !approved_now.iter().any(|(_, _, a)| a == id) {
+            tx.consume_approval(conn, *id)?;
+        }
+    }
+    stats.blocked_deletes = held.len() as u64;
+    v.extend(approved_now);
+    if over && threshold.holds == ThresholdHolds::Export {
+        // Nothing goes: half an export (the users gone from their groups, the users
+        // themselves still there) matches neither the state before nor after.
+        stats.held_exports = v.len() as u64;
+        v.clear();
+    }
+    if !over {
+        v.extend(unapproved);
+    }
+    Ok(v)
+}
+
 /// Exports everything pending for one connector. When the deletes are more than the
 /// threshold allows (and an admin did not approve exactly those), the whole export run is
 /// held, or only the deletes when the connector opted in to that.
@@ -165,53 +222,23 @@ pub fn run(
     threshold: DeletionThreshold,
     now_ms: i64,
     shutdown: &Shutdown,
+    only: Option<&HashSet<crate::model::CsId>>,
 ) -> Result<ExportStats, RunError> {
     let conn = connector.name().clone();
     let mut stats = ExportStats::default();
-    let mut ids: Vec<(u8, (u8, u8), crate::model::CsId)> = {
+    let mut ids: Vec<Planned> = {
         let tx = store.write()?;
-        let pending = tx.pending_exports(&conn)?;
-        let (deletes, mut v): (Vec<_>, Vec<_>) = plan(&pending, &mut |id| tx.cs(id))?
-            .into_iter()
-            .partition(|(k, _, _)| *k == DELETE_STAGE);
-        let approved = tx.approved_deletes(&conn)?;
-        let (approved_now, unapproved): (Vec<_>, Vec<_>) = deletes
-            .into_iter()
-            .partition(|(_, _, id)| approved.contains(id));
-        let n = unapproved.len() as u64;
-        let over = n > threshold.count
-            || match threshold.percent {
-                // The connector's size is read only when a percentage can matter.
-                Some(p) if n > 0 => {
-                    let population = tx.anchored_count(&conn)?;
-                    n * 100 > u64::from(p) * population.max(1)
-                }
-                _ => false,
-            };
-        let held: Vec<crate::model::CsId> = if over {
-            unapproved.iter().map(|(_, _, id)| *id).collect()
-        } else {
-            Vec::new()
+        let mut pending = tx.pending_exports(&conn)?;
+        if let Some(only) = only {
+            pending.retain(|id| only.contains(id));
+        }
+        let planned = plan(&pending, &mut |id| tx.cs(id))?;
+        let v = match only {
+            // One object's exports (sync-object): the threshold's bookkeeping belongs to
+            // the connector's whole export run, which the caller checked is not held.
+            Some(_) => planned,
+            None => gate(&tx, &conn, threshold, planned, &mut stats)?,
         };
-        // The batch held back is exactly what `approve` will release; it is replaced each
-        // export, so deletes that stopped being pending are no longer held.
-        tx.set_blocked_deletes(&conn, &held)?;
-        for id in &approved {
-            if !approved_now.iter().any(|(_, _, a)| a == id) {
-                tx.consume_approval(&conn, *id)?;
-            }
-        }
-        stats.blocked_deletes = held.len() as u64;
-        v.extend(approved_now);
-        if over && threshold.holds == ThresholdHolds::Export {
-            // Nothing goes: half an export (the users gone from their groups, the users
-            // themselves still there) matches neither the state before nor after.
-            stats.held_exports = v.len() as u64;
-            v.clear();
-        }
-        if !over {
-            v.extend(unapproved);
-        }
         tx.commit()?;
         v
     };
@@ -255,6 +282,16 @@ pub fn run(
         let outcomes = connector.export(&items)?;
         let mut stopped = None;
         for (item, outcome) in items.iter().zip(outcomes) {
+            if only.is_some() {
+                stats.answers.push((
+                    item.cs_id,
+                    match &outcome {
+                        ExportOutcome::Applied { .. } => None,
+                        ExportOutcome::Failed { message, .. } => Some(message.clone()),
+                        ExportOutcome::NotTried { reason } => Some(reason.clone()),
+                    },
+                ));
+            }
             if let ExportOutcome::NotTried { reason } = outcome {
                 stopped.get_or_insert(reason);
                 continue;

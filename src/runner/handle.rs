@@ -34,6 +34,17 @@ pub enum Request {
         /// Who approved, for the run history.
         who: String,
     },
+    /// Sync one object now (between cycles) and report what it did.
+    SyncObject {
+        /// Its source connector.
+        connector: String,
+        /// Its DN there.
+        dn: String,
+        /// Stop before export.
+        dry_run: bool,
+        /// Who asked, for the run history.
+        who: String,
+    },
     /// Leave staging mode: exports run from the next cycle on.
     LeaveStaging {
         /// Who decided, for the run history.
@@ -392,6 +403,29 @@ impl Runner {
                     ));
                 }
                 Ok(msg)
+            }
+            Request::SyncObject {
+                connector,
+                dn,
+                dry_run,
+                who,
+            } => {
+                let dn = crate::model::Dn::parse(&dn).map_err(|e| format!("{dn}: {e}"))?;
+                let which = super::sync_object::Which::Dn(dn);
+                let r = self
+                    .sync_object(&connector, &which, dry_run)
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(%connector, dn = %r.dn, %who, dry_run, "object synced");
+                self.record_action(
+                    "sync-object",
+                    &who,
+                    vec![ConnectorRunStats {
+                        connector: connector.clone(),
+                        import: r.import,
+                        ..Default::default()
+                    }],
+                );
+                Ok(r.summary())
             }
             Request::LeaveStaging { who } => {
                 if !self.config.staging {

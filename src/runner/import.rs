@@ -275,6 +275,64 @@ pub fn run(
     })
 }
 
+/// Imports the one object `which` names (a base-scope read): its change lands in the
+/// connector space as any import's would, with no sweep and the watermark untouched, so
+/// the next delta import still covers everything. When the directory has no such object
+/// (or it left scope), the one the space holds at that DN is recorded deleted. Returns
+/// the counts and whether the directory had it.
+pub(super) fn run_one(
+    store: &Store,
+    connector: &mut dyn Connector,
+    which: &crate::connector::OneObject,
+    shutdown: &Shutdown,
+    confirm: Confirm<'_>,
+) -> Result<(ChangeCounts, bool), RunError> {
+    let conn = connector.name().clone();
+    let mut sink = Sink {
+        store,
+        conn: &conn,
+        buf: Vec::new(),
+        seen: SeenIds::default(),
+        counts: ChangeCounts::default(),
+        total: 0,
+        error: None,
+        progress: None,
+        confirm: Judge {
+            rules: confirm,
+            not_kept: 0,
+        },
+        shutdown,
+        stopped: false,
+    };
+    let found = connector.import_one(which, &mut sink);
+    if let Some(e) = sink.error.take() {
+        return Err(e.into());
+    }
+    let found = found?;
+    let tx = store.write()?;
+    for change in sink.buf.drain(..) {
+        apply(
+            &tx,
+            &conn,
+            change,
+            &mut sink.counts,
+            &mut sink.seen,
+            &mut sink.confirm,
+        )?;
+    }
+    if !found {
+        let anchor = match tx.cs_by_dn(&conn, &which.dn)? {
+            Some(id) => tx.cs(id)?.and_then(|r| r.anchor).map(Anchor::new),
+            None => None,
+        };
+        if let Some(a) = anchor.or_else(|| which.anchor.clone()) {
+            delete(&tx, &conn, &a, &mut sink.counts)?;
+        }
+    }
+    tx.commit()?;
+    Ok((sink.counts, found))
+}
+
 fn apply(
     tx: &WriteTx,
     conn: &ConnectorName,

@@ -15,6 +15,7 @@ mod import;
 mod order;
 pub mod pending;
 pub mod scheduler;
+pub mod sync_object;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -452,7 +453,7 @@ impl Runner {
             self.live_phase("export", Some(self.connectors[i].name()));
             let c = self.connectors[i].as_mut();
             let t = Instant::now();
-            let s = export::run(&self.store, c, threshold, now, &self.shutdown)?;
+            let s = export::run(&self.store, c, threshold, now, &self.shutdown, None)?;
             record.connectors[i].blocked_deletes = s.blocked_deletes;
             if s.deferred > 0 {
                 tracing::info!(
@@ -610,3 +611,5 @@ fn record_not_kept(record: &mut RunRecord, conn: &ConnectorName, n: u64) {
 mod tests;
 #[cfg(test)]
 mod tests_gates;
+#[cfg(test)]
+mod tests_sync_object;

@@ -65,6 +65,30 @@ pub struct PendingList {
     pub exports: Vec<PendingExport>,
 }
 
+/// Attribute changes as a review shows them (passwords as set, never their value).
+pub fn change_views(changes: &[crate::model::AttrChange]) -> Vec<PendingChange> {
+    changes
+        .iter()
+        .map(|ch| {
+            let (op, values) = match &ch.op {
+                ChangeOp::Add(v) => ("add", v),
+                ChangeOp::Remove(v) => ("remove", v),
+                ChangeOp::Replace(v) => ("replace", v),
+            };
+            let values = if SECRET.iter().any(|s| ch.attr.is(s)) {
+                vec!["(a value is set; not shown)".to_string()]
+            } else {
+                values.iter().map(|v| v.to_text()).collect()
+            };
+            PendingChange {
+                attr: ch.attr.to_string(),
+                op,
+                values,
+            }
+        })
+        .collect()
+}
+
 /// The connector's type as the config names it.
 pub fn kind_of(c: &ConnectorConfig) -> &'static str {
     match &c.kind {
@@ -101,27 +125,7 @@ pub fn list(tx: &ReadTx, config: &Config, name: &str) -> Result<PendingList, Run
         let Some(item) = item_of(&rec, &planned) else {
             continue;
         };
-        let changes = item
-            .changes
-            .iter()
-            .map(|ch| {
-                let (op, values) = match &ch.op {
-                    ChangeOp::Add(v) => ("add", v),
-                    ChangeOp::Remove(v) => ("remove", v),
-                    ChangeOp::Replace(v) => ("replace", v),
-                };
-                let values = if SECRET.iter().any(|s| ch.attr.is(s)) {
-                    vec!["(a value is set; not shown)".to_string()]
-                } else {
-                    values.iter().map(|v| v.to_text()).collect()
-                };
-                PendingChange {
-                    attr: ch.attr.to_string(),
-                    op,
-                    values,
-                }
-            })
-            .collect();
+        let changes = change_views(&item.changes);
         // The name from what the export writes, else from the object as last imported.
         let mut named = rec.clone();
         for (attr, values) in item.add_attributes().iter() {

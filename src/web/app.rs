@@ -522,6 +522,16 @@ impl App {
                     None => message("Cycle", (503, "the runner is shutting down".into()), "/"),
                 }
             }
+            (true, ["actions", "sync-object"]) => message(
+                "Sync this object now",
+                self.act(Request::SyncObject {
+                    connector: form.get("connector").cloned().unwrap_or_default(),
+                    dn: form.get("dn").cloned().unwrap_or_default(),
+                    dry_run: form.get("dry_run").is_some_and(|v| v == "1"),
+                    who: who.into(),
+                }),
+                "/objects",
+            ),
             (true, ["actions", "approve"]) => {
                 let connector = form.get("connector").cloned().unwrap_or_default();
                 message(

@@ -2,6 +2,7 @@
 //! they run in parallel.
 
 mod console_pending;
+mod console_sync_object;
 mod crash;
 mod demo;
 mod edit;

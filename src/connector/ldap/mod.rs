@@ -185,6 +185,19 @@ impl Connector for LdapConnector {
         r
     }
 
+    fn import_one(
+        &mut self,
+        which: &crate::connector::OneObject,
+        sink: &mut dyn ImportSink,
+    ) -> Result<bool, ConnectorError> {
+        let rt = self.runtime()?;
+        let r = rt.block_on(self.import_one_async(which, sink));
+        if r.is_err() {
+            self.session = None;
+        }
+        r
+    }
+
     fn export(&mut self, items: &[ExportItem]) -> Result<Vec<ExportOutcome>, ConnectorError> {
         let rt = self.runtime()?;
         let r = rt.block_on(self.export_async(items));
