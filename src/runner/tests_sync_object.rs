@@ -98,3 +98,48 @@ fn one_changed_object_goes_through_alone_and_a_dry_run_exports_nothing() {
         "{err}"
     );
 }
+
+#[test]
+fn the_status_page_request_syncs_the_object_and_records_who_asked() {
+    use crate::runner::handle::Request;
+    let mut lab = Lab::new(&config(AD, "delete"), &[("ad.ldif", &users(0..3))]);
+    lab.cycle();
+    lab.write(
+        "ad.ldif",
+        &format!("{}{}", users(0..2), user_with_title(2, "Lead")),
+    );
+    let reply = lab
+        .runner
+        .execute(Request::SyncObject {
+            connector: "ad".into(),
+            dn: "cn=U2,dc=ad".into(),
+            dry_run: false,
+            who: "admin".into(),
+        })
+        .unwrap();
+    assert!(
+        reply.contains("Export to out: update uid=u2,ou=people,o=t: applied"),
+        "{reply}"
+    );
+    assert_eq!(
+        lab.target()["uid=u2,ou=people,o=t"]["title"],
+        vec!["Lead".to_string()]
+    );
+    let runs = lab.runner.store().read().unwrap().runs(1).unwrap();
+    let (_, last) = &runs[0];
+    assert_eq!(
+        (last.mode.as_str(), last.trigger.as_str()),
+        ("sync-object", "admin")
+    );
+    // A DN that does not parse is refused with the reason, changing nothing.
+    let err = lab
+        .runner
+        .execute(Request::SyncObject {
+            connector: "ad".into(),
+            dn: "not a dn".into(),
+            dry_run: false,
+            who: "admin".into(),
+        })
+        .unwrap_err();
+    assert!(err.starts_with("not a dn:"), "{err}");
+}

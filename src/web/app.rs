@@ -589,5 +589,5 @@ mod tests;
 mod abuse_tests;
 
 #[cfg(test)]
-#[path = "pending_tests.rs"]
-mod pending_tests;
+#[path = "console_tests.rs"]
+mod console_tests;

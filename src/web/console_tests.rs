@@ -1,5 +1,6 @@
-//! The pending-exports review on the status page: the page, its downloads and the answers
-//! for a connector without one.
+//! The operator's console on the status page: the pending-exports review (the page, its
+//! downloads, the answers for a connector without one) and the object page's sync-now
+//! button.
 
 #![allow(clippy::unwrap_used)]
 
@@ -55,4 +56,37 @@ fn the_review_page_lists_pending_exports_and_refuses_what_does_not_apply() {
         .app
         .respond(&req(Method::Get, "/connectors/contoso/pending", "", ""));
     assert_eq!(r.status, 303);
+}
+
+#[test]
+fn an_object_page_offers_to_sync_it_now_with_a_dry_run() {
+    let f = fixture(None);
+    let (cookie, csrf) = login(&f.app);
+    let r = f
+        .app
+        .respond(&req(Method::Get, "/objects/cs/1", &cookie, ""));
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let html = body(&r);
+    assert_eq!(
+        html.matches("action=\"/actions/sync-object\"").count(),
+        2,
+        "{html}"
+    );
+    assert!(
+        html.contains("name=\"connector\" value=\"contoso\""),
+        "{html}"
+    );
+    assert!(html.contains("name=\"dry_run\" value=\"1\""), "{html}");
+    assert!(
+        html.contains(&format!("name=\"csrf\" value=\"{csrf}\"")),
+        "{html}"
+    );
+    // Without the session's CSRF token the action is refused before reaching the runner.
+    let r = f.app.respond(&req(
+        Method::Post,
+        "/actions/sync-object",
+        &cookie,
+        "connector=contoso&dn=CN%3Dx",
+    ));
+    assert_eq!(r.status, 403, "{}", body(&r));
 }
