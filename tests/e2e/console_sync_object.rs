@@ -316,3 +316,118 @@ fn console_sync_object_from_samba_into_slapd_and_scim_in_one_call() {
         Some("Third")
     );
 }
+
+/// A SCIM source (the one resource read by its id) into an LDIF target.
+#[test]
+fn console_sync_object_reads_one_resource_from_a_scim_source() {
+    let s = scim::start();
+    let user = |name: &str, ext: &str| {
+        s.create(
+            "/Users",
+            &serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": name,
+                "externalId": ext,
+                "title": "Start",
+            }),
+        )
+    };
+    let a = user("scim-a", "ext-a");
+    user("scim-b", "ext-b");
+    let dir = TestDir::new("sync-object-scim");
+    let cfg = dir.config();
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"state_file = "state.redb"
+
+[[connector]]
+name = "cloud"
+type = "scim"
+url = "http://127.0.0.1:{port}/v2"
+danger_plaintext = true
+
+[[connector]]
+name = "out"
+type = "ldif"
+mode = "target"
+path = "out.ldif"
+anchor = "entryUUID"
+
+[[inbound]]
+name = "cloud-users"
+connector = "cloud"
+object_class = "User"
+object_type = "person"
+precedence = 10
+flows = [ {{ target = "uid", source = "userName" }}, {{ target = "title", source = "title" }} ]
+
+[[outbound]]
+name = "out-people"
+connector = "out"
+object_type = "person"
+object_class = "inetOrgPerson"
+dn = "uid={{uid}},o=t"
+flows = [ {{ target = "uid", source = "uid" }}, {{ target = "title", source = "title" }} ]
+"#,
+            port = s.port
+        ),
+    )
+    .must("writing the config");
+    cycle_json(&cfg, false).ok();
+    let id = a["id"].as_str().must("the id").to_string();
+    for (who, ext) in [(&id, "a"), (&String::new(), "b")] {
+        let target = if who.is_empty() {
+            s.all("/Users")
+                .into_iter()
+                .find(|u| u["externalId"] == "ext-b")
+                .and_then(|u| u["id"].as_str().map(str::to_string))
+                .must("b's id")
+        } else {
+            who.clone()
+        };
+        let r = s.request(
+            "PATCH",
+            &format!("/Users/{target}"),
+            Some(&serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "title", "value": format!("New {ext}")}],
+            })),
+        );
+        assert!(r.status == 200 || r.status == 204, "{:?}", r.json);
+    }
+    let c = cfg.to_string_lossy().into_owned();
+    let done = run(&[
+        "sync-object",
+        "-c",
+        &c,
+        "--connector",
+        "cloud",
+        "--dn",
+        "externalId=ext-a,ou=Users",
+        "--json",
+    ]);
+    done.ok();
+    let report: Json = done.json();
+    assert_eq!(report["found"], true, "{report}");
+    assert_eq!(report["import"]["updates"], 1, "{report}");
+    assert_eq!(report["exports"][0]["result"], "applied", "{report}");
+    let out = std::fs::read_to_string(dir.join("out.ldif")).must("reading out.ldif");
+    assert!(out.contains("title: New a"), "{out}");
+    assert!(
+        !out.contains("title: New b"),
+        "only the one resource went: {out}"
+    );
+    // By anchor (the SCIM id) it is the same object.
+    let again = run(&[
+        "sync-object",
+        "-c",
+        &c,
+        "--connector",
+        "cloud",
+        "--anchor",
+        &id,
+    ]);
+    again.ok();
+    assert!(again.stdout.contains("exports: none"), "{}", again.stdout);
+}
