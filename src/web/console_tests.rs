@@ -90,3 +90,44 @@ fn an_object_page_offers_to_sync_it_now_with_a_dry_run() {
     ));
     assert_eq!(r.status, 403, "{}", body(&r));
 }
+
+#[test]
+fn the_overview_shows_what_the_safety_gates_hold_with_a_way_to_review_and_approve() {
+    use crate::model::{ConnectorName, CsId};
+    use crate::store::HeldImport;
+    let f = fixture(None);
+    let (cookie, _) = login(&f.app);
+    let conn = ConnectorName::new("contoso").unwrap();
+    let tx = f._writer.write().unwrap();
+    tx.set_blocked_deletes(&conn, &[CsId(1)]).unwrap();
+    tx.set_held_import(
+        &conn,
+        Some(HeldImport {
+            held: 700,
+            found: 0,
+            approved: false,
+        }),
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let html = body(&f.app.respond(&req(Method::Get, "/", &cookie, "")));
+    assert!(html.contains("Held by the safety gates"), "{html}");
+    assert!(html.contains("stopped: found 0 of 700 objects"), "{html}");
+    assert!(
+        html.contains("href=\"/connectors/contoso/pending\""),
+        "{html}"
+    );
+    assert!(html.contains("action=\"/actions/approve\""), "{html}");
+    // The review page says the same, first.
+    let page = body(&f.app.respond(&req(
+        Method::Get,
+        "/connectors/contoso/pending",
+        &cookie,
+        "",
+    )));
+    assert!(
+        page.contains("The deletion threshold holds 1 deletes and with them this whole export run"),
+        "{page}"
+    );
+    assert!(page.contains("found 0 of 700 objects"), "{page}");
+}
