@@ -17,6 +17,7 @@ pub mod demo_data;
 mod output;
 mod state_file;
 mod status_page;
+mod sync_object;
 mod systemd;
 
 use std::path::{Path, PathBuf};
@@ -96,6 +97,41 @@ enum Command {
         #[arg(long)]
         dn: String,
     },
+    /// Every pending export of one connector with its exact changes (the review before
+    /// `approve` or leaving staging).
+    Pending {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The target connector.
+        #[arg(long)]
+        connector: String,
+        /// text, json, or ldif (change records, for ad and ldap targets).
+        #[arg(long, value_enum, default_value_t = PendingFormat::Text)]
+        format: PendingFormat,
+    },
+    /// Sync one object now: read it from its source, sync it, export what it causes to
+    /// every target, and report each step (waits for a running cycle).
+    SyncObject {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The source connector.
+        #[arg(long)]
+        connector: String,
+        /// The object's DN in that directory.
+        #[arg(long, conflicts_with = "anchor")]
+        dn: Option<String>,
+        /// Or its anchor (objectGUID, entryUUID, SCIM id) as `search` prints it.
+        #[arg(long)]
+        anchor: Option<String>,
+        /// Import and sync, then stop before export (the exports stay pending).
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Find metaverse and connector-space objects by name, DN, mail or anchor; print lineage.
     Search {
         /// The config file.
@@ -107,14 +143,18 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// Release the deletes the deletion threshold is holding back for one connector.
+    /// Release what the safety gates hold for connectors: the deletes (and the export run)
+    /// the deletion threshold holds back, an import the empty-import guard stopped.
     Approve {
         /// The config file.
         #[arg(short, long)]
         config: PathBuf,
-        /// The connector whose held deletes to release.
+        /// A connector to approve (repeat for several).
+        #[arg(long, required = true)]
+        connector: Vec<String>,
+        /// Print what was released as JSON on stdout.
         #[arg(long)]
-        connector: String,
+        json: bool,
     },
     /// List objects with errors: quarantined by a rule, ambiguous joins, refused exports.
     Errors {
@@ -161,6 +201,17 @@ enum Command {
     },
 }
 
+/// How `pending` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PendingFormat {
+    /// One block per export, for reading.
+    Text,
+    /// The list as JSON.
+    Json,
+    /// LDIF change records, as `ldapmodify` takes them.
+    Ldif,
+}
+
 /// Parses arguments, runs the command, returns the process exit code.
 pub fn main() -> ExitCode {
     private_files();
@@ -179,13 +230,37 @@ pub fn main() -> ExitCode {
             connector,
             dn,
         } => cmd_preview(&config, &connector, &dn),
+        Command::Pending {
+            config,
+            connector,
+            format,
+        } => cmd_pending(&config, &connector, format),
+        Command::SyncObject {
+            config,
+            connector,
+            dn,
+            anchor,
+            dry_run,
+            json,
+        } => sync_object::run(&sync_object::Args {
+            config: &config,
+            connector: &connector,
+            dn: dn.as_deref(),
+            anchor: anchor.as_deref(),
+            dry_run,
+            json,
+        }),
         Command::Search {
             config,
             query,
             limit,
         } => cmd_search(&config, &query, limit),
         Command::Errors { config } => cmd_errors(&config),
-        Command::Approve { config, connector } => cmd_approve(&config, &connector),
+        Command::Approve {
+            config,
+            connector,
+            json,
+        } => cmd_approve(&config, &connector, json),
         Command::Backup { config, dest } => state_file::backup(&config, &dest),
         Command::Restore { config, src } => state_file::restore(&config, &src),
         Command::Demo { dir, once, listen } => demo::run(&dir, once, listen),
@@ -540,7 +615,7 @@ fn cmd_errors(path: &Path) -> u8 {
     }
 }
 
-fn cmd_approve(path: &Path, connector: &str) -> u8 {
+fn cmd_pending(path: &Path, connector: &str, format: PendingFormat) -> u8 {
     let (_guard, config) = match start(path) {
         Ok(started) => started,
         Err(code) => return code,
@@ -549,19 +624,50 @@ fn cmd_approve(path: &Path, connector: &str) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    match runner.approve_deletes(connector) {
-        Ok(dns) if dns.is_empty() => {
-            out!("connector {connector} has no deletes held back");
-            exit::OK
-        }
-        Ok(dns) => {
-            for dn in &dns {
-                out!("released: {dn}");
+    let shown = match format {
+        // The records end in their blank line; `out!` adds none of its own.
+        PendingFormat::Ldif => runner
+            .pending_ldif(connector)
+            .map(|text| out!("{}", text.trim_end_matches('\n'))),
+        PendingFormat::Json => runner.pending(connector).and_then(|list| {
+            serde_json::to_string_pretty(&list)
+                .map(|text| out!("{text}"))
+                .map_err(|e| RunError::Unsupported(format!("the pending exports as JSON: {e}")))
+        }),
+        PendingFormat::Text => runner
+            .pending(connector)
+            .map(|list| output::print_pending(&list)),
+    };
+    match shown {
+        Ok(()) => exit::OK,
+        Err(e) => report_failure(&e),
+    }
+}
+
+fn cmd_approve(path: &Path, connectors: &[String], json: bool) -> u8 {
+    let (_guard, config) = match start(path) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let runner = match runner_for(config, Shutdown::default()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match runner.approve_all(connectors) {
+        Ok(approvals) if json => match serde_json::to_string_pretty(&approvals) {
+            Ok(text) => {
+                out!("{text}");
+                exit::OK
             }
-            out!(
-                "{} deletes approved for {connector}; the next cycle exports them",
-                dns.len()
-            );
+            Err(e) => {
+                eprintln!("error: the approvals as JSON: {e}");
+                exit::OBJECT_ERRORS
+            }
+        },
+        Ok(approvals) => {
+            for a in &approvals {
+                output::print_approval(a);
+            }
             exit::OK
         }
         Err(e) => report_failure(&e),

@@ -45,11 +45,103 @@ pub fn print_summary(run: &RunRecord) {
     }
     for c in run.connectors.iter().filter(|c| c.blocked_deletes > 0) {
         out!(
-            "{}: {} deletes held back by the deletion threshold; review them with `bridgehead \
-             search`, release them with `bridgehead approve --connector {}`",
-            c.connector,
-            c.blocked_deletes,
-            c.connector
+            "{name}: {n} deletes held back by the deletion threshold; review them with \
+             `bridgehead pending --connector {name}`, release them with `bridgehead approve \
+             --connector {name}`",
+            name = c.connector,
+            n = c.blocked_deletes,
+        );
+    }
+}
+
+/// The pending exports of one connector, one block each, in export order.
+pub fn print_pending(list: &crate::runner::pending::PendingList) {
+    out!(
+        "{} ({}): {} pending exports",
+        list.connector,
+        list.kind,
+        list.exports.len()
+    );
+    if list.held_deletes > 0 {
+        out!(
+            "HELD: the deletion threshold holds {} deletes{}; `bridgehead approve --connector {}` \
+             releases them",
+            list.held_deletes,
+            if list.export_held {
+                " and with them this whole export run"
+            } else {
+                " (the rest exports)"
+            },
+            list.connector
+        );
+    }
+    if let Some((held, found)) = list.held_import {
+        out!(
+            "HELD: the last import found {found} of {held} objects and was stopped by the \
+             empty-import guard"
+        );
+    }
+    for e in &list.exports {
+        let name = e
+            .name
+            .as_deref()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
+        let held = if e.held { "  [held]" } else { "" };
+        match &e.new_dn {
+            Some(new) => out!("\n{} {} -> {new}{name}{held}", e.op, e.dn),
+            None => out!("\n{} {}{name}{held}", e.op, e.dn),
+        }
+        if e.op == "add" {
+            out!("    objectClass {}", e.object_class);
+        }
+        for c in &e.changes {
+            let sign = match c.op {
+                "add" => "+",
+                "remove" => "-",
+                _ => "=",
+            };
+            if c.values.is_empty() {
+                out!("  {sign} {}: (no values)", c.attr);
+            }
+            for v in &c.values {
+                out!("  {sign} {}: {v}", c.attr);
+            }
+        }
+        if let Some(err) = &e.error {
+            out!("    last refused: {err}");
+        }
+    }
+}
+
+/// What one connector's approval released, object by object.
+pub fn print_approval(a: &crate::runner::approve::Approval) {
+    if a.is_empty() {
+        out!("connector {}: nothing held back", a.connector);
+        return;
+    }
+    for r in &a.deletes {
+        let name = match (&r.name, &r.id) {
+            (Some(n), Some(i)) => format!("{n} ({i})"),
+            (Some(n), None) => n.clone(),
+            _ => "(no name)".to_string(),
+        };
+        out!("released: {} — {name}", r.dn);
+    }
+    if !a.deletes.is_empty() {
+        out!(
+            "{}: {} deletes approved; the next cycle exports them with the rest of the export run",
+            a.connector,
+            a.deletes.len()
+        );
+    }
+    if let Some(i) = &a.import {
+        out!(
+            "{}: the import that found {} of {} objects is approved; the next import records the \
+             missing ones as deleted",
+            a.connector,
+            i.found,
+            i.held
         );
     }
 }

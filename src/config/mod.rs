@@ -111,6 +111,20 @@ pub struct DeletionThreshold {
     pub count: u64,
     /// Also held when the deletes exceed this percentage of the connector's objects.
     pub percent: Option<u8>,
+    /// What a tripped threshold holds back.
+    pub holds: ThresholdHolds,
+}
+
+/// What a tripped deletion threshold holds back until `approve`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ThresholdHolds {
+    /// The connector's whole export run, as Entra Connect does: the target keeps the state
+    /// from before the mass delete instead of a mix of before and after.
+    #[default]
+    Export,
+    /// Only the deletes; the rest of the export goes on (`deletion_threshold_holds =
+    /// "deletes"`).
+    Deletes,
 }
 
 impl Default for DeletionThreshold {
@@ -118,6 +132,7 @@ impl Default for DeletionThreshold {
         DeletionThreshold {
             count: 500,
             percent: None,
+            holds: ThresholdHolds::Export,
         }
     }
 }

@@ -135,6 +135,16 @@ pub trait Watcher: Send {
     fn run(self: Box<Self>, sink: Box<dyn WatchSink>);
 }
 
+/// The one object [`Connector::import_one`] reads: its DN, and its anchor when the
+/// connector space knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneObject {
+    /// Where it is (as last imported, or as an admin named it).
+    pub dn: Dn,
+    /// Its anchor, when known.
+    pub anchor: Option<Anchor>,
+}
+
 /// One configured connector.
 pub trait Connector: Send {
     /// Its name.
@@ -150,6 +160,22 @@ pub trait Connector: Send {
         full: bool,
         sink: &mut dyn ImportSink,
     ) -> Result<ImportEnd, ConnectorError>;
+
+    /// Reads one object from the directory (a base-scope read) and pushes it: an upsert
+    /// when it is in scope, a delete when it left scope. False when the directory has no
+    /// such object. Connectors that cannot read one object say so.
+    fn import_one(
+        &mut self,
+        which: &OneObject,
+        sink: &mut dyn ImportSink,
+    ) -> Result<bool, ConnectorError> {
+        let _ = (which, sink);
+        Err(ConnectorError {
+            connector: self.name().clone(),
+            kind: ConnectorErrorKind::Unsupported,
+            message: "this connector type cannot read one object on its own; run a cycle".into(),
+        })
+    }
 
     /// Applies exports; one outcome per item, in order.
     fn export(&mut self, items: &[ExportItem]) -> Result<Vec<ExportOutcome>, ConnectorError>;

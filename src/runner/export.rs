@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::{RunError, Shutdown};
-use crate::config::DeletionThreshold;
+use crate::config::{DeletionThreshold, ThresholdHolds};
 use crate::connector::{Connector, ConnectorError, ConnectorErrorKind, SpaceView};
 use crate::model::{
     Anchor, AttrChange, ChangeOp, ConnectorName, CsObject, ExportItem, ExportKind, ExportOutcome,
@@ -18,7 +18,7 @@ use crate::sync::{apply_changes, record_error};
 const BATCH: usize = 2000;
 
 /// Counts of one export.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct ExportStats {
     /// Applied changes.
     pub counts: ChangeCounts,
@@ -26,8 +26,14 @@ pub struct ExportStats {
     pub errors: u64,
     /// Deletes held back by the deletion threshold.
     pub blocked_deletes: u64,
+    /// Other pending exports held back with them: the threshold tripped and holds the
+    /// connector's whole export run ([`ThresholdHolds::Export`]).
+    pub held_exports: u64,
     /// Exports not tried this time because they failed recently (backoff).
     pub deferred: u64,
+    /// For an export of chosen objects only: each one's answer from the directory (None:
+    /// applied; else its message).
+    pub answers: Vec<(crate::model::CsId, Option<String>)>,
 }
 
 /// How long to wait before retrying an export that failed `attempts` times in a row:
@@ -75,7 +81,7 @@ fn to_object(id: crate::model::CsId, rec: &CsRecord) -> Option<CsObject> {
 /// follow because they give up what it takes ([`super::order`]), then the object type.
 fn rank(rec: &CsRecord, adds: &HashSet<String>, waits: u8) -> (u8, (u8, u8)) {
     let kind = match rec.export.as_ref() {
-        Some(e) if e.kind == ExportKind::Delete => 0,
+        Some(e) if e.kind == ExportKind::Delete => DELETE_STAGE,
         Some(e) if e.kind == ExportKind::Add => 2,
         Some(e) if references_any(&e.changes, adds) => 3,
         _ => 1,
@@ -97,86 +103,142 @@ fn references_any(changes: &[AttrChange], dns: &HashSet<String>) -> bool {
         })
 }
 
-/// Exports everything pending for one connector, holding back the deletes when there are
-/// more than the threshold allows (unless an admin approved exactly those).
+/// The stage of a delete in [`rank`]'s order.
+const DELETE_STAGE: u8 = 0;
+
+/// A pending export's place in the export order, and its id.
+pub(super) type Planned = (u8, (u8, u8), crate::model::CsId);
+
+/// The pending exports `ids` in the order an export sends them (unsorted: sort the
+/// result). `get` reads a CS record; each is read twice rather than all held at once.
+pub(super) fn plan(
+    ids: &[crate::model::CsId],
+    get: &mut dyn FnMut(crate::model::CsId) -> Result<Option<CsRecord>, StoreError>,
+) -> Result<Vec<Planned>, StoreError> {
+    let mut adds = HashSet::new();
+    let mut claims = Vec::new();
+    for id in ids {
+        if let Some(rec) = get(*id)? {
+            if rec
+                .export
+                .as_ref()
+                .is_some_and(|e| e.kind == ExportKind::Add)
+            {
+                adds.insert(rec.dn.norm().to_string());
+            }
+            if let Some(c) = super::order::claims(&rec) {
+                claims.push((*id, c));
+            }
+        }
+    }
+    let waits = super::order::update_depths(&claims);
+    drop(claims);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(rec) = get(*id)? {
+            let (k, t) = rank(&rec, &adds, waits.get(id).copied().unwrap_or(0));
+            out.push((k, t, *id));
+        }
+    }
+    Ok(out)
+}
+
+/// The export item of a CS record with a pending export, at its place in the order.
+pub(super) fn item_of(rec: &CsRecord, planned: &Planned) -> Option<ExportItem> {
+    let (kind, (waits, _), id) = planned;
+    let export = rec.export.as_ref()?;
+    Some(ExportItem {
+        cs_id: *id,
+        kind: export.kind,
+        anchor: rec.anchor.clone().map(Anchor::new),
+        dn: rec.dn.clone(),
+        new_dn: export.new_dn.clone(),
+        object_class: rec.object_class.clone(),
+        changes: export.changes.clone(),
+        stage: u16::from(*kind) << 8 | u16::from(*waits),
+    })
+}
+
+/// The deletion threshold over one export run: which of the `planned` exports go now.
+/// Records the deletes it holds (exactly what `approve` releases) and uses up approvals
+/// that stopped being pending.
+fn gate(
+    tx: &WriteTx,
+    conn: &ConnectorName,
+    threshold: DeletionThreshold,
+    planned: Vec<Planned>,
+    stats: &mut ExportStats,
+) -> Result<Vec<Planned>, StoreError> {
+    let (deletes, mut v): (Vec<_>, Vec<_>) = planned
+        .into_iter()
+        .partition(|(k, _, _)| *k == DELETE_STAGE);
+    let approved = tx.approved_deletes(conn)?;
+    let (approved_now, unapproved): (Vec<_>, Vec<_>) = deletes
+        .into_iter()
+        .partition(|(_, _, id)| approved.contains(id));
+    let n = unapproved.len() as u64;
+    let over = n > threshold.count
+        || match threshold.percent {
+            // The connector's size is read only when a percentage can matter.
+            Some(p) if n > 0 => {
+                let population = tx.anchored_count(conn)?;
+                n * 100 > u64::from(p) * population.max(1)
+            }
+            _ => false,
+        };
+    let held: Vec<crate::model::CsId> = if over {
+        unapproved.iter().map(|(_, _, id)| *id).collect()
+    } else {
+        Vec::new()
+    };
+    // The batch held back is exactly what `approve` will release; it is replaced each
+    // export, so deletes that stopped being pending are no longer held.
+    tx.set_blocked_deletes(conn, &held)?;
+    for id in &approved {
+        if !approved_now.iter().any(|(_, _, a)| a == id) {
+            tx.consume_approval(conn, *id)?;
+        }
+    }
+    stats.blocked_deletes = held.len() as u64;
+    v.extend(approved_now);
+    if over && threshold.holds == ThresholdHolds::Export {
+        // Nothing goes: half an export (the users gone from their groups, the users
+        // themselves still there) matches neither the state before nor after.
+        stats.held_exports = v.len() as u64;
+        v.clear();
+    }
+    if !over {
+        v.extend(unapproved);
+    }
+    Ok(v)
+}
+
+/// Exports everything pending for one connector. When the deletes are more than the
+/// threshold allows (and an admin did not approve exactly those), the whole export run is
+/// held, or only the deletes when the connector opted in to that.
 pub fn run(
     store: &Store,
     connector: &mut dyn Connector,
     threshold: DeletionThreshold,
     now_ms: i64,
     shutdown: &Shutdown,
+    only: Option<&HashSet<crate::model::CsId>>,
 ) -> Result<ExportStats, RunError> {
     let conn = connector.name().clone();
     let mut stats = ExportStats::default();
-    let mut ids: Vec<(u8, (u8, u8), crate::model::CsId)> = {
+    let mut ids: Vec<Planned> = {
         let tx = store.write()?;
-        let mut v = Vec::new();
-        let mut deletes = Vec::new();
-        let pending = tx.pending_exports(&conn)?;
-        let mut adds = HashSet::new();
-        let mut claims = Vec::new();
-        for id in &pending {
-            if let Some(rec) = tx.cs(*id)? {
-                if rec
-                    .export
-                    .as_ref()
-                    .is_some_and(|e| e.kind == ExportKind::Add)
-                {
-                    adds.insert(rec.dn.norm().to_string());
-                }
-                if let Some(c) = super::order::claims(&rec) {
-                    claims.push((*id, c));
-                }
-            }
+        let mut pending = tx.pending_exports(&conn)?;
+        if let Some(only) = only {
+            pending.retain(|id| only.contains(id));
         }
-        let waits = super::order::update_depths(&claims);
-        drop(claims);
-        for id in pending {
-            if let Some(rec) = tx.cs(id)? {
-                let (k, t) = rank(&rec, &adds, waits.get(&id).copied().unwrap_or(0));
-                if rec
-                    .export
-                    .as_ref()
-                    .is_some_and(|e| e.kind == ExportKind::Delete)
-                {
-                    deletes.push((k, t, id));
-                } else {
-                    v.push((k, t, id));
-                }
-            }
-        }
-        let approved = tx.approved_deletes(&conn)?;
-        let (approved_now, unapproved): (Vec<_>, Vec<_>) = deletes
-            .into_iter()
-            .partition(|(_, _, id)| approved.contains(id));
-        let n = unapproved.len() as u64;
-        let over = n > threshold.count
-            || match threshold.percent {
-                // The connector's size is read only when a percentage can matter.
-                Some(p) if n > 0 => {
-                    let population = tx.anchored_count(&conn)?;
-                    n * 100 > u64::from(p) * population.max(1)
-                }
-                _ => false,
-            };
-        let held: Vec<crate::model::CsId> = if over {
-            unapproved.iter().map(|(_, _, id)| *id).collect()
-        } else {
-            Vec::new()
+        let planned = plan(&pending, &mut |id| tx.cs(id))?;
+        let v = match only {
+            // One object's exports (sync-object): the threshold's bookkeeping belongs to
+            // the connector's whole export run, which the caller checked is not held.
+            Some(_) => planned,
+            None => gate(&tx, &conn, threshold, planned, &mut stats)?,
         };
-        // The batch held back is exactly what `approve` will release; it is replaced each
-        // export, so deletes that stopped being pending are no longer held.
-        tx.set_blocked_deletes(&conn, &held)?;
-        for id in &approved {
-            if !approved_now.iter().any(|(_, _, a)| a == id) {
-                tx.consume_approval(&conn, *id)?;
-            }
-        }
-        stats.blocked_deletes = held.len() as u64;
-        v.extend(approved_now);
-        if !over {
-            v.extend(unapproved);
-        }
         tx.commit()?;
         v
     };
@@ -196,9 +258,12 @@ pub fn run(
             first = false;
         }
         let mut items = Vec::with_capacity(chunk.len());
-        for (kind, (waits, _), id) in chunk {
+        for planned in chunk {
+            let id = &planned.2;
             let Some(rec) = tx.cs(*id)? else { continue };
-            let Some(export) = &rec.export else { continue };
+            let Some(item) = item_of(&rec, planned) else {
+                continue;
+            };
             // An error about values the directory did not keep is no refusal: sync holds
             // those values back, and what is pending now is a change of its own.
             let refused = rec
@@ -212,21 +277,21 @@ pub fn run(
                     continue;
                 }
             }
-            let (dn, new_dn) = (rec.dn.clone(), export.new_dn.clone());
-            items.push(ExportItem {
-                cs_id: *id,
-                kind: export.kind,
-                anchor: rec.anchor.clone().map(Anchor::new),
-                dn,
-                new_dn,
-                object_class: rec.object_class.clone(),
-                changes: export.changes.clone(),
-                stage: u16::from(*kind) << 8 | u16::from(*waits),
-            });
+            items.push(item);
         }
         let outcomes = connector.export(&items)?;
         let mut stopped = None;
         for (item, outcome) in items.iter().zip(outcomes) {
+            if only.is_some() {
+                stats.answers.push((
+                    item.cs_id,
+                    match &outcome {
+                        ExportOutcome::Applied { .. } => None,
+                        ExportOutcome::Failed { message, .. } => Some(message.clone()),
+                        ExportOutcome::NotTried { reason } => Some(reason.clone()),
+                    },
+                ));
+            }
             if let ExportOutcome::NotTried { reason } = outcome {
                 stopped.get_or_insert(reason);
                 continue;

@@ -36,6 +36,17 @@ pub enum Request {
         /// Who approved, for the run history.
         who: String,
     },
+    /// Sync one object now (between cycles) and report what it did.
+    SyncObject {
+        /// Its source connector.
+        connector: String,
+        /// Its DN there.
+        dn: String,
+        /// Stop before export.
+        dry_run: bool,
+        /// Who asked, for the run history.
+        who: String,
+    },
     /// Leave staging mode: exports run from the next cycle on.
     LeaveStaging {
         /// Who decided, for the run history.
@@ -406,25 +417,54 @@ impl Runner {
                 }
             }
             Request::ApproveDeletes { connector, who } => {
-                let dns = self
-                    .approve_deletes(&connector)
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(%connector, %who, released = dns.len(), "deletes approved");
+                let approval = self.approve(&connector).map_err(|e| e.to_string())?;
+                let n = approval.deletes.len();
+                tracing::info!(%connector, %who, released = n, import = approval.import.is_some(), "approved");
                 self.record_action(
                     "approve-deletes",
                     &who,
                     vec![ConnectorRunStats {
                         connector: connector.clone(),
-                        blocked_deletes: dns.len() as u64,
+                        blocked_deletes: n as u64,
                         ..Default::default()
                     }],
                 );
-                Ok(match dns.len() {
+                let mut msg = match n {
                     0 => format!("connector {connector} has no deletes held back"),
                     n => {
                         format!("{n} deletes approved for {connector}; the next cycle exports them")
                     }
-                })
+                };
+                if let Some(i) = approval.import {
+                    msg.push_str(&format!(
+                        "; the import that found {} of {} objects is approved",
+                        i.found, i.held
+                    ));
+                }
+                Ok(msg)
+            }
+            Request::SyncObject {
+                connector,
+                dn,
+                dry_run,
+                who,
+            } => {
+                let dn = crate::model::Dn::parse(&dn).map_err(|e| format!("{dn}: {e}"))?;
+                let which = super::sync_object::Which::Dn(dn);
+                let r = self
+                    .sync_object(&connector, &which, dry_run)
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(%connector, dn = %r.dn, %who, dry_run, "object synced");
+                self.record_action(
+                    "sync-object",
+                    &who,
+                    vec![ConnectorRunStats {
+                        connector: connector.clone(),
+                        import: r.import,
+                        ..Default::default()
+                    }],
+                );
+                Ok(r.summary())
             }
             Request::LeaveStaging { who } => {
                 if !self.config.staging {

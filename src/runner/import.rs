@@ -4,7 +4,7 @@
 
 pub use super::confirm::Confirm;
 use super::confirm::{Judge, Seen, compare};
-use super::{RunError, Shutdown};
+use super::{RunError, Shutdown, guard};
 use crate::connector::{Connector, ImportSink};
 use crate::model::{
     Anchor, ChangeOp, ConnectorName, CsId, Dn, ImportChange, ImportedObject, PartialObject,
@@ -236,18 +236,31 @@ pub fn run(
     if end.complete {
         // A snapshot: whatever it did not deliver is gone from the directory. Objects not
         // yet exported (no anchor) are not in the anchor index and are left alone.
-        let mut gone = Vec::new();
-        tx.anchored_cs_ids_where(&conn, &mut |id| !sink.seen.contains(id.0), &mut gone)?;
+        let mut unseen = Vec::new();
+        tx.anchored_cs_ids_where(&conn, &mut |id| !sink.seen.contains(id.0), &mut unseen)?;
+        let mut gone = Vec::with_capacity(unseen.len());
+        let mut deleted_before = 0u64;
+        for id in unseen {
+            match tx.cs(id)? {
+                Some(rec) if !rec.deleted => gone.push(id),
+                Some(_) => deleted_before += 1,
+                None => {}
+            }
+        }
+        let live = tx.anchored_count(&conn)?.saturating_sub(deleted_before);
+        let found = live.saturating_sub(gone.len() as u64);
+        if let guard::Verdict::Stop(e) = guard::judge(&tx, &conn, live, found)? {
+            // What the import did find stands; the watermark stays where it was, so the
+            // next import reads the snapshot again.
+            tx.commit()?;
+            return Err(e);
+        }
         for id in gone {
-            {
-                if let Some(mut rec) = tx.cs(id)? {
-                    if !rec.deleted {
-                        rec.deleted = true;
-                        tx.put_cs(id, &rec)?;
-                        tx.mark_inbound(conn.as_str(), id)?;
-                        sink.counts.deletes += 1;
-                    }
-                }
+            if let Some(mut rec) = tx.cs(id)? {
+                rec.deleted = true;
+                tx.put_cs(id, &rec)?;
+                tx.mark_inbound(conn.as_str(), id)?;
+                sink.counts.deletes += 1;
             }
         }
     }
@@ -260,6 +273,64 @@ pub fn run(
         counts: sink.counts,
         not_kept: sink.confirm.not_kept,
     })
+}
+
+/// Imports the one object `which` names (a base-scope read): its change lands in the
+/// connector space as any import's would, with no sweep and the watermark untouched, so
+/// the next delta import still covers everything. When the directory has no such object
+/// (or it left scope), the one the space holds at that DN is recorded deleted. Returns
+/// the counts and whether the directory had it.
+pub(super) fn run_one(
+    store: &Store,
+    connector: &mut dyn Connector,
+    which: &crate::connector::OneObject,
+    shutdown: &Shutdown,
+    confirm: Confirm<'_>,
+) -> Result<(ChangeCounts, bool), RunError> {
+    let conn = connector.name().clone();
+    let mut sink = Sink {
+        store,
+        conn: &conn,
+        buf: Vec::new(),
+        seen: SeenIds::default(),
+        counts: ChangeCounts::default(),
+        total: 0,
+        error: None,
+        progress: None,
+        confirm: Judge {
+            rules: confirm,
+            not_kept: 0,
+        },
+        shutdown,
+        stopped: false,
+    };
+    let found = connector.import_one(which, &mut sink);
+    if let Some(e) = sink.error.take() {
+        return Err(e.into());
+    }
+    let found = found?;
+    let tx = store.write()?;
+    for change in sink.buf.drain(..) {
+        apply(
+            &tx,
+            &conn,
+            change,
+            &mut sink.counts,
+            &mut sink.seen,
+            &mut sink.confirm,
+        )?;
+    }
+    if !found {
+        let anchor = match tx.cs_by_dn(&conn, &which.dn)? {
+            Some(id) => tx.cs(id)?.and_then(|r| r.anchor).map(Anchor::new),
+            None => None,
+        };
+        if let Some(a) = anchor.or_else(|| which.anchor.clone()) {
+            delete(&tx, &conn, &a, &mut sink.counts)?;
+        }
+    }
+    tx.commit()?;
+    Ok((sink.counts, found))
 }
 
 fn apply(

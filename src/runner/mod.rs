@@ -6,13 +6,17 @@
 //! between committed batches, and a crash at any point leaves a state from which the next
 //! cycle finishes the work.
 
+pub mod approve;
 mod confirm;
 mod export;
+mod guard;
 pub mod handle;
 mod import;
 mod order;
+pub mod pending;
 pub mod reload;
 pub mod scheduler;
+pub mod sync_object;
 pub mod totals;
 pub mod watch;
 
@@ -63,6 +67,26 @@ pub enum RunError {
     /// A connector named on the command line does not exist.
     #[error("no connector named {0:?} in the config")]
     UnknownConnector(String),
+    /// What was asked does not apply to this connector.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The empty-import guard stopped a snapshot import; nothing was recorded deleted.
+    #[error(
+        "connector {connector}: the import found {found} objects where the connector space \
+         holds {held} (under {pct}% of at least {min}); nothing was recorded as deleted. Check \
+         the base DN, the account and the source; if the directory really is that empty, \
+         `bridgehead approve --connector {connector}` lets the next import through",
+        pct = guard::MIN_FOUND_PERCENT,
+        min = guard::MIN_OBJECTS
+    )]
+    ImportGuard {
+        /// The connector.
+        connector: String,
+        /// Objects its space held.
+        held: u64,
+        /// Objects the import found.
+        found: u64,
+    },
 }
 
 impl RunError {
@@ -72,7 +96,7 @@ impl RunError {
         match self {
             RunError::Connector(e) if e.kind == ConnectorErrorKind::Unreachable => 3,
             RunError::Connector(e) if e.kind == ConnectorErrorKind::BadData => 4,
-            RunError::UnknownConnector(_) => 2,
+            RunError::UnknownConnector(_) | RunError::Unsupported(_) => 2,
             _ => 1,
         }
     }
@@ -214,6 +238,16 @@ impl Runner {
         // Dropped uncommitted: the preview leaves no trace.
         drop(tx);
         Ok(preview)
+    }
+
+    /// Every pending export of `connector`, in export order (see [`pending`]).
+    pub fn pending(&self, connector: &str) -> Result<pending::PendingList, RunError> {
+        pending::list(&self.store.read()?, &self.config, connector)
+    }
+
+    /// The pending exports of an `ad`/`ldap` connector as LDIF change records.
+    pub fn pending_ldif(&self, connector: &str) -> Result<String, RunError> {
+        pending::ldif(&self.store.read()?, &self.config, connector)
     }
 
     /// Replaces one connector (tests drive the runner with scripted directories).
@@ -409,7 +443,7 @@ impl Runner {
             self.live_phase("export", Some(self.connectors[i].name()));
             let c = self.connectors[i].as_mut();
             let t = Instant::now();
-            let s = export::run(&self.store, c, threshold, now, &self.shutdown)?;
+            let s = export::run(&self.store, c, threshold, now, &self.shutdown, None)?;
             record.connectors[i].blocked_deletes = s.blocked_deletes;
             if s.deferred > 0 {
                 tracing::info!(
@@ -423,7 +457,10 @@ impl Runner {
                     connector = %c.name(),
                     held = s.blocked_deletes,
                     threshold = threshold.count,
-                    "deletes held back by the deletion threshold; release them with `bridgehead approve --connector {}`",
+                    held_with_them = s.held_exports,
+                    "deletes held back by the deletion threshold{}; review them with `bridgehead pending --connector {}`, release them with `bridgehead approve --connector {}`",
+                    if s.held_exports > 0 { " with the whole export run" } else { "" },
+                    c.name(),
                     c.name()
                 );
             }
@@ -470,19 +507,9 @@ impl Runner {
     }
 
     /// Releases exactly the deletes the threshold is holding back for `connector`; they go
-    /// out with the next export. Returns the DNs released.
-    pub fn approve_deletes(&self, connector: &str) -> Result<Vec<String>, RunError> {
-        let conn = self.connector_name(connector)?;
-        let tx = self.store.write()?;
-        let ids = tx.approve_deletes(&conn)?;
-        let mut dns = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(rec) = tx.cs(id)? {
-                dns.push(rec.dn.to_string());
-            }
-        }
-        tx.commit()?;
-        Ok(dns)
+    /// out with the next export. Returns the objects released.
+    pub fn approve_deletes(&self, connector: &str) -> Result<Vec<approve::Released>, RunError> {
+        self.approve(connector).map(|a| a.deletes)
     }
 
     /// Drains the inbound then the outbound queue (a full sync queues everything first).
@@ -572,3 +599,7 @@ fn record_not_kept(record: &mut RunRecord, conn: &ConnectorName, n: u64) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gates;
+#[cfg(test)]
+mod tests_sync_object;

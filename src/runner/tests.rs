@@ -38,14 +38,14 @@ fn target(path: &Path) -> Entries {
     out
 }
 
-struct Lab {
-    dir: tempfile::TempDir,
-    runner: Runner,
+pub(super) struct Lab {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) runner: Runner,
     clock: Arc<FixedClock>,
 }
 
 impl Lab {
-    fn new(config: &str, files: &[(&str, &str)]) -> Lab {
+    pub(super) fn new(config: &str, files: &[(&str, &str)]) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).unwrap();
@@ -58,11 +58,11 @@ impl Lab {
         Lab { dir, runner, clock }
     }
 
-    fn write(&self, name: &str, text: &str) {
+    pub(super) fn write(&self, name: &str, text: &str) {
         std::fs::write(self.dir.path().join(name), text).unwrap();
     }
 
-    fn cycle(&mut self) -> RunRecord {
+    pub(super) fn cycle(&mut self) -> RunRecord {
         self.runner
             .cycle(&CycleOptions {
                 trigger: "test".into(),
@@ -71,7 +71,7 @@ impl Lab {
             .unwrap()
     }
 
-    fn target(&self) -> Entries {
+    pub(super) fn target(&self) -> Entries {
         target(&self.dir.path().join("out.ldif"))
     }
 }
@@ -107,7 +107,7 @@ dn = "cn={cn},ou=groups,o=t"
 flows = [ { target = "cn", source = "cn" }, { target = "member", source = "member" } ]
 "#;
 
-fn config(sources: &str, deprovision: &str) -> String {
+pub(super) fn config(sources: &str, deprovision: &str) -> String {
     let target = TARGET.replace("DEPROVISION", deprovision).replace(
         "disable_attribute_LINE",
         if deprovision == "disable" {
@@ -119,7 +119,7 @@ fn config(sources: &str, deprovision: &str) -> String {
     format!("state_file = \"s.redb\"\n{sources}\n{target}")
 }
 
-const AD: &str = r#"
+pub(super) const AD: &str = r#"
 [[connector]]
 name = "ad"
 type = "ldif"
@@ -448,7 +448,7 @@ fn preview_shows_what_the_real_sync_then_does() {
     assert!(after.exports.is_empty());
 }
 
-fn users(range: std::ops::Range<usize>) -> String {
+pub(super) fn users(range: std::ops::Range<usize>) -> String {
     range
         .map(|i| {
             user(
@@ -461,7 +461,7 @@ fn users(range: std::ops::Range<usize>) -> String {
         .collect()
 }
 
-fn reopen(lab: &mut Lab, config_text: &str) {
+pub(super) fn reopen(lab: &mut Lab, config_text: &str) {
     // A new runner over the same folder: what a restart with an edited config does.
     std::fs::write(lab.dir.path().join("c.toml"), config_text).unwrap();
     let config = Config::load(&lab.dir.path().join("c.toml")).unwrap();
@@ -482,10 +482,10 @@ fn reopen(lab: &mut Lab, config_text: &str) {
 }
 
 #[test]
-fn the_deletion_threshold_holds_deletes_until_exactly_that_batch_is_approved() {
+fn a_threshold_holding_only_deletes_holds_them_until_exactly_that_batch_is_approved() {
     let text = config(AD, "delete").replace(
         "anchor = \"entryUUID\"",
-        "anchor = \"entryUUID\"\ndeletion_threshold = 5",
+        "anchor = \"entryUUID\"\ndeletion_threshold = 5\ndeletion_threshold_holds = \"deletes\"",
     );
     let mut lab = Lab::new(&text, &[("ad.ldif", &users(0..20))]);
     lab.cycle();

@@ -78,6 +78,7 @@ pub fn copy(from: &redb::ReadTransaction, path: &Path, dest: &Path) -> Result<()
         copy_table(from, &to, JOIN_WAIT, path)?;
         copy_multimap(from, &to, UNIQUE_WAIT, path)?;
         copy_table(from, &to, APPROVED_DELETES, path)?;
+        copy_table(from, &to, IMPORT_GUARD, path)?;
         copy_table(from, &to, RUNS, path)?;
         copy_table(from, &to, ADMIN, path)?;
         copy_multimap(from, &to, MV_CS, path)?;

@@ -2,13 +2,61 @@
 //! approvals, and the unique values each target object holds (with the objects waiting for
 //! one to free up).
 
-use super::tables::{APPROVED_DELETES, BLOCKED_DELETES, UNIQUE, UNIQUE_WAIT};
+use super::tables::{APPROVED_DELETES, BLOCKED_DELETES, IMPORT_GUARD, UNIQUE, UNIQUE_WAIT};
 use redb::ReadableTable;
 
 use super::{DbContext, StoreError, WriteTx};
 use crate::model::{ConnectorName, CsId, MvId};
 
+/// A snapshot import stopped by the empty-import guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldImport {
+    /// Objects the connector space held.
+    pub held: u64,
+    /// Objects the import found.
+    pub found: u64,
+    /// An admin approved it: the next such import goes through.
+    pub approved: bool,
+}
+
+impl HeldImport {
+    pub(super) fn from_row((held, found, approved): (u64, u64, u8)) -> HeldImport {
+        HeldImport {
+            held,
+            found,
+            approved: approved != 0,
+        }
+    }
+}
+
 impl WriteTx {
+    /// The import the empty-import guard holds for a connector, if any.
+    pub fn held_import(&self, conn: &ConnectorName) -> Result<Option<HeldImport>, StoreError> {
+        let t = self.tx.open_table(IMPORT_GUARD).ctx(&self.path)?;
+        Ok(t.get(conn.as_str())
+            .ctx(&self.path)?
+            .map(|g| HeldImport::from_row(g.value())))
+    }
+
+    /// Records (or, with `None`, forgets) the import the guard holds for a connector.
+    pub fn set_held_import(
+        &self,
+        conn: &ConnectorName,
+        held: Option<HeldImport>,
+    ) -> Result<(), StoreError> {
+        let mut t = self.tx.open_table(IMPORT_GUARD).ctx(&self.path)?;
+        match held {
+            Some(h) => {
+                t.insert(conn.as_str(), (h.held, h.found, u8::from(h.approved)))
+                    .ctx(&self.path)?;
+            }
+            None => {
+                t.remove(conn.as_str()).ctx(&self.path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes an admin approved for a connector.
     pub fn approved_deletes(&self, conn: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
         self.id_set(APPROVED_DELETES, conn)

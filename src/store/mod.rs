@@ -27,6 +27,7 @@ use redb::{
 };
 
 use crate::model::{ConnectorName, CsId, Dn, MvId};
+pub use gates::HeldImport;
 pub use records::{
     ChangeCounts, ConnectorRunStats, CsRecord, ErrorRecord, MvRecord, PendingExportRecord,
     PhaseTime, RunRecord,
@@ -359,6 +360,7 @@ impl Store {
         tx.open_table(JOIN_WAIT).ctx(path)?;
         tx.open_multimap_table(UNIQUE_WAIT).ctx(path)?;
         tx.open_table(APPROVED_DELETES).ctx(path)?;
+        tx.open_table(IMPORT_GUARD).ctx(path)?;
         tx.open_table(RUNS).ctx(path)?;
         tx.open_multimap_table(MV_CS).ctx(path)?;
         tx.open_multimap_table(JOIN).ctx(path)?;
@@ -585,10 +587,29 @@ impl ReadTx {
             .map(|g| g.value().to_vec()))
     }
 
+    /// Objects with a pending export in a connector space, in id order.
+    pub fn pending_exports(&self, connector: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
+        let t = self.tx.open_table(PENDING).ctx(&self.path)?;
+        ids_of(&t, connector, &self.path)
+    }
+
     /// Deletes held back by the deletion threshold for a connector.
     pub fn blocked_deletes(&self, connector: &ConnectorName) -> Result<Vec<CsId>, StoreError> {
         let t = self.tx.open_table(BLOCKED_DELETES).ctx(&self.path)?;
         ids_of(&t, connector, &self.path)
+    }
+
+    /// The import the empty-import guard stopped for a connector, if one is held.
+    pub fn held_import(&self, connector: &ConnectorName) -> Result<Option<HeldImport>, StoreError> {
+        let t = match self.tx.open_table(IMPORT_GUARD) {
+            Ok(t) => t,
+            // A state file from before the guard: nothing is held.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e).ctx(&self.path),
+        };
+        Ok(t.get(connector.as_str())
+            .ctx(&self.path)?
+            .map(|g| HeldImport::from_row(g.value())))
     }
 
     /// Whether a connector's space holds at least `n` objects from the directory (counted

@@ -45,6 +45,11 @@ pub const BLOCKED_DELETES: TableDefinition<(&str, u64), u8> =
 /// (connector, CS id) → 1: held deletes an admin approved; consumed when exported.
 pub const APPROVED_DELETES: TableDefinition<(&str, u64), u8> =
     TableDefinition::new("approved_deletes");
+/// connector → (objects its space held, objects the import found, approved 0/1): a
+/// snapshot import that found far fewer objects than the space held, stopped by the
+/// empty-import guard; approval lets the next such import through once.
+pub const IMPORT_GUARD: TableDefinition<&str, (u64, u64, u8)> =
+    TableDefinition::new("import_guard");
 /// (connector, attribute, normalised value) → the CS object that holds a unique value.
 pub const UNIQUE: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("unique_values");
 /// (connector, attribute, normalised value) → MV objects quarantined waiting for it.

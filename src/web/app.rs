@@ -429,6 +429,20 @@ impl App {
                 };
                 Self::render(page, 200)
             }
+            (false, ["connectors", name, "pending"]) => {
+                let format = q.get("format").map_or("html", String::as_str);
+                match super::pending::show(&self.read()?, &self.config(), name, format)? {
+                    super::pending::Shown::Page(p) => {
+                        let (nav, fmt) = nav(&format!("Pending: {}", p.connector), "/connectors");
+                        let ldif = matches!(p.kind, "ad" | "ldap");
+                        Self::render(super::pending::PendingPage { nav, fmt, p, ldif }, 200)
+                    }
+                    super::pending::Shown::File(resp) => resp,
+                    super::pending::Shown::Refused(status, text) => {
+                        message("Pending exports", (status, text), "/connectors")
+                    }
+                }
+            }
             (false, ["runs"]) => {
                 let list = views::runs(&self.read()?)?;
                 let (nav, fmt) = nav("Runs", "/runs");
@@ -536,6 +550,16 @@ impl App {
                     None => message("Cycle", (503, "the runner is shutting down".into()), "/"),
                 }
             }
+            (true, ["actions", "sync-object"]) => message(
+                "Sync this object now",
+                self.act(Request::SyncObject {
+                    connector: form.get("connector").cloned().unwrap_or_default(),
+                    dn: form.get("dn").cloned().unwrap_or_default(),
+                    dry_run: form.get("dry_run").is_some_and(|v| v == "1"),
+                    who: who.into(),
+                }),
+                "/objects",
+            ),
             (true, ["actions", "approve"]) => {
                 let connector = form.get("connector").cloned().unwrap_or_default();
                 message(
@@ -595,3 +619,7 @@ mod abuse_tests;
 #[cfg(test)]
 #[path = "app_banner_tests.rs"]
 mod banner_tests;
+
+#[cfg(test)]
+#[path = "console_tests.rs"]
+mod console_tests;

@@ -20,7 +20,7 @@ const T0: i64 = 1_800_000_000_000;
 
 pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    _writer: Store,
+    pub(super) _writer: Store,
     pub(super) app: App,
     pub(super) clock: Arc<FixedClock>,
     _inbox: crate::runner::handle::Inbox,

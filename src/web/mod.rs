@@ -21,6 +21,7 @@ mod metrics;
 pub mod objects;
 mod pages;
 pub mod password;
+mod pending;
 mod pictures;
 mod process;
 pub mod quiet_log;

@@ -90,6 +90,11 @@ pub struct Blocked {
     pub connector: String,
     /// How many.
     pub count: u64,
+    /// Other pending exports held with the deletes: the threshold holds the whole export
+    /// run (0 when the connector holds only the deletes).
+    pub held_exports: u64,
+    /// An import the empty-import guard stopped: (objects the space holds, objects found).
+    pub held_import: Option<(u64, u64)>,
 }
 
 /// Object totals.
@@ -172,10 +177,20 @@ pub fn overview(
     let mut blocked = Vec::new();
     for c in &config.connectors {
         let n = tx.blocked_deletes(&c.name)?.len() as u64;
-        if n > 0 {
+        let held_import = tx
+            .held_import(&c.name)?
+            .filter(|h| !h.approved)
+            .map(|h| (h.held, h.found));
+        if n > 0 || held_import.is_some() {
+            let whole = c.deletion_threshold.holds == crate::config::ThresholdHolds::Export;
             blocked.push(Blocked {
                 connector: c.name.to_string(),
                 count: n,
+                held_exports: match whole && n > 0 {
+                    true => tx.pending_count(&c.name)?.saturating_sub(n),
+                    false => 0,
+                },
+                held_import,
             });
         }
     }

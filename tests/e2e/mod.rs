@@ -2,6 +2,8 @@
 //! they run in parallel.
 
 mod check_readonly;
+mod console_pending;
+mod console_sync_object;
 mod crash;
 mod demo;
 mod edit;
@@ -34,6 +36,7 @@ mod safety_backup_bench;
 mod safety_bounded_input;
 mod safety_conflict;
 mod safety_crash;
+mod safety_empty_import;
 mod safety_file_modes;
 mod safety_lab;
 mod safety_signals;

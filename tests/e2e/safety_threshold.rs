@@ -1,13 +1,18 @@
 //! The deletion threshold against a real slapd target: 600 people deleted in the source
-//! with the default threshold (500) delete nothing and report the block; `bridgehead
-//! approve` then releases exactly those 600; with `deletion_threshold = 1000` they go at
-//! once. Every count is taken at the target with ldapsearch.
+//! with the default threshold (500) hold the target's whole export run — nothing at all is
+//! written, not the deletes, not the group's shrinking, not the new people — and report
+//! the block; `bridgehead approve` then names exactly those 600 and everything goes; with
+//! `deletion_threshold = 1000` they go at once. Every count is taken at the target with
+//! ldapsearch, and slapd's own log shows which writes it answered.
 
 use std::collections::BTreeSet;
 
-use super::safety_lab::{Options, Person, count_people, read_back, write_config, write_source};
+use super::safety_lab::{
+    Group, Options, Person, count_people, read_back, write_config, write_source,
+};
 use crate::support::lab::LdapServer;
 use crate::support::lab::slapd;
+use crate::support::lab::slapd::Slapd;
 use crate::support::{Must, TestDir, connector_counts, cycle_json, norm_dn, run};
 
 const PEOPLE: usize = 700;
@@ -17,12 +22,33 @@ fn people(range: std::ops::Range<usize>) -> Vec<Person> {
     range.map(Person::numbered).collect()
 }
 
-/// A source of 700 people synced into a fresh OU; returns the folder, config and OU.
+fn everyone(people: &[Person]) -> Vec<Group> {
+    vec![Group {
+        cn: "everyone".into(),
+        members: people.iter().map(|p| p.uid.clone()).collect(),
+    }]
+}
+
+/// The writes slapd answered with success under `ou`, after the first `skip` in its log.
+fn writes_under(dst: &Slapd, ou: &str, skip: usize) -> Vec<(String, String)> {
+    let suffix = format!(",{}", norm_dn(ou));
+    dst.logged_writes()
+        .into_iter()
+        .skip(skip)
+        .filter(|w| w.rc == 0)
+        .map(|w| (w.op, norm_dn(&w.dn)))
+        .filter(|(_, dn)| dn.ends_with(&suffix))
+        .collect()
+}
+
+/// A source of 700 people (and a group of them all) synced into a fresh OU; returns the
+/// folder, config and OU.
 fn synced(name: &str, target_keys: &str) -> (TestDir, std::path::PathBuf, String) {
     let dst = slapd::shared();
     let ou = dst.create_ou(name);
     let dir = TestDir::new(name);
-    write_source(&dir.join("hr.ldif"), "hr", &people(0..PEOPLE), &[]);
+    let all = people(0..PEOPLE);
+    write_source(&dir.join("hr.ldif"), "hr", &all, &everyone(&all));
     let cfg = write_config(
         &dir,
         dst,
@@ -35,20 +61,27 @@ fn synced(name: &str, target_keys: &str) -> (TestDir, std::path::PathBuf, String
     );
     let first = cycle_json(&cfg, false);
     first.ok();
-    assert_eq!(connector_counts(&first.json())["dst"].1.adds, PEOPLE as u64);
+    // The people and their group.
+    assert_eq!(
+        connector_counts(&first.json())["dst"].1.adds,
+        PEOPLE as u64 + 1
+    );
     assert_eq!(count_people(dst, &ou), PEOPLE);
     (dir, cfg, ou)
 }
 
 #[test]
-fn safety_deleting_600_waits_for_approval_then_deletes_exactly_those() {
+fn safety_deleting_600_holds_the_whole_export_until_approval_then_everything_goes() {
     let dst = slapd::shared();
     let _hold = dst.hold();
     let (dir, cfg, ou) = synced("threshold-default", "");
     let before = read_back(dst, &ou);
+    let log_mark = dst.logged_writes().len();
 
-    // 600 people leave the source.
-    write_source(&dir.join("hr.ldif"), "hr", &people(DELETED..PEOPLE), &[]);
+    // 600 people leave the source; at the same time five arrive and one changes mail.
+    let mut now = people(DELETED..PEOPLE + 5);
+    now[0].mail = "changed@example.test".into();
+    write_source(&dir.join("hr.ldif"), "hr", &now, &everyone(&now));
     let blocked = cycle_json(&cfg, false);
     // Held deletes are reported as a run that needs attention (exit 1), not a failure.
     blocked.expect_code(1);
@@ -61,11 +94,18 @@ fn safety_deleting_600_waits_for_approval_then_deletes_exactly_those() {
         .must("the dst connector's run")
         .clone();
     assert_eq!(dst_run["blocked_deletes"], DELETED, "{json}");
-    assert_eq!(dst_run["export"]["deletes"], 0, "{json}");
+    for op in ["adds", "updates", "deletes", "renames"] {
+        assert_eq!(dst_run["export"][op], 0, "{op}: {json}");
+    }
     assert_eq!(
         read_back(dst, &ou),
         before,
         "the blocked export changed the target"
+    );
+    assert_eq!(
+        writes_under(dst, &ou, log_mark),
+        Vec::<(String, String)>::new(),
+        "slapd answered writes while the export run was held"
     );
     assert!(
         blocked
@@ -87,40 +127,84 @@ fn safety_deleting_600_waits_for_approval_then_deletes_exactly_those() {
     );
     assert_eq!(count_people(dst, &ou), PEOPLE);
 
-    // `approve` lists exactly the 600 people that left.
+    assert_eq!(
+        writes_under(dst, &ou, log_mark),
+        Vec::<(String, String)>::new()
+    );
+
+    // `approve` lists exactly the 600 people that left, by name, mail and DN.
     let approved = run(&["approve", "-c", &cfg_arg, "--connector", "dst"]);
     approved.ok();
     let released: BTreeSet<String> = approved
         .stdout
         .lines()
         .filter_map(|l| l.strip_prefix("released: "))
-        .map(norm_dn)
+        .map(|l| l.to_string())
         .collect();
     let want: BTreeSet<String> = people(0..DELETED)
         .iter()
-        .map(|p| norm_dn(&format!("uid={},{ou}", p.uid)))
+        .map(|p| format!("uid={},{ou} — Person {} ({})", p.uid, p.uid, p.mail))
         .collect();
-    assert_eq!(released, want, "approve released another batch");
+    assert_eq!(
+        released.len(),
+        want.len(),
+        "approve released another batch:\n{}",
+        approved.stdout
+    );
+    let norm = |set: &BTreeSet<String>| -> BTreeSet<String> {
+        set.iter()
+            .map(|l| match l.split_once(" — ") {
+                Some((dn, name)) => format!("{} — {name}", norm_dn(dn)),
+                None => l.clone(),
+            })
+            .collect()
+    };
+    assert_eq!(
+        norm(&released),
+        norm(&want),
+        "approve released another batch"
+    );
 
+    // Then everything goes: the deletes, the five new people, the changed mail, the
+    // group's new member list.
     let after = cycle_json(&cfg, false);
     after.ok();
+    let out = connector_counts(&after.json())["dst"].1;
     assert_eq!(
-        connector_counts(&after.json())["dst"].1.deletes,
-        DELETED as u64
+        (out.deletes, out.adds, out.updates),
+        (DELETED as u64, 5, 2),
+        "{out:?}"
     );
     let left = read_back(dst, &ou);
-    let kept: BTreeSet<String> = people(DELETED..PEOPLE)
+    let group_dn = norm_dn(&format!("cn=everyone,{ou}"));
+    let kept: BTreeSet<String> = now
         .iter()
         .map(|p| norm_dn(&format!("uid={},{ou}", p.uid)))
         .collect();
+    let mut want_keys = kept.clone();
+    want_keys.insert(group_dn.clone());
     assert_eq!(
         left.keys().cloned().collect::<BTreeSet<_>>(),
-        kept,
-        "exactly the 600 went"
+        want_keys,
+        "exactly the 600 went and the 5 came"
     );
-    // The survivors are untouched (same entryUUIDs and values).
-    for (dn, attrs) in &left {
-        assert_eq!(Some(attrs), before.get(dn), "{dn} changed");
+    assert_eq!(
+        left[&group_dn]["member"], kept,
+        "the group lists who is left"
+    );
+    let changed = norm_dn(&format!("uid={},{ou}", now[0].uid));
+    assert_eq!(
+        left[&changed]["mail"],
+        BTreeSet::from(["changed@example.test".to_string()])
+    );
+    // The other survivors are untouched (same entryUUIDs and values).
+    for (dn, attrs) in left
+        .iter()
+        .filter(|(dn, _)| **dn != group_dn && **dn != changed)
+    {
+        if let Some(old) = before.get(dn) {
+            assert_eq!(attrs, old, "{dn} changed");
+        }
     }
     // The approval was used up: nothing is held or pending any more.
     let quiet = cycle_json(&cfg, false);
@@ -135,7 +219,8 @@ fn safety_deleting_600_under_a_threshold_of_1000_goes_at_once() {
     let dst = slapd::shared();
     let _hold = dst.hold();
     let (dir, cfg, ou) = synced("threshold-1000", "deletion_threshold = 1000");
-    write_source(&dir.join("hr.ldif"), "hr", &people(DELETED..PEOPLE), &[]);
+    let left = people(DELETED..PEOPLE);
+    write_source(&dir.join("hr.ldif"), "hr", &left, &everyone(&left));
     let once = cycle_json(&cfg, false);
     once.ok();
     let counts = connector_counts(&once.json());

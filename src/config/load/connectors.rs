@@ -131,10 +131,35 @@ pub(super) fn check_connectors(
                 }
             },
         };
+        let holds = match c
+            .deletion_threshold_holds
+            .as_ref()
+            .map(|v| v.get_ref().as_str())
+        {
+            None | Some("export") => Some(ThresholdHolds::Export),
+            Some("deletes") => Some(ThresholdHolds::Deletes),
+            Some(other) => {
+                if let Some(v) = &c.deletion_threshold_holds {
+                    ctx.report(
+                        v.span().start,
+                        &key("deletion_threshold_holds"),
+                        format!(
+                            "expected \"export\" (hold the whole export run) or \"deletes\" \
+                             (hold only the deletes), found {other:?}"
+                        ),
+                    );
+                }
+                None
+            }
+        };
         let unique_attributes =
             ctx.attr_list(c.unique_attributes.as_ref(), &key("unique_attributes"), &[]);
-        let deletion_threshold = match (count, percent) {
-            (Some(count), Some(percent)) => Some(DeletionThreshold { count, percent }),
+        let deletion_threshold = match (count, percent, holds) {
+            (Some(count), Some(percent), Some(holds)) => Some(DeletionThreshold {
+                count,
+                percent,
+                holds,
+            }),
             _ => None,
         };
 

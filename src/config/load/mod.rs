@@ -17,7 +17,7 @@ use toml::Spanned;
 use super::{
     Config, ConnectorConfig, ConnectorKind, DEFAULT_BINARY_ATTRIBUTES,
     DEFAULT_REFERENCE_ATTRIBUTES, DeletionThreshold, LdapFlavor, LdifConfig, LdifMode, Schedule,
-    Secret,
+    Secret, ThresholdHolds,
 };
 use crate::model::{AttrName, ConnectorName, Dn, ObjectType, Value};
 use crate::rules::expr::{CompileContext, Expr};

@@ -43,6 +43,7 @@ pub(super) struct RawConnector {
     pub(super) binary_attributes: Option<Vec<Spanned<String>>>,
     pub(super) deletion_threshold: Option<Spanned<i64>>,
     pub(super) deletion_threshold_percent: Option<Spanned<i64>>,
+    pub(super) deletion_threshold_holds: Option<Spanned<String>>,
     pub(super) unique_attributes: Option<Vec<Spanned<String>>>,
     // ad / ldap
     pub(super) url: Option<Spanned<String>>,

@@ -18,7 +18,7 @@ use crate::model::{
 };
 
 /// The value octets LDAP carries for a model value.
-fn octets(attr: &AttrName, v: &Value, flavor: LdapFlavor) -> Result<Vec<u8>, String> {
+pub(super) fn octets(attr: &AttrName, v: &Value, flavor: LdapFlavor) -> Result<Vec<u8>, String> {
     if flavor == LdapFlavor::Ad && attr.is("unicodePwd") {
         if let Value::String(pw) = v {
             // AD wants the password in double quotes, UTF-16LE, no BOM.

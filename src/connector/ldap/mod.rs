@@ -14,6 +14,7 @@
 //! - [`watch`]: near-real-time mode: change notification, DirSync poll, refreshAndPersist.
 
 pub mod ber;
+pub mod change_ldif;
 pub mod controls;
 pub mod entry;
 mod export;
@@ -180,6 +181,19 @@ impl Connector for LdapConnector {
         };
         if r.is_err() {
             // A broken connection must not be reused by the next run.
+            self.session = None;
+        }
+        r
+    }
+
+    fn import_one(
+        &mut self,
+        which: &crate::connector::OneObject,
+        sink: &mut dyn ImportSink,
+    ) -> Result<bool, ConnectorError> {
+        let rt = self.runtime()?;
+        let r = rt.block_on(self.import_one_async(which, sink));
+        if r.is_err() {
             self.session = None;
         }
         r

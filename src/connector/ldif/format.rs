@@ -387,6 +387,12 @@ fn write_value_line<W: Write>(
     write_folded(w, line.as_bytes())
 }
 
+/// Writes one `name: value` line (`name:: base64` when the value is not SAFE-STRING), folded
+/// at 76 columns: the pieces of a change record.
+pub fn write_attr_line<W: Write>(w: &mut W, name: &str, value: &[u8]) -> io::Result<()> {
+    write_value_line(w, name, value, false)
+}
+
 /// Writes one entry plus its terminating blank line, folding at 76 columns and base64-encoding unsafe values.
 ///
 /// `Text` values that are not SAFE-STRING (leading space/colon/`<`, trailing space, non-ASCII,

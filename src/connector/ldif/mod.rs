@@ -367,6 +367,47 @@ impl Connector for LdifConnector {
         })
     }
 
+    fn import_one(
+        &mut self,
+        which: &crate::connector::OneObject,
+        sink: &mut dyn ImportSink,
+    ) -> Result<bool, ConnectorError> {
+        let path = self.cfg.path.clone();
+        let unreadable = |e: std::io::Error| {
+            self.err(
+                ConnectorErrorKind::Unreachable,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        };
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(unreadable(e)),
+        };
+        // A file has no index: read it through, converting only the entry asked for.
+        for entry in LdifReader::new(BufReader::with_capacity(1 << 16, file)) {
+            let entry = entry.map_err(|e| {
+                self.err(
+                    ConnectorErrorKind::BadData,
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            let at_dn = Dn::parse(&entry.dn).is_ok_and(|d| d.norm() == which.dn.norm());
+            if !at_dn && which.anchor.is_none() {
+                continue;
+            }
+            let obj = self
+                .convert(entry)
+                .map_err(|m| self.err(ConnectorErrorKind::BadData, m))?;
+            if at_dn || which.anchor.as_ref() == Some(&obj.anchor) {
+                sink.push(ImportChange::Upsert(obj))
+                    .map_err(|m| self.err(ConnectorErrorKind::Unsupported, m))?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn export(&mut self, items: &[ExportItem]) -> Result<Vec<ExportOutcome>, ConnectorError> {
         if self.cfg.mode == LdifMode::Source {
             return Err(self.err(

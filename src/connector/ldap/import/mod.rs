@@ -161,6 +161,61 @@ impl LdapConnector {
     }
 }
 
+impl LdapConnector {
+    /// Reads the one object at `which.dn` with a base-scope search under the configured
+    /// scope filter, and pushes it as a full import would.
+    pub(in crate::connector::ldap) async fn import_one_async(
+        &mut self,
+        which: &crate::connector::OneObject,
+        sink: &mut dyn ImportSink,
+    ) -> Result<bool, ConnectorError> {
+        let session = match Self::session(&mut self.session, &self.cfg).await {
+            Ok(s) => s,
+            Err(f) => return Err(self.fail(f)),
+        };
+        if let Some((g, members)) = &mut self.scope.group {
+            match read_members(session, g, self.cfg.range_size).await {
+                Ok(m) => *members = m,
+                Err(f) => {
+                    let e = Failure::BadData(format!("filter group {g}: {f}"));
+                    return Err(super::connector_error(&self.name, &self.cfg.url, e));
+                }
+            }
+        }
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            mapper: &self.mapper,
+            scope: &self.scope,
+            sink,
+            attrs: attr_list(&self.cfg, &self.mapper),
+            name: self.name.as_str(),
+        };
+        let s = Search {
+            base: which.dn.as_str().to_string(),
+            subtree: false,
+            filter: ctx.scope.full_filter(),
+            attrs: ctx.attrs.clone(),
+            controls: Vec::new(),
+        };
+        let r = async {
+            let (mut entries, _) = match session.page(&s, 1, &[]).await {
+                Ok(found) => found,
+                // noSuchObject: the directory has nothing at that DN.
+                Err(Failure::Refused { rc: 32, .. }) => return Ok(false),
+                Err(f) => return Err(f),
+            };
+            let Some(e) = entries.first_mut() else {
+                // There, but outside the scope filter: as a full import, it is not seen.
+                return Ok(false);
+            };
+            session.complete_ranges(e, ctx.cfg.range_size).await?;
+            Ok(push_entry(&mut ctx, e)?.is_some())
+        }
+        .await;
+        r.map_err(|f| super::connector_error(&self.name, &self.cfg.url, f))
+    }
+}
+
 /// The attributes every search asks for.
 fn attr_list(cfg: &LdapConfig, mapper: &Mapper) -> Vec<String> {
     let mut attrs: Vec<String> = if cfg.attributes.is_empty() {
