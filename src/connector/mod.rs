@@ -2,6 +2,7 @@
 //! and apply pending exports on export; they know nothing of rules and never open the
 //! store (the runner hands them what they need).
 
+pub mod http;
 pub mod ldap;
 pub mod ldif;
 pub mod scim;
