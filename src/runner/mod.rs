@@ -141,6 +141,7 @@ impl Runner {
                     crate::config::ConnectorKind::Ldif(l) => l.partitions.clone(),
                     crate::config::ConnectorKind::Ldap(l) => vec![l.base_dn.clone()],
                     crate::config::ConnectorKind::Scim(_) => Vec::new(),
+                    crate::config::ConnectorKind::Graph(_) => Vec::new(),
                 };
                 (c.name.clone(), parts)
             })

@@ -66,6 +66,7 @@ pub(super) fn check_connectors(
                         ("ad", KindName::Ad),
                         ("ldap", KindName::Ldap),
                         ("scim", KindName::Scim),
+                        ("graph", KindName::Graph),
                     ],
                 )
             });
@@ -96,6 +97,22 @@ pub(super) fn check_connectors(
                 reject_keys(ctx, &p, what, &ldap_only);
                 let k = super::scim::check_scim(ctx, c, &span, &p);
                 (k.map(|k| ConnectorKind::Scim(Box::new(k))), None)
+            }
+            Some(KindName::Graph) => {
+                let what = "a graph connector";
+                reject_keys(ctx, &p, what, &ldif_keys(c));
+                let ldap_only: Vec<_> = ldap_keys(c)
+                    .into_iter()
+                    .filter(|(name, _)| !SHARED_WITH_SCIM.contains(name) || *name == "url")
+                    .collect();
+                reject_keys(ctx, &p, what, &ldap_only);
+                let scim_only: Vec<_> = scim_keys(c)
+                    .into_iter()
+                    .filter(|(name, _)| !["in_flight", "max_retries"].contains(name))
+                    .collect();
+                reject_keys(ctx, &p, what, &scim_only);
+                let k = super::graph::check_graph(ctx, c, &span, &p);
+                (k.map(|k| ConnectorKind::Graph(Box::new(k))), None)
             }
             None => (None, None),
         };
@@ -169,6 +186,7 @@ enum KindName {
     Ad,
     Ldap,
     Scim,
+    Graph,
 }
 
 /// Keys of ad/ldap connectors that scim connectors use too, with the same meaning.

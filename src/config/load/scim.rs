@@ -4,7 +4,7 @@ use super::*;
 use crate::config::{HttpUrl, ScimConfig};
 
 /// A whole number within `range`, or the default when the key is absent.
-fn bounded(
+pub(super) fn bounded(
     ctx: &mut Ctx<'_>,
     v: Option<&Spanned<i64>>,
     key: &str,

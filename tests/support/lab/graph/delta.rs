@@ -155,6 +155,16 @@ fn entries(dir: &Directory, s: &DeltaState) -> Vec<Json> {
             continue;
         }
         let mut e = dir.render(o, s.select.as_deref());
+        let with_manager = s.kind == Kind::User
+            && s.select
+                .as_ref()
+                .is_some_and(|sel| sel.iter().any(|p| p == "manager"));
+        if let (true, Some(m), Some(map)) = (with_manager, &o.manager, e.as_object_mut()) {
+            map.insert(
+                "manager@delta".into(),
+                Json::Array(vec![member_entry(dir, m, true)]),
+            );
+        }
         if with_members {
             let list: Vec<Json> = if s.from == 0 {
                 o.members

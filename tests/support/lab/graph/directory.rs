@@ -108,17 +108,6 @@ pub struct Budget {
     pub window: Duration,
 }
 
-impl Budget {
-    /// Microsoft's published limit for directory writes per application and tenant: 3,000
-    /// per 2 minutes 30 seconds (the throttling-limits page, read December 2026).
-    pub fn published() -> Budget {
-        Budget {
-            writes: 3000,
-            window: Duration::from_secs(150),
-        }
-    }
-}
-
 /// One logged request: method, path with query, status, and whether it was inside a batch.
 #[derive(Clone, Debug)]
 pub struct Logged {
@@ -292,7 +281,8 @@ impl Directory {
     }
 
     /// The live objects of one kind whose property `name` equals `value` (case-insensitive, as
-    /// Graph compares these strings), or holds it, for a multi-valued property.
+    /// Graph compares names; exact for onPremisesImmutableId, whose base64 is case-sensitive),
+    /// or holds it, for a multi-valued property.
     pub fn find<'a>(
         &'a self,
         kind: Kind,
@@ -303,6 +293,7 @@ impl Directory {
             .values()
             .filter(move |o| o.kind == kind && !o.deleted)
             .filter(move |o| match o.props.get(name) {
+                Some(Json::String(s)) if name == "onPremisesImmutableId" => s == value,
                 Some(Json::String(s)) => s.eq_ignore_ascii_case(value),
                 Some(Json::Array(a)) => a
                     .iter()

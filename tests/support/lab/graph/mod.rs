@@ -15,9 +15,6 @@
 //! What a test checks goes through [`GraphDouble::with`], reading the double's state
 //! directly, never through the connector.
 
-// Parts of the double's test-side API are for the connector's tests, which come next.
-#![allow(dead_code)]
-
 pub mod api;
 pub mod delta;
 pub mod directory;
@@ -68,16 +65,12 @@ impl Default for Options {
 pub struct GraphDouble {
     /// `https://127.0.0.1:PORT`: both the authority host and the Graph host.
     pub base: String,
-    /// The port.
-    pub port: u16,
     /// The tenant id it serves.
     pub tenant_id: String,
     /// The application (client) id it accepts.
     pub client_id: String,
     /// That application's client secret.
     pub client_secret: String,
-    /// The application's object id (for `/applications/{id}/extensionProperties`).
-    pub app_object_id: String,
     /// The lab CA that signed its certificate.
     pub ca_file: PathBuf,
     state: Arc<Mutex<Directory>>,
@@ -113,11 +106,9 @@ pub fn start_with(options: Options) -> GraphDouble {
     }));
     let mut double = GraphDouble {
         base: format!("https://127.0.0.1:{port}"),
-        port,
         tenant_id: uuid::Uuid::new_v4().to_string(),
         client_id: uuid::Uuid::new_v4().to_string(),
         client_secret: format!("secret~{}", uuid::Uuid::new_v4().simple()),
-        app_object_id: uuid::Uuid::new_v4().to_string(),
         ca_file: tls::ca().cert.clone(),
         state: Arc::clone(&state),
         stop: None,
