@@ -365,3 +365,91 @@ fn graph_a_load_under_a_low_budget_loses_nothing() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Security groups as AD writes them (groupType, sAMAccountName), for the out-of-box rules.
+fn ad_groups(groups: &[Group]) -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    for (i, g) in groups.iter().enumerate() {
+        let mut guid = vec![0xC3u8; 16];
+        guid[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        out.push_str(&format!(
+            "\ndn: CN={0},OU=Groups,DC=corp,DC=example,DC=test\nobjectClass: top\nobjectClass: group\n\
+             objectGUID:: {1}\ncn: {0}\nsAMAccountName: {0}\ngroupType: -2147483646\n",
+            g.name,
+            base64::engine::general_purpose::STANDARD.encode(&guid)
+        ));
+        for m in &g.people {
+            out.push_str(&format!(
+                "member: CN=User {m},OU=People,DC=corp,DC=example,DC=test\n"
+            ));
+        }
+        for m in &g.groups {
+            out.push_str(&format!(
+                "member: CN={m},OU=Groups,DC=corp,DC=example,DC=test\n"
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn graph_out_of_box_rules_provision_users_groups_and_managers() {
+    let g = graph::start();
+    let ppl = people(20);
+    let grp = groups(&ppl);
+    let dir = TestDir::new("graph-rule-set");
+    let secret = dir.join("client-secret");
+    write_secret(&secret, &g.client_secret);
+    let ldif = format!("{}{}", source_ldif(&ppl, &[]), ad_groups(&grp));
+    std::fs::write(dir.join("hr.ldif"), ldif).must("writing hr.ldif");
+    let cfg = format!(
+        "state_file = \"state.redb\"\nrule_set = \"azure-ad-connect\"\nrule_set_sources = [\"hr\"]\n\n\
+         [[connector]]\nname = \"hr\"\ntype = \"ldif\"\nmode = \"source\"\npath = \"hr.ldif\"\n\
+         anchor = \"objectGUID\"\npartitions = [\"DC=corp,DC=example,DC=test\"]\n\n\
+         [[connector]]\nname = \"entra\"\ntype = \"graph\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+         client_secret_file = \"{}\"\nauthority = \"{}\"\ngraph_url = \"{}\"\nca_file = \"{}\"\n",
+        g.tenant_id,
+        g.client_id,
+        secret.display(),
+        g.base,
+        g.graph_url(),
+        g.ca_file.display()
+    );
+    std::fs::write(dir.config(), cfg).must("writing the config");
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    let users = g.users();
+    assert_eq!(users.len(), ppl.len(), "{json}");
+    let by_id: std::collections::HashMap<String, String> = users
+        .values()
+        .map(|u| {
+            (
+                u.id.clone(),
+                u.text("onPremisesImmutableId").unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for p in &ppl {
+        let u = &users[&p.upn()];
+        assert_eq!(
+            u.text("onPremisesImmutableId"),
+            Some(person_anchor(p.n).as_str())
+        );
+        assert_eq!(u.text("jobTitle"), Some(p.title.as_str()));
+        assert_eq!(u.text("employeeId"), Some(format!("E{:05}", p.n).as_str()));
+        assert_eq!(u.props["accountEnabled"], json!(!p.disabled), "{}", p.upn());
+        let manager = u.manager.as_ref().and_then(|m| by_id.get(m)).cloned();
+        assert_eq!(
+            manager,
+            p.manager.map(person_anchor),
+            "manager of {}",
+            p.upn()
+        );
+    }
+    check_groups(&g, &ppl, &grp, "with the out-of-box rules");
+    let before = g.writes();
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(g.writes(), before, "a quiet cycle wrote: {json}");
+}

@@ -99,8 +99,9 @@ pub(super) fn apply(
                 }
             },
             ConnectorKind::Ldif(_) => {}
-            // Not yet in the out-of-box set: a graph target takes the admin's rules.
-            ConnectorKind::Graph(_) => {}
+            ConnectorKind::Graph(_) => targets.push(Target::Graph {
+                connector: c.name.clone(),
+            }),
             ConnectorKind::Scim(s) => targets.push(Target::Scim {
                 connector: c.name.clone(),
                 // Directory extensions, proxyAddresses and extensionAttributes go to the
