@@ -8,6 +8,7 @@ mod errors;
 mod exact;
 mod exact_ldap;
 mod fresh_root;
+mod graph_ad;
 mod graph_connector;
 mod graph_sdk;
 mod ldap_ad;

@@ -95,8 +95,25 @@ async fn rounds(
                 PagesError::Http(h) => ImportError::Http(h),
                 PagesError::Sink(m) => ImportError::Sink(m),
             })?;
-        for e in entries {
-            deliver(*kind, &e, index, sink).map_err(ImportError::Sink)?;
+        // Members may be objects later in the same round (a nested group): every new object
+        // is named in the index first, so that references to it get its DN.
+        let olds: Vec<Option<Json>> = entries
+            .iter()
+            .map(|e| {
+                e.get("id")
+                    .and_then(Json::as_str)
+                    .and_then(|id| index.props(id).cloned())
+            })
+            .collect();
+        for (e, old) in entries.iter().zip(&olds) {
+            if let (Some(id), None, None) =
+                (e.get("id").and_then(Json::as_str), old, e.get("@removed"))
+            {
+                index.remember(*kind, id, &dn_for(*kind, e, id), e.clone());
+            }
+        }
+        for (e, old) in entries.iter().zip(olds) {
+            deliver(*kind, e, old, index, sink).map_err(ImportError::Sink)?;
         }
         let link = link.ok_or_else(|| {
             ImportError::Http(HttpError::Network(format!(
@@ -142,6 +159,7 @@ fn deltas(e: &Json, nav: &str) -> (Vec<String>, Vec<String>) {
 fn deliver(
     kind: Kind,
     e: &Json,
+    old: Option<Json>,
     index: &mut Index,
     sink: &mut dyn ImportSink,
 ) -> Result<(), String> {
@@ -154,7 +172,6 @@ fn deliver(
         return sink.push(ImportChange::Delete(anchor));
     }
     let known = sink.knows(&anchor)?;
-    let old = index.props(id).cloned();
     // Delta entries carry at least what changed; merged over what was seen before.
     let mut props = old.clone().unwrap_or_else(|| json!({}));
     if let (Some(p), Some(n)) = (props.as_object_mut(), e.as_object()) {
