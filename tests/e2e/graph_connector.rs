@@ -342,11 +342,14 @@ fn graph_a_load_under_a_low_budget_loses_nothing() {
     // same rate, but its budget counts per 150 s (Microsoft's window), so it may burst past
     // the double's short window: the double throttles, and every 429 is waited out and sent
     // again, once.
+    // Tokens also stop working after 10 s while saying they last an hour: the connector
+    // meets 401s mid-export and gets a new token each time.
     let g = graph::start_with(Options {
         budget: Some(Budget {
             writes: 500,
             window: Duration::from_secs(5),
         }),
+        revoke_after: Some(Duration::from_secs(10)),
         ..Options::default()
     });
     let ppl = people(2000);
@@ -357,6 +360,12 @@ fn graph_a_load_under_a_low_budget_loses_nothing() {
     check_users(&g, &ppl, "after the load");
     let (writes, throttled, peak) = g.with(|d| (d.writes, d.throttled, d.peak_window));
     assert!(peak <= 500, "never past the budget: {peak}");
+    let refused = g.log().iter().filter(|l| l.status == 401).count();
+    let tokens = g.with(|d| d.tokens.len());
+    assert!(
+        refused > 0 && tokens > refused,
+        "401s met ({refused}), new tokens taken ({tokens})"
+    );
     // Creates plus manager links, each once.
     let managers = ppl.iter().filter(|p| p.manager.is_some()).count() as u64;
     assert_eq!(writes, 2000 + managers, "no write lost or doubled");

@@ -49,6 +49,9 @@ pub struct Options {
     pub create_lag: Duration,
     /// How long an access token is valid (Entra: about an hour).
     pub token_lifetime: Duration,
+    /// Tokens stop working this long after they were issued while `expires_in` still says
+    /// `token_lifetime` (as when Entra revokes a token): the client meets a 401.
+    pub revoke_after: Option<Duration>,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             budget: None,
             create_lag: Duration::ZERO,
             token_lifetime: Duration::from_secs(3599),
+            revoke_after: None,
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn start_with(options: Options) -> GraphDouble {
         client_id: double.client_id.clone(),
         secret: double.client_secret.clone(),
         token_lifetime: options.token_lifetime,
+        revoke_after: options.revoke_after,
         state,
     };
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).must("binding the double");
@@ -203,6 +208,7 @@ struct Server {
     client_id: String,
     secret: String,
     token_lifetime: Duration,
+    revoke_after: Option<Duration>,
     state: Arc<Mutex<Directory>>,
 }
 
@@ -443,7 +449,10 @@ fn token(server: &Server, body: &[u8]) -> api::Resp {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .tokens
-        .insert(access.clone(), Instant::now() + server.token_lifetime);
+        .insert(
+            access.clone(),
+            Instant::now() + server.revoke_after.unwrap_or(server.token_lifetime),
+        );
     api::Resp::json(
         200,
         json!({"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": access}),
