@@ -462,3 +462,26 @@ fn graph_out_of_box_rules_provision_users_groups_and_managers() {
     assert_eq!(code, Some(0), "{json}");
     assert_eq!(g.writes(), before, "a quiet cycle wrote: {json}");
 }
+
+#[test]
+fn graph_references_to_just_created_objects_wait_for_replication() {
+    // For 2 s after a create Graph's replicas do not know the object: reads 404, and links
+    // to it are refused as "references do not exist". The managers and members still land.
+    let g = graph::start_with(Options {
+        create_lag: Duration::from_secs(2),
+        ..Options::default()
+    });
+    let ppl = people(12);
+    let grp = groups(&ppl);
+    let dir = setup("graph-lag", &g, &ppl, &grp, "");
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    let refused = g
+        .log()
+        .iter()
+        .filter(|l| l.in_batch && (l.status == 400 || l.status == 404))
+        .count();
+    assert!(refused > 0, "the lag was met");
+    check_users(&g, &ppl, "after the lag");
+    check_groups(&g, &ppl, &grp, "after the lag");
+}
