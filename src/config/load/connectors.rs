@@ -74,6 +74,7 @@ pub(super) fn check_connectors(
             Some(KindName::Ldif) => {
                 reject_keys(ctx, &p, "an ldif connector", &ldap_keys(c));
                 reject_keys(ctx, &p, "an ldif connector", &scim_keys(c));
+                reject_keys(ctx, &p, "an ldif connector", &graph_keys(c));
                 let (k, mode) = check_ldif(ctx, c, &span, &p);
                 (k.map(ConnectorKind::Ldif), mode)
             }
@@ -84,6 +85,7 @@ pub(super) fn check_connectors(
                 };
                 reject_keys(ctx, &p, what, &ldif_keys(c));
                 reject_keys(ctx, &p, what, &scim_keys(c));
+                reject_keys(ctx, &p, what, &graph_keys(c));
                 let k = super::ldap::check_ldap(ctx, c, &span, &p, flavor);
                 (k.map(|k| ConnectorKind::Ldap(Box::new(k))), None)
             }
@@ -95,6 +97,7 @@ pub(super) fn check_connectors(
                     .filter(|(name, _)| !SHARED_WITH_SCIM.contains(name))
                     .collect();
                 reject_keys(ctx, &p, what, &ldap_only);
+                reject_keys(ctx, &p, what, &graph_keys(c));
                 let k = super::scim::check_scim(ctx, c, &span, &p);
                 (k.map(|k| ConnectorKind::Scim(Box::new(k))), None)
             }
@@ -212,6 +215,26 @@ fn scim_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
         ("max_retries", at_n(&c.max_retries)),
         ("member_chunk", at_n(&c.member_chunk)),
         ("bulk_size", at_n(&c.bulk_size)),
+    ]
+    .into_iter()
+    .filter_map(|(name, at)| at.map(|a| (name, a)))
+    .collect()
+}
+
+/// The keys that belong to graph connectors only, with the position of each one present.
+fn graph_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
+    let at = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.span().start);
+    [
+        ("tenant_id", at(&c.tenant_id)),
+        ("client_id", at(&c.client_id)),
+        ("client_secret_file", at(&c.client_secret_file)),
+        ("client_secret_env", at(&c.client_secret_env)),
+        ("authority", at(&c.authority)),
+        ("graph_url", at(&c.graph_url)),
+        (
+            "write_budget",
+            c.write_budget.as_ref().map(|v| v.span().start),
+        ),
     ]
     .into_iter()
     .filter_map(|(name, at)| at.map(|a| (name, a)))

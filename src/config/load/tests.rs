@@ -425,6 +425,13 @@ fn unknown_connector_type_lists_the_types() {
 }
 
 #[test]
+fn graph_keys_on_another_connector_are_refused() {
+    let text = BASE.replacen("type = \"ldif\"", "type = \"ldif\"\ntenant_id = \"t\"", 1);
+    let all = errors(&text);
+    assert!(all.iter().any(|e| e.1.ends_with("tenant_id")), "{all:?}");
+}
+
+#[test]
 fn a_graph_connector_needs_its_application_and_https() {
     let text = BASE.replace(
         "type = \"ldif\"",
