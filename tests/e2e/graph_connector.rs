@@ -485,3 +485,28 @@ fn graph_references_to_just_created_objects_wait_for_replication() {
     check_users(&g, &ppl, "after the lag");
     check_groups(&g, &ppl, &grp, "after the lag");
 }
+
+#[test]
+fn graph_a_deprovisioned_user_is_disabled_when_so_configured() {
+    let g = graph::start();
+    let mut ppl = people(4);
+    ppl.iter_mut().for_each(|p| p.disabled = false);
+    let dir = setup("graph-disable", &g, &ppl, &[], "");
+    let cfg = std::fs::read_to_string(dir.config()).must("reading the config");
+    let cfg = cfg.replacen(
+        "deprovision = \"delete\"",
+        "deprovision = \"disable\"\ndisable_attribute = \"accountEnabled\"\ndisable_value = false",
+        1,
+    );
+    std::fs::write(dir.config(), cfg).must("writing the config");
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    let gone = ppl.remove(2);
+    std::fs::write(dir.join("hr.ldif"), source_ldif(&ppl, &[])).must("writing hr.ldif");
+    let (code, json) = cycle(&dir);
+    assert_eq!(code, Some(0), "{json}");
+    let users = g.users();
+    assert_eq!(users.len(), 4, "disabled, not deleted");
+    assert_eq!(users[&gone.upn()].props["accountEnabled"], json!(false));
+    assert_eq!(users[&ppl[0].upn()].props["accountEnabled"], json!(true));
+}
