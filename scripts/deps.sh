@@ -121,3 +121,33 @@ ensure_scim_server() {
         die "pip install scim2-server==$SCIM_SERVER_VERSION failed (is PyPI reachable?)"
     echo "scim2-server $SCIM_SERVER_VERSION: installed in $venv"
 }
+
+# Microsoft's Python SDK for Graph, from PyPI into a venv of its own: tests/e2e/graph_sdk.rs
+# runs it against the Graph test double (tests/support/lab/graph) to keep the double honest;
+# tests/support finds it through BRIDGEHEAD_GRAPH_SDK_PYTHON. Needs python3 and python3-venv
+# (above). Pinned: a new SDK release that rejects the double must fail on purpose, not at
+# random.
+readonly GRAPH_SDK_PACKAGES=(
+    "msgraph-sdk==1.65.0"
+    "msgraph-core==1.5.2"
+    "azure-identity==1.27.0"
+    "msal==1.39.0"
+    # msgraph-core 1.5.2 imports `deprecated` (its batch requests) without declaring it; 1.3.1 is
+    # the last release for Debian 12's Python 3.11.
+    "Deprecated==1.3.1"
+)
+
+ensure_graph_sdk() {
+    local venv="$target_dir/graph-sdk-venv" want have
+    want=$(printf '%s\n' "${GRAPH_SDK_PACKAGES[@]}" | sort)
+    have=$("$venv/bin/pip" freeze 2>/dev/null | grep -E '^(msgraph-sdk|msgraph-core|azure-identity|msal|Deprecated)==' | sort)
+    if [[ $have == "$want" ]]; then
+        echo "Graph SDK: present in $venv"
+        return
+    fi
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv $venv failed (Debian: python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${GRAPH_SDK_PACKAGES[@]}" ||
+        die "pip install ${GRAPH_SDK_PACKAGES[*]} failed (is PyPI reachable?)"
+    echo "Graph SDK: installed in $venv (${GRAPH_SDK_PACKAGES[*]})"
+}

@@ -236,6 +236,9 @@ fi
 step "SCIM test server" ensure_scim_server
 BRIDGEHEAD_SCIM_SERVER="$(realpath "$target_dir")/scim-venv/bin/scim2-server"
 export BRIDGEHEAD_SCIM_SERVER
+step "Graph SDK (Microsoft's, for the Graph double)" ensure_graph_sdk
+BRIDGEHEAD_GRAPH_SDK_PYTHON="$(realpath "$target_dir")/graph-sdk-venv/bin/python"
+export BRIDGEHEAD_GRAPH_SDK_PYTHON
 
 if $system_deps_only; then
     echo "system packages and the SCIM server ready (--system-deps: no Rust, no build, no tests)"

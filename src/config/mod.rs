@@ -146,6 +146,8 @@ pub enum ConnectorKind {
     Ldap(Box<LdapConfig>),
     /// A SCIM 2.0 service (RFC 7643/7644): Users and Groups over HTTPS.
     Scim(Box<ScimConfig>),
+    /// Microsoft Entra ID through Microsoft Graph.
+    Graph(Box<GraphConfig>),
 }
 
 /// An `http://` or `https://` base URL, split into what a connection needs.
@@ -264,6 +266,36 @@ pub struct ScimConfig {
     /// delta import lists it). The confirming import after an export never lists: it
     /// reads back what was written.
     pub full_import_every: Option<Duration>,
+}
+
+/// Settings of a `graph` connector (Microsoft Entra ID through Microsoft Graph).
+#[derive(Clone, Debug)]
+pub struct GraphConfig {
+    /// The tenant (directory) id or a verified domain of it.
+    pub tenant_id: String,
+    /// The application (client) id of the app registration.
+    pub client_id: String,
+    /// The app registration's client secret.
+    pub client_secret: Secret,
+    /// The token authority, `https://login.microsoftonline.com` unless a national cloud.
+    pub authority: HttpUrl,
+    /// Graph's v1.0 root, `https://graph.microsoft.com/v1.0` unless a national cloud.
+    pub graph_url: HttpUrl,
+    /// How the servers' certificates are checked.
+    pub tls_verify: TlsVerify,
+    /// A PEM file of CA certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// Retries of a request that failed for a passing reason (429, 503, network).
+    pub max_retries: u32,
+    /// `$batch` requests in flight at once during an export.
+    pub in_flight: usize,
+    /// Directory writes allowed per 150 seconds (Microsoft's published limit per app and
+    /// tenant is 3,000); the connector paces itself to stay under it.
+    pub write_budget: u32,
+    /// Objects asked for per page on import.
+    pub page_size: u32,
 }
 
 /// Which kind of LDAP directory a connector talks to.
@@ -472,6 +504,7 @@ impl Config {
                 ConnectorKind::Ldif(_) => continue,
                 ConnectorKind::Ldap(l) => (l.danger_plaintext, l.tls_verify),
                 ConnectorKind::Scim(s) => (!s.url.tls, s.tls_verify),
+                ConnectorKind::Graph(g) => (!g.graph_url.tls || !g.authority.tls, g.tls_verify),
             };
             if plaintext {
                 out.push((

@@ -2,6 +2,8 @@
 //! and apply pending exports on export; they know nothing of rules and never open the
 //! store (the runner hands them what they need).
 
+pub mod graph;
+pub mod http;
 pub mod ldap;
 pub mod ldif;
 pub mod scim;
@@ -197,6 +199,9 @@ pub fn build(cfg: &ConnectorConfig) -> Box<dyn Connector> {
         ConnectorKind::Ldif(l) => Box::new(ldif::LdifConnector::new(cfg.name.clone(), l.clone())),
         ConnectorKind::Ldap(l) => {
             Box::new(ldap::LdapConnector::new(cfg.name.clone(), (**l).clone()))
+        }
+        ConnectorKind::Graph(g) => {
+            Box::new(graph::GraphConnector::new(cfg.name.clone(), (**g).clone()))
         }
         ConnectorKind::Scim(s) => {
             Box::new(scim::ScimConnector::new(cfg.name.clone(), (**s).clone()))

@@ -96,6 +96,7 @@ pub fn kind_of(c: &ConnectorConfig) -> &'static str {
         ConnectorKind::Ldap(l) if l.flavor == LdapFlavor::Ad => "ad",
         ConnectorKind::Ldap(_) => "ldap",
         ConnectorKind::Scim(_) => "scim",
+        ConnectorKind::Graph(_) => "graph",
     }
 }
 

@@ -40,7 +40,8 @@ impl Derived {
                 let parts = match &c.kind {
                     crate::config::ConnectorKind::Ldif(l) => l.partitions.clone(),
                     crate::config::ConnectorKind::Ldap(l) => vec![l.base_dn.clone()],
-                    crate::config::ConnectorKind::Scim(_) => Vec::new(),
+                    crate::config::ConnectorKind::Scim(_)
+                    | crate::config::ConnectorKind::Graph(_) => Vec::new(),
                 };
                 (c.name.clone(), parts)
             })

@@ -66,6 +66,7 @@ pub(super) fn check_connectors(
                         ("ad", KindName::Ad),
                         ("ldap", KindName::Ldap),
                         ("scim", KindName::Scim),
+                        ("graph", KindName::Graph),
                     ],
                 )
             });
@@ -73,6 +74,7 @@ pub(super) fn check_connectors(
             Some(KindName::Ldif) => {
                 reject_keys(ctx, &p, "an ldif connector", &ldap_keys(c));
                 reject_keys(ctx, &p, "an ldif connector", &scim_keys(c));
+                reject_keys(ctx, &p, "an ldif connector", &graph_keys(c));
                 let (k, mode) = check_ldif(ctx, c, &span, &p);
                 (k.map(ConnectorKind::Ldif), mode)
             }
@@ -83,6 +85,7 @@ pub(super) fn check_connectors(
                 };
                 reject_keys(ctx, &p, what, &ldif_keys(c));
                 reject_keys(ctx, &p, what, &scim_keys(c));
+                reject_keys(ctx, &p, what, &graph_keys(c));
                 let k = super::ldap::check_ldap(ctx, c, &span, &p, flavor);
                 (k.map(|k| ConnectorKind::Ldap(Box::new(k))), None)
             }
@@ -94,8 +97,25 @@ pub(super) fn check_connectors(
                     .filter(|(name, _)| !SHARED_WITH_SCIM.contains(name))
                     .collect();
                 reject_keys(ctx, &p, what, &ldap_only);
+                reject_keys(ctx, &p, what, &graph_keys(c));
                 let k = super::scim::check_scim(ctx, c, &span, &p);
                 (k.map(|k| ConnectorKind::Scim(Box::new(k))), None)
+            }
+            Some(KindName::Graph) => {
+                let what = "a graph connector";
+                reject_keys(ctx, &p, what, &ldif_keys(c));
+                let ldap_only: Vec<_> = ldap_keys(c)
+                    .into_iter()
+                    .filter(|(name, _)| !SHARED_WITH_SCIM.contains(name) || *name == "url")
+                    .collect();
+                reject_keys(ctx, &p, what, &ldap_only);
+                let scim_only: Vec<_> = scim_keys(c)
+                    .into_iter()
+                    .filter(|(name, _)| !["in_flight", "max_retries"].contains(name))
+                    .collect();
+                reject_keys(ctx, &p, what, &scim_only);
+                let k = super::graph::check_graph(ctx, c, &span, &p);
+                (k.map(|k| ConnectorKind::Graph(Box::new(k))), None)
             }
             None => (None, None),
         };
@@ -194,6 +214,7 @@ enum KindName {
     Ad,
     Ldap,
     Scim,
+    Graph,
 }
 
 /// Keys of ad/ldap connectors that scim connectors use too, with the same meaning.
@@ -219,6 +240,26 @@ fn scim_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
         ("max_retries", at_n(&c.max_retries)),
         ("member_chunk", at_n(&c.member_chunk)),
         ("bulk_size", at_n(&c.bulk_size)),
+    ]
+    .into_iter()
+    .filter_map(|(name, at)| at.map(|a| (name, a)))
+    .collect()
+}
+
+/// The keys that belong to graph connectors only, with the position of each one present.
+fn graph_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
+    let at = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.span().start);
+    [
+        ("tenant_id", at(&c.tenant_id)),
+        ("client_id", at(&c.client_id)),
+        ("client_secret_file", at(&c.client_secret_file)),
+        ("client_secret_env", at(&c.client_secret_env)),
+        ("authority", at(&c.authority)),
+        ("graph_url", at(&c.graph_url)),
+        (
+            "write_budget",
+            c.write_budget.as_ref().map(|v| v.span().start),
+        ),
     ]
     .into_iter()
     .filter_map(|(name, at)| at.map(|a| (name, a)))

@@ -83,6 +83,7 @@ impl Config {
 // other problems instead of stopping serde at the first one.
 
 mod connectors;
+mod graph;
 mod ldap;
 mod raw;
 mod rule_set;

@@ -76,6 +76,14 @@ pub(super) struct RawConnector {
     pub(super) extension_urn: Option<Spanned<String>>,
     pub(super) full_import_every: Option<Spanned<String>>,
     pub(super) watch: Option<Spanned<bool>>,
+    // graph
+    pub(super) tenant_id: Option<Spanned<String>>,
+    pub(super) client_id: Option<Spanned<String>>,
+    pub(super) client_secret_file: Option<Spanned<String>>,
+    pub(super) client_secret_env: Option<Spanned<String>>,
+    pub(super) authority: Option<Spanned<String>>,
+    pub(super) graph_url: Option<Spanned<String>>,
+    pub(super) write_budget: Option<Spanned<i64>>,
     pub(super) watch_window: Option<Spanned<String>>,
 }
 

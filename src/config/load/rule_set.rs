@@ -63,6 +63,7 @@ pub(super) fn apply(
                 ConnectorKind::Ldif(l) => l.partitions.first().cloned(),
                 // A SCIM service as an AD-shaped source has no domain to name.
                 ConnectorKind::Scim(_) => None,
+                ConnectorKind::Graph(_) => None,
             };
             sources.push(Source {
                 connector: c.name.clone(),
@@ -98,6 +99,9 @@ pub(super) fn apply(
                 }
             },
             ConnectorKind::Ldif(_) => {}
+            ConnectorKind::Graph(_) => targets.push(Target::Graph {
+                connector: c.name.clone(),
+            }),
             ConnectorKind::Scim(s) => targets.push(Target::Scim {
                 connector: c.name.clone(),
                 // Directory extensions, proxyAddresses and extensionAttributes go to the

@@ -417,10 +417,36 @@ fn missing_key_points_at_the_table() {
 
 #[test]
 fn unknown_connector_type_lists_the_types() {
-    let text = BASE.replace("type = \"ldif\"", "type = \"graph\"");
+    let text = BASE.replace("type = \"ldif\"", "type = \"entra\"");
     let all = errors(&text);
     assert_eq!((all[0].0, all[0].1.as_str()), (5, "connector[0].type"));
     assert!(all[0].2.contains("\"ldap\""), "{}", all[0].2);
+    assert!(all[0].2.contains("\"graph\""), "{}", all[0].2);
+}
+
+#[test]
+fn graph_keys_on_another_connector_are_refused() {
+    let text = BASE.replacen("type = \"ldif\"", "type = \"ldif\"\ntenant_id = \"t\"", 1);
+    let all = errors(&text);
+    assert!(all.iter().any(|e| e.1.ends_with("tenant_id")), "{all:?}");
+}
+
+#[test]
+fn a_graph_connector_needs_its_application_and_https() {
+    let text = BASE.replace(
+        "type = \"ldif\"",
+        "type = \"graph\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"\n\
+         client_secret_env = \"BRIDGEHEAD_TEST_NO_SUCH_VAR\"\ngraph_url = \"http://graph.example\"",
+    );
+    let all = errors(&text);
+    let keys: Vec<&str> = all.iter().map(|e| e.1.as_str()).collect();
+    assert!(keys.contains(&"connector[0].tenant_id"), "{all:?}");
+    assert!(keys.contains(&"connector[0].graph_url"), "{all:?}");
+    assert!(
+        all.iter()
+            .any(|e| e.1 == "connector[0].graph_url" && e.2.contains("https://")),
+        "{all:?}"
+    );
 }
 
 #[test]

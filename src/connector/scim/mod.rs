@@ -6,7 +6,6 @@
 mod bulk;
 mod create;
 mod export;
-mod http;
 mod import;
 mod late;
 pub mod path;
@@ -20,8 +19,8 @@ use std::sync::Mutex;
 use hyper::Method;
 use serde_json::Value as Json;
 
-use self::http::{Http, HttpError, Retry};
 use self::schema::{Kind, Service};
+use super::http::{self, Http, HttpError, Retry};
 use super::{Connector, ConnectorError, ConnectorErrorKind, ImportEnd, ImportSink, SpaceView};
 use crate::config::ScimConfig;
 use crate::model::{ConnectorName, Dn, ExportItem, ExportKind, ExportOutcome, Watermark};

@@ -16,6 +16,7 @@
 //! first in-scope rule that writes an attribute wins it, so an admin rule overrides a
 //! default flow without copying the rest.
 
+mod graph;
 mod readme;
 mod scim;
 pub mod table;
@@ -29,6 +30,7 @@ use crate::rules::{
     OutboundRule, RuleSet, ScopeClause, ScopeOp,
 };
 
+pub use graph::graph_outbound;
 pub use readme::readme_tables;
 pub use scim::scim_outbound;
 use table::{InRow, Kinds, OutRow};
@@ -64,6 +66,11 @@ pub enum Target {
         connector: ConnectorName,
         /// The container the entries are named under.
         base: Dn,
+    },
+    /// Microsoft Entra ID through Graph: users and security groups.
+    Graph {
+        /// The connector.
+        connector: ConnectorName,
     },
     /// A SCIM 2.0 service: Users and Groups.
     Scim {
@@ -471,6 +478,7 @@ pub fn generate(
                 connector,
                 extension_urn,
             } => scim_outbound(connector, extension_urn, extensions)?,
+            Target::Graph { connector } => graph_outbound(connector)?,
         });
     }
     Ok(set)

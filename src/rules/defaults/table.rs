@@ -299,7 +299,7 @@ pub struct OutRow {
     pub expr: &'static str,
 }
 
-const fn out(target: &'static str, expr: &'static str) -> OutRow {
+pub(super) const fn out(target: &'static str, expr: &'static str) -> OutRow {
     OutRow { target, expr }
 }
 

@@ -96,10 +96,13 @@ fn every_generated_rule_compiles_and_is_uniquely_named() {
             connector: conn("cloud"),
             extension_urn: "urn:x:2.0:User".into(),
         },
+        Target::Graph {
+            connector: conn("entra"),
+        },
     ];
     let set = generate(&sources, &targets, &[AttrName::new("employeeType")]).unwrap();
     assert_eq!(set.inbound.len(), 2 * 5);
-    assert_eq!(set.outbound.len(), 4 + 4 + 2);
+    assert_eq!(set.outbound.len(), 4 + 4 + 2 + 2);
     let mut names: Vec<&str> = set.inbound.iter().map(|r| r.name.as_str()).collect();
     names.extend(set.outbound.iter().map(|r| r.name.as_str()));
     let n = names.len();

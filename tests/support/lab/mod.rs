@@ -43,6 +43,7 @@
 
 pub mod client;
 pub mod gate;
+pub mod graph;
 pub mod process;
 pub mod samba;
 pub mod scim;

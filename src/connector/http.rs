@@ -1,6 +1,7 @@
-//! A small HTTP/1.1 client for one SCIM service on hyper and rustls: keep-alive where the
-//! server allows it, a timeout on every request, and retries that honour Retry-After on
-//! 429/503 and back off with jitter on other passing failures.
+//! A small HTTP/1.1 client for one JSON web service (a SCIM service, Microsoft Graph and its
+//! token endpoint) on hyper and rustls: keep-alive where the server allows it, a timeout on
+//! every request, and retries that honour Retry-After on 429/503 and back off with jitter
+//! on other passing failures.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::{HttpUrl, ScimConfig};
+use crate::config::{HttpUrl, ScimConfig, TlsVerify};
 
 /// The longest Retry-After we wait for; a longer one ends the attempt like an outage.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
@@ -25,7 +26,7 @@ const BACKOFF_BASE: Duration = Duration::from_millis(250);
 /// The SCIM media type (RFC 7644 §3.1).
 const SCIM_JSON: &str = "application/scim+json";
 /// Largest response body read: a page of 1,000 users or a bulk answer is a few MB; more
-/// is not a SCIM answer, and must not be read into memory whole.
+/// is not a service's answer, and must not be read into memory whole.
 const MAX_RESPONSE: usize = 64 << 20;
 
 /// A response with a success or redirect status.
@@ -48,9 +49,11 @@ pub enum HttpError {
     Status {
         /// The HTTP status.
         status: u16,
-        /// The SCIM error type (`uniqueness`, `noTarget`, ...), when the body has one.
+        /// The error's code when the body has one: the SCIM error type (`uniqueness`,
+        /// `noTarget`, ...), Graph's `error.code`, or OAuth's `error`.
         scim_type: Option<String>,
-        /// The service's own words (the SCIM `detail`, else the body).
+        /// The service's own words (the SCIM `detail`, Graph's `error.message`, OAuth's
+        /// `error_description`, else the body).
         detail: String,
     },
 }
@@ -80,7 +83,7 @@ impl HttpError {
         }
     }
 
-    /// The SCIM error type, if the service gave one.
+    /// The error's code (SCIM error type, Graph or OAuth code), if the service gave one.
     pub fn scim_type(&self) -> Option<&str> {
         match self {
             HttpError::Status { scim_type, .. } => scim_type.as_deref(),
@@ -107,11 +110,29 @@ pub enum Retry {
     Create,
 }
 
+/// How to reach one service.
+pub struct Settings<'a> {
+    /// The base URL; request paths are relative to it.
+    pub url: &'a HttpUrl,
+    /// How the server's certificate is checked.
+    pub tls_verify: TlsVerify,
+    /// A PEM file of CA certificates to trust instead of the system's.
+    pub ca_file: Option<&'a std::path::Path>,
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// Retries of a request that failed for a passing reason.
+    pub max_retries: u32,
+    /// The media type sent as Accept and as the Content-Type of JSON bodies.
+    pub media_type: &'static str,
+}
+
 /// One service's connection settings and its idle keep-alive connections.
 pub struct Http {
     url: HttpUrl,
     tls: Option<(TlsConnector, ServerName<'static>)>,
-    authorization: Option<HeaderValue>,
+    /// Replaced when a token is refreshed.
+    authorization: Mutex<Option<HeaderValue>>,
+    media_type: &'static str,
     host_header: HeaderValue,
     timeout: Duration,
     max_retries: u32,
@@ -130,25 +151,31 @@ enum Attempt {
 }
 
 impl Http {
-    /// Prepares a client; nothing is connected yet.
+    /// Prepares a client for a SCIM service; nothing is connected yet.
     pub fn new(cfg: &ScimConfig) -> Result<Http, String> {
+        let http = Http::with(&Settings {
+            url: &cfg.url,
+            tls_verify: cfg.tls_verify,
+            ca_file: cfg.ca_file.as_deref(),
+            timeout: cfg.timeout,
+            max_retries: cfg.max_retries,
+            media_type: SCIM_JSON,
+        })?;
+        if let Some(t) = &cfg.bearer_token {
+            http.set_bearer(t.expose())?;
+        }
+        Ok(http)
+    }
+
+    /// Prepares a client; nothing is connected yet.
+    pub fn with(cfg: &Settings<'_>) -> Result<Http, String> {
         let tls = if cfg.url.tls {
-            let config =
-                crate::connector::tls::client_config(cfg.tls_verify, cfg.ca_file.as_deref())?;
+            let config = crate::connector::tls::client_config(cfg.tls_verify, cfg.ca_file)?;
             let name = ServerName::try_from(cfg.url.host.clone())
                 .map_err(|e| format!("{} is not a valid TLS server name: {e}", cfg.url.host))?;
             Some((TlsConnector::from(config), name))
         } else {
             None
-        };
-        let authorization = match &cfg.bearer_token {
-            Some(t) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
-                    .map_err(|_| "the bearer token holds characters a header cannot carry")?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-            None => None,
         };
         let host = if cfg.url.host.contains(':') {
             format!("[{}]:{}", cfg.url.host, cfg.url.port)
@@ -158,7 +185,8 @@ impl Http {
         Ok(Http {
             url: cfg.url.clone(),
             tls,
-            authorization,
+            authorization: Mutex::new(None),
+            media_type: cfg.media_type,
             host_header: HeaderValue::from_str(&host)
                 .map_err(|_| format!("{host} is not a valid Host header"))?,
             timeout: cfg.timeout,
@@ -166,6 +194,18 @@ impl Http {
             idle: Mutex::new(Vec::new()),
             requests: AtomicU64::new(0),
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` from now on (a refreshed token replaces the
+    /// last one).
+    pub fn set_bearer(&self, token: &str) -> Result<(), String> {
+        let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "the bearer token holds characters a header cannot carry")?;
+        v.set_sensitive(true);
+        if let Ok(mut a) = self.authorization.lock() {
+            *a = Some(v);
+        }
+        Ok(())
     }
 
     /// The base URL, for messages.
@@ -194,9 +234,26 @@ impl Http {
             })?)),
             None => None,
         };
+        self.call_bytes(method, path, body, self.media_type, if_match, retry)
+            .await
+    }
+
+    /// [`Http::call`] with a body already encoded as `content_type` (a form, for a token).
+    pub async fn call_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        content_type: &str,
+        if_match: Option<&str>,
+        retry: Retry,
+    ) -> Result<Reply, HttpError> {
         let mut attempt = 0u32;
         loop {
-            let wait = match self.once(&method, path, body.clone(), if_match).await {
+            let wait = match self
+                .once(&method, path, body.clone(), content_type, if_match)
+                .await
+            {
                 Ok((status, etag, retry_after, bytes)) => {
                     if status < 400 {
                         return Ok(Reply {
@@ -285,6 +342,7 @@ impl Http {
         method: &Method,
         path: &str,
         body: Option<Bytes>,
+        content_type: &str,
         if_match: Option<&str>,
     ) -> Result<(u16, Option<String>, Option<Duration>, Bytes), Attempt> {
         let reused = self.take_idle();
@@ -297,12 +355,13 @@ impl Http {
             .method(method.clone())
             .uri(&uri)
             .header(header::HOST, self.host_header.clone())
-            .header(header::ACCEPT, SCIM_JSON);
-        if let Some(a) = &self.authorization {
-            req = req.header(header::AUTHORIZATION, a.clone());
+            .header(header::ACCEPT, self.media_type);
+        let authorization = self.authorization.lock().ok().and_then(|a| a.clone());
+        if let Some(a) = authorization {
+            req = req.header(header::AUTHORIZATION, a);
         }
         if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, SCIM_JSON);
+            req = req.header(header::CONTENT_TYPE, content_type);
         }
         if let Some(tag) = if_match {
             req = req.header(header::IF_MATCH, tag);
@@ -455,19 +514,20 @@ fn parse_http_date(v: &str) -> Option<u64> {
     u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
 }
 
-/// The SCIM error in a response body (RFC 7644 §3.12), or the body itself.
+/// The error in a response body: SCIM's (RFC 7644 §3.12), Graph's
+/// (`{"error":{"code","message"}}`) or OAuth's (`error`, `error_description`, RFC 6749
+/// §5.2); else the body itself.
 fn scim_error(status: u16, body: &[u8]) -> HttpError {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let scim_type = parsed
-        .as_ref()
-        .and_then(|v| v.get("scimType"))
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
-    let detail = parsed
-        .as_ref()
-        .and_then(|v| v.get("detail"))
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    let p = parsed.as_ref();
+    let graph = p.and_then(|v| v.get("error")).filter(|e| e.is_object());
+    let scim_type = text(p.and_then(|v| v.get("scimType")))
+        .or_else(|| text(graph.and_then(|e| e.get("code"))))
+        .or_else(|| text(p.and_then(|v| v.get("error"))));
+    let detail = text(p.and_then(|v| v.get("detail")))
+        .or_else(|| text(graph.and_then(|e| e.get("message"))))
+        .or_else(|| text(p.and_then(|v| v.get("error_description"))))
         .unwrap_or_else(|| {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
@@ -529,5 +589,22 @@ mod tests {
         let e = scim_error(502, b"");
         assert_eq!(e.to_string(), "HTTP 502: Bad Gateway");
         assert!(e.is_passing());
+        let e = scim_error(
+            404,
+            br#"{"error":{"code":"Request_ResourceNotFound","message":"Resource 'x' does not exist."}}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "HTTP 404 (Request_ResourceNotFound): Resource 'x' does not exist."
+        );
+        let e = scim_error(
+            401,
+            br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "HTTP 401 (invalid_client): AADSTS7000215: Invalid client secret provided."
+        );
+        assert!(!e.is_passing());
     }
 }
