@@ -445,6 +445,7 @@ fn web_browser_walkthrough() {
     let hits = b.rows("#mv-results");
     assert!(hits >= 2, "{hits} hits for Jürgen");
     b.shot("search");
+    let first_hit = b.text(&b.find("#mv-results tbody tr"));
     b.click("#mv-results tbody tr a");
     b.wait_url("lineage", |u| u.contains("/objects/mv/"));
     b.rows("#mv-attributes");
@@ -459,6 +460,50 @@ fn web_browser_walkthrough() {
         "contributing connector shown: {first_attr}"
     );
     b.shot("lineage");
+
+    // Sync one object now: its mail changes at the source, the button on its connector-space
+    // page takes it through import, sync and export, and the target has the new mail at
+    // once, without a cycle.
+    let mail = first_hit
+        .split_whitespace()
+        .find(|w| w.contains('@'))
+        .must("the hit's mail")
+        .to_string();
+    let new_mail = mail.replacen('@', ".synced@", 1);
+    let source_path = dir.join("contoso.ldif");
+    let source = std::fs::read_to_string(&source_path).must("the demo source");
+    let line = format!("mail: {mail}\n");
+    assert!(source.contains(&line), "{mail} not in the source");
+    std::fs::write(
+        &source_path,
+        source.replacen(&line, &format!("mail: {new_mail}\n"), 1),
+    )
+    .must("changing the source");
+    let contoso = b
+        .find_all("section.cs h3")
+        .into_iter()
+        .map(|h| b.text(&h))
+        .find(|t| t.contains("[contoso]"))
+        .must("the source object in the lineage");
+    let cs_id = contoso
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.strip_prefix("cs:"))
+        .must("its id")
+        .to_string();
+    b.go(&format!("{}objects/cs/{cs_id}", d.url));
+    b.click("#sync-object");
+    let body = b.text(&b.find("main"));
+    assert!(
+        body.contains("read from the directory") && body.contains("Export to directory"),
+        "the sync-object report: {body}"
+    );
+    b.shot("sync-object");
+    let target = std::fs::read_to_string(dir.join("directory.ldif")).must("the demo target");
+    assert!(
+        target.contains(&new_mail) && !target.contains(&format!(": {mail}\n")),
+        "{new_mail} did not reach the target at once"
+    );
 
     // Connectors: each with its objects over time.
     b.click("nav a[href='/connectors']");
