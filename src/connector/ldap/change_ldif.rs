@@ -7,7 +7,7 @@
 use super::export::octets;
 use crate::config::LdapFlavor;
 use crate::connector::ldif::format::write_attr_line;
-use crate::model::{AttrChange, AttrName, ChangeOp, ExportItem, ExportKind, Value};
+use crate::model::{AttrChange, AttrName, ChangeOp, ExportItem, ExportKind};
 
 /// Attributes whose values a review never shows (an initial password set by a flow).
 const SECRET: &[&str] = &["unicodePwd", "userPassword"];
@@ -67,24 +67,7 @@ pub fn write_item(w: &mut Vec<u8>, item: &ExportItem, flavor: LdapFlavor) -> Res
             w.extend_from_slice(b"changetype: delete\n\n");
         }
         ExportKind::Add => {
-            let mut attrs = item.add_attributes();
-            if attrs.get("objectClass").is_none() {
-                attrs.add(
-                    &AttrName::new("objectClass"),
-                    Value::str(item.object_class.clone()),
-                );
-            }
-            let mut after = Vec::new();
-            if flavor == LdapFlavor::Ad {
-                for a in ["unicodePwd", "userAccountControl"] {
-                    if let Some(v) = attrs.remove(a) {
-                        after.push(AttrChange {
-                            attr: AttrName::new(a),
-                            op: ChangeOp::Replace(v),
-                        });
-                    }
-                }
-            }
+            let (attrs, after) = super::export::add_parts(item, flavor);
             write_attr_line(w, "dn", item.dn.as_str().as_bytes()).map_err(io)?;
             w.extend_from_slice(b"changetype: add\n");
             for (name, vals) in attrs.iter() {

@@ -186,12 +186,11 @@ fn wave_end(items: &[ExportItem], start: usize, limit: usize) -> usize {
     end.max(start + 1)
 }
 
-async fn add(
-    session: &mut Session,
-    item: &ExportItem,
-    flavor: LdapFlavor,
-    mapper: &Mapper,
-) -> Result<ExportOutcome, Failure> {
+/// What an add sends: the entry's attributes (with its structural class), and what follows
+/// as modifies. AD: a user is created without its password and account control, which
+/// follow (a password that fails policy must not leave an enabled, passwordless user). The
+/// `pending` LDIF shows the same operations.
+pub(super) fn add_parts(item: &ExportItem, flavor: LdapFlavor) -> (Attributes, Vec<AttrChange>) {
     let mut attrs = item.add_attributes();
     if attrs.get("objectClass").is_none() {
         attrs.add(
@@ -199,8 +198,6 @@ async fn add(
             Value::str(item.object_class.clone()),
         );
     }
-    // AD: a user is created without its password and account control, which follow as
-    // modifies (a password that fails policy must not leave an enabled, passwordless user).
     let mut after = Vec::new();
     if flavor == LdapFlavor::Ad {
         for a in ["unicodePwd", "userAccountControl"] {
@@ -212,6 +209,16 @@ async fn add(
             }
         }
     }
+    (attrs, after)
+}
+
+async fn add(
+    session: &mut Session,
+    item: &ExportItem,
+    flavor: LdapFlavor,
+    mapper: &Mapper,
+) -> Result<ExportOutcome, Failure> {
+    let (attrs, after) = add_parts(item, flavor);
     let mut list = Vec::new();
     for (name, values) in attrs.iter() {
         let set = value_set(name, values, flavor).map_err(Failure::BadData)?;
