@@ -15,6 +15,11 @@ use crate::model::{AttrName, ConnectorName, Dn};
 use crate::rules::RuleSet;
 
 pub use load::ConfigError;
+
+/// A duration as the config file spells it ("90s", "15m", "1h30m"), for command-line flags.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    load::parse_interval(s)
+}
 pub use secret::Secret;
 
 /// The whole configuration.
@@ -36,6 +41,34 @@ pub struct Config {
     pub rules: RuleSet,
     /// The HTTPS status page.
     pub web: WebConfig,
+    /// The listener for lightweight agents (`[agents]`); None: no agent may connect.
+    pub agents: Option<AgentsConfig>,
+}
+
+/// Where agents connect (`[agents]`): one TLS port with mutual TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentsConfig {
+    /// Address and port (default 0.0.0.0:8444; port 0 picks a free one).
+    pub listen: std::net::SocketAddr,
+    /// Extra DNS names or addresses agents use to reach the appliance, put in the
+    /// certificate the listener presents (localhost, the loopback and listen addresses and
+    /// the host name are always in it).
+    pub names: Vec<String>,
+    /// How long a token from `bridgehead agent-token` stays usable (default 15 minutes).
+    pub token_lifetime: Duration,
+    /// How often an agent reports (default 10 s); one missed for three times this is lost.
+    pub heartbeat: Duration,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], 8444)),
+            names: Vec::new(),
+            token_lifetime: Duration::from_secs(15 * 60),
+            heartbeat: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The HTTPS status page (`[web]`).

@@ -15,6 +15,7 @@ use super::pages::*;
 use super::quiet_log::{Event, QuietLog};
 use super::system::{Host, config_view};
 use super::views::{self, ObjectStats};
+use crate::agent::registry::Registry;
 use crate::config::Config;
 use crate::model::{Clock, CsId, MvId};
 use crate::runner::handle::{Answer, Request, RunnerHandle};
@@ -58,6 +59,7 @@ pub struct App {
     quiet: Mutex<QuietLog>,
     started_ms: i64,
     certificate: String,
+    agents: Option<Registry>,
 }
 
 /// An error page or JSON error.
@@ -93,7 +95,14 @@ impl App {
             stats: Mutex::new(None),
             quiet: Mutex::new(QuietLog::default()),
             certificate,
+            agents: None,
         }
+    }
+
+    /// The register of agents the Agents page lists and revokes (None: no listener).
+    pub fn with_agents(mut self, agents: Option<Registry>) -> App {
+        self.agents = agents;
+        self
     }
 
     /// Logs every session out (after the password changed elsewhere).
@@ -494,6 +503,22 @@ impl App {
                     200,
                 )
             }
+            (false, ["agents"]) => {
+                let (nav, fmt) = nav("Agents", "/agents");
+                Self::render(
+                    AgentsPage {
+                        nav,
+                        fmt,
+                        enabled: self.agents.is_some(),
+                        list: self.agents_list(),
+                    },
+                    200,
+                )
+            }
+            (true, ["actions", "revoke-agent"]) => {
+                let agent = form.get("agent").cloned().unwrap_or_default();
+                message("Revoke agent", self.revoke_agent(&agent, who), "/agents")
+            }
             (true, ["logout"]) => {
                 self.auth.logout(session);
                 Resp::see_other("/login").with("set-cookie", cookie(SESSION_COOKIE, "", 0))
@@ -555,6 +580,9 @@ mod api;
 
 #[path = "login.rs"]
 mod login;
+
+#[path = "agents.rs"]
+mod agents;
 
 #[cfg(test)]
 #[path = "app_tests.rs"]

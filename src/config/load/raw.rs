@@ -11,6 +11,7 @@ pub(super) struct RawConfig {
     pub(super) schedule: Option<Spanned<RawSchedule>>,
     pub(super) staging: Option<Spanned<bool>>,
     pub(super) web: Option<Spanned<RawWeb>>,
+    pub(super) agents: Option<Spanned<RawAgents>>,
     #[serde(default)]
     pub(super) connector: Vec<Spanned<RawConnector>>,
     #[serde(default)]
