@@ -105,11 +105,35 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Opens one HTTP/2 connection; its driver runs on a task of its own.
-async fn connect(
-    server: &Server,
-    tls: Arc<rustls::ClientConfig>,
-) -> Result<SendRequest<Full<Bytes>>, String> {
+/// One open HTTP/2 connection; its driver runs on a task of its own and leaves here why
+/// the connection ended.
+struct Conn {
+    send: SendRequest<Full<Bytes>>,
+    ended: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Conn {
+    /// Why the connection ended, in the TLS layer's words when it was refused (in TLS 1.3
+    /// a refused client certificate is only told after the handshake, by an alert).
+    fn why_ended(&self) -> Option<String> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// An error with its causes, as one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// Opens one HTTP/2 connection.
+async fn connect(server: &Server, tls: Arc<rustls::ClientConfig>) -> Result<Conn, String> {
     let name = ServerName::try_from(server.host.clone())
         .map_err(|e| format!("{}: not a host name: {e}", server.host))?;
     let addr = (server.host.as_str(), server.port);
@@ -133,17 +157,25 @@ async fn connect(
         .handshake(TokioIo::new(tls))
         .await
         .map_err(|e| format!("{}: HTTP/2 handshake: {e}", server.url("")))?;
+    let ended = Arc::new(std::sync::Mutex::new(None));
+    let note = Arc::clone(&ended);
     tokio::spawn(async move {
         if let Err(e) = conn.await {
-            tracing::debug!("agent connection ended: {e}");
+            let why = chain(&e);
+            let why = if why.contains("alert") {
+                format!("refused at the TLS handshake: {why}")
+            } else {
+                why
+            };
+            *note.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
         }
     });
-    Ok(send)
+    Ok(Conn { send, ended })
 }
 
 /// Sends one POST with a JSON body; the status and JSON answer.
 async fn post(
-    send: &mut SendRequest<Full<Bytes>>,
+    conn: &mut Conn,
     server: &Server,
     path: &str,
     body: &serde_json::Value,
@@ -153,6 +185,7 @@ async fn post(
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| format!("{path}: {e}"))?;
+    let send = &mut conn.send;
     let work = async {
         send.ready()
             .await
@@ -170,9 +203,20 @@ async fn post(
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         Ok((status, json))
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, work)
+    let answer = tokio::time::timeout(REQUEST_TIMEOUT, work)
         .await
-        .map_err(|_| format!("{}: no answer within {REQUEST_TIMEOUT:?}", server.url(path)))?
+        .map_err(|_| format!("{}: no answer within {REQUEST_TIMEOUT:?}", server.url(path)))?;
+    match answer {
+        Ok(a) => Ok(a),
+        Err(e) => {
+            // The driver may take a moment to record why the connection died.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(match conn.why_ended() {
+                Some(why) => format!("{e} ({why})"),
+                None => e,
+            })
+        }
+    }
 }
 
 fn error_text(status: u16, body: &serde_json::Value) -> String {

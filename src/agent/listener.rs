@@ -66,6 +66,10 @@ pub async fn bind(cfg: &AgentsConfig, appliance: Appliance) -> Result<Bound, Str
         .with_single_cert(chain, key)
         .map_err(|e| format!("the listener certificate: {e}"))?;
     tls.alpn_protocols = vec![b"h2".to_vec()];
+    // No resumption: a resumed handshake skips the certificate check, and a revoked agent
+    // would come back in on its old session.
+    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    tls.send_tls13_tickets = 0;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e} (set [agents] listen)", cfg.listen))?;
@@ -103,8 +107,10 @@ async fn handle(
         }
     };
     // Looked up per request, so that a revocation refuses the next request at once.
+    let presented = fingerprint.is_some();
     let agent = fingerprint.and_then(|f| app.registry.trusted(&f));
     let request = Request {
+        presented,
         path: parts.uri.path().to_string(),
         post: parts.method == hyper::Method::POST,
         version,

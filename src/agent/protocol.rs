@@ -68,6 +68,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The peer's address.
     pub peer: String,
+    /// Whether the connection presented a client certificate.
+    pub presented: bool,
     /// The enrolled agent the connection's certificate names (checked at the handshake).
     pub agent: Option<AgentRecord>,
 }
@@ -119,6 +121,10 @@ impl Appliance {
         }
         match (req.path.as_str(), &req.agent) {
             ("/v1/enroll", _) => self.enroll(&req),
+            ("/v1/hello" | "/v1/heartbeat", None) if req.presented => refuse(
+                403,
+                "this agent's certificate was revoked or is not known to this appliance",
+            ),
             ("/v1/hello" | "/v1/heartbeat", None) => refuse(
                 401,
                 "no client certificate: enrol first with `bridgehead agent --enroll`",
@@ -237,6 +243,7 @@ mod tests {
             version: Some(v.into()),
             body: serde_json::to_vec(&body).unwrap(),
             peer: "127.0.0.1:1".into(),
+            presented: agent.is_some(),
             agent,
         }
     }
