@@ -591,3 +591,7 @@ mod tests;
 #[cfg(test)]
 #[path = "app_abuse_tests.rs"]
 mod abuse_tests;
+
+#[cfg(test)]
+#[path = "app_agents_tests.rs"]
+mod agents_tests;
