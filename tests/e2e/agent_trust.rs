@@ -22,7 +22,7 @@ use crate::support::{Background, Must, TestDir, demo_once, run, wait_for_log};
 const TOKEN: &str = "agent-trust-token-0123456789";
 
 /// The listener's address, from the daemon's log.
-fn listener_addr(log: &Path) -> String {
+pub(super) fn listener_addr(log: &Path) -> String {
     assert!(
         wait_for_log(log, "agent listener ready", Duration::from_secs(60)),
         "no agent listener:\n{}",
@@ -42,7 +42,7 @@ fn listener_addr(log: &Path) -> String {
 }
 
 /// SHA-256 of the CA certificate on disk, computed here (not taken from the binary).
-fn ca_fingerprint(state_dir: &Path) -> String {
+pub(super) fn ca_fingerprint(state_dir: &Path) -> String {
     let der = CertificateDer::from_pem_file(state_dir.join("state.agents/ca-cert.pem"))
         .must("reading the agent CA");
     Sha256::digest(der.as_ref())
@@ -52,7 +52,7 @@ fn ca_fingerprint(state_dir: &Path) -> String {
         .join(":")
 }
 
-fn token(config: &Path, group: &str, valid: Option<&str>) -> String {
+pub(super) fn token(config: &Path, group: &str, valid: Option<&str>) -> String {
     let mut args = vec![
         "agent-token".to_string(),
         "-c".into(),
@@ -68,7 +68,7 @@ fn token(config: &Path, group: &str, valid: Option<&str>) -> String {
     r.stdout.trim().to_string()
 }
 
-fn enroll(dir: &Path, token: &str, server: &str, fp: &str) -> crate::support::Run {
+pub(super) fn enroll(dir: &Path, token: &str, server: &str, fp: &str) -> crate::support::Run {
     run(&[
         "agent",
         "--dir",
@@ -82,14 +82,14 @@ fn enroll(dir: &Path, token: &str, server: &str, fp: &str) -> crate::support::Ru
     ])
 }
 
-fn agents(d: &Daemon) -> Vec<serde_json::Value> {
+pub(super) fn agents(d: &Daemon) -> Vec<serde_json::Value> {
     let auth = format!("Bearer {TOKEN}");
     let r = https(d, "GET", "/api/agents", &[("Authorization", &auth)], "");
     assert_eq!(r.status, 200, "{}", r.body);
     r.json().as_array().must("agent list").clone()
 }
 
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+pub(super) fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while start.elapsed() < limit {
         if f() {
@@ -309,4 +309,7 @@ fn agent_enrolment_tokens_revocation_and_the_handshake() {
         Duration::from_secs(5)
     ));
     assert_eq!(agents(&d)[0]["state"], "revoked");
+    // No token reached the appliance's log.
+    let text = std::fs::read_to_string(&log).must("reading the log");
+    assert!(!text.contains(&t1[4..]) && !text.contains(&short[4..]));
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests against the real `bridgehead` binary, each in its own temp folder so
 //! they run in parallel.
 
+mod agent_bench;
 mod agent_trust;
 mod crash;
 mod demo;

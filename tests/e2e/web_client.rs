@@ -27,6 +27,13 @@ pub struct Daemon {
     pub key: PathBuf,
 }
 
+impl Daemon {
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self._process.id()
+    }
+}
+
 /// Waits for the "status page listening" line and reads the URL and fingerprint from it.
 pub fn wait_for_status_page(process: Background, log: &Path, state_dir: &Path) -> Daemon {
     assert!(
