@@ -106,7 +106,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// One open HTTP/2 connection; its driver runs on a task of its own and leaves here why
-/// the connection ended.
+/// the connection ended. Clones share the connection (each request is its own stream).
+#[derive(Clone)]
 struct Conn {
     send: SendRequest<Full<Bytes>>,
     ended: Arc<std::sync::Mutex<Option<String>>>,
@@ -175,17 +176,27 @@ async fn connect(server: &Server, tls: Arc<rustls::ClientConfig>) -> Result<Conn
 
 /// Sends one POST with a JSON body; the status and JSON answer.
 async fn post(
-    conn: &mut Conn,
+    conn: &Conn,
     server: &Server,
     path: &str,
     body: &serde_json::Value,
+) -> Result<(u16, serde_json::Value), String> {
+    post_within(conn, server, path, body, REQUEST_TIMEOUT).await
+}
+
+async fn post_within(
+    conn: &Conn,
+    server: &Server,
+    path: &str,
+    body: &serde_json::Value,
+    limit: Duration,
 ) -> Result<(u16, serde_json::Value), String> {
     let req = hyper::Request::post(server.url(path))
         .header(VERSION_HEADER, VERSION)
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| format!("{path}: {e}"))?;
-    let send = &mut conn.send;
+    let mut send = conn.send.clone();
     let work = async {
         send.ready()
             .await
@@ -203,9 +214,9 @@ async fn post(
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         Ok((status, json))
     };
-    let answer = tokio::time::timeout(REQUEST_TIMEOUT, work)
+    let answer = tokio::time::timeout(limit, work)
         .await
-        .map_err(|_| format!("{}: no answer within {REQUEST_TIMEOUT:?}", server.url(path)))?;
+        .map_err(|_| format!("{}: no answer within {limit:?}", server.url(path)))?;
     match answer {
         Ok(a) => Ok(a),
         Err(e) => {
@@ -261,7 +272,7 @@ pub async fn enroll(
         .with_custom_certificate_verifier(super::verify::PinnedCa::new(pin))
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec()];
-    let mut send = connect(server, Arc::new(tls)).await?;
+    let send = connect(server, Arc::new(tls)).await?;
     let body = serde_json::to_value(EnrollRequest {
         token: token.trim().to_string(),
         csr,
@@ -269,7 +280,7 @@ pub async fn enroll(
         version: VERSION.to_string(),
     })
     .map_err(|e| format!("enrolment request: {e}"))?;
-    let (status, answer) = post(&mut send, server, "/v1/enroll", &body).await?;
+    let (status, answer) = post(&send, server, "/v1/enroll", &body).await?;
     if status != 200 {
         return Err(format!(
             "enrolment refused: {}",
@@ -339,11 +350,11 @@ async fn session(
     stop: &(dyn Fn() -> bool + Send + Sync),
 ) -> Ended {
     let lost = |why: String, said_hello: bool| Ended::Lost { why, said_hello };
-    let mut send = match connect(&e.server, tls).await {
+    let conn = match connect(&e.server, tls).await {
         Ok(s) => s,
         Err(why) => return lost(why, false),
     };
-    let hello = match post(&mut send, &e.server, "/v1/hello", &serde_json::json!({})).await {
+    let hello = match post(&conn, &e.server, "/v1/hello", &serde_json::json!({})).await {
         Ok((200, body)) => match serde_json::from_value::<HelloAnswer>(body) {
             Ok(h) => h,
             Err(why) => return lost(format!("hello answer: {why}"), false),
@@ -364,31 +375,87 @@ async fn session(
         "connected to the appliance"
     );
     let every = Duration::from_millis(hello.heartbeat_ms.clamp(1000, 300_000));
-    let mut next = tokio::time::Instant::now() + every;
-    loop {
-        while tokio::time::Instant::now() < next {
-            if stop() {
-                return Ended::Stopped;
+    // Heartbeats on their own stream of the same connection, beside the work.
+    let beat = {
+        let (conn, server) = (conn.clone(), e.server.clone());
+        async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match post(&conn, &server, "/v1/heartbeat", &serde_json::json!({})).await {
+                    Ok((200, _)) => {}
+                    Ok((status, body)) => {
+                        return format!("heartbeat refused: {}", error_text(status, &body));
+                    }
+                    Err(why) => return why,
+                }
             }
+        }
+    };
+    let work = work_loop(&conn, &e.server);
+    let stopping = async {
+        while !stop() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        next += every;
-        match post(
-            &mut send,
-            &e.server,
-            "/v1/heartbeat",
-            &serde_json::json!({}),
-        )
-        .await
-        {
-            Ok((200, _)) => {}
-            Ok((status, body)) => {
-                return lost(
-                    format!("heartbeat refused: {}", error_text(status, &body)),
-                    true,
-                );
-            }
-            Err(why) => return lost(why, true),
+    };
+    tokio::select! {
+        why = beat => lost(why, true),
+        why = work => lost(why, true),
+        () = stopping => Ended::Stopped,
+    }
+}
+
+/// How long a job's message may wait for the appliance (a batch waits until the runner
+/// has stored it).
+const JOB_MESSAGE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The worker's channel: blocking POSTs over the session's connection.
+struct Blocking {
+    conn: Conn,
+    server: Server,
+    rt: tokio::runtime::Handle,
+}
+
+impl super::worker::Channel for Blocking {
+    fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
+        let answer = self.rt.block_on(post_within(
+            &self.conn,
+            &self.server,
+            path,
+            &body,
+            JOB_MESSAGE_TIMEOUT,
+        ))?;
+        match answer {
+            (200, v) => Ok(v),
+            (status, v) => Err(format!("{path}: {}", error_text(status, &v))),
+        }
+    }
+}
+
+/// Asks for work and runs each job, until the connection fails (the reason).
+async fn work_loop(conn: &Conn, server: &Server) -> String {
+    let limit = super::jobs::POLL_WAIT + Duration::from_secs(10);
+    loop {
+        let job = match post_within(conn, server, "/v1/work", &serde_json::json!({}), limit).await {
+            Ok((204, _)) => continue,
+            Ok((200, body)) => match serde_json::from_value::<super::jobs::Job>(body) {
+                Ok(job) => job,
+                Err(e) => return format!("a job that cannot be read: {e}"),
+            },
+            Ok((status, body)) => return format!("work refused: {}", error_text(status, &body)),
+            Err(why) => return why,
+        };
+        tracing::info!(job = job.id, connector = %job.connector, "job received");
+        let channel = Blocking {
+            conn: conn.clone(),
+            server: server.clone(),
+            rt: tokio::runtime::Handle::current(),
+        };
+        // The connector blocks (and owns a runtime of its own): off the reactor.
+        let ran = tokio::task::spawn_blocking(move || super::worker::execute(job, &channel)).await;
+        match ran {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => return format!("a job could not be reported: {why}"),
+            Err(e) => return format!("a job failed: {e}"),
         }
     }
 }

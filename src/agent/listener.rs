@@ -17,8 +17,9 @@ use super::protocol::{Appliance, Request};
 use super::{VERSION, VERSION_HEADER, fingerprint};
 use crate::config::AgentsConfig;
 
-/// The largest request body taken (an enrolment request is about a kilobyte).
-const MAX_BODY: usize = 256 * 1024;
+/// The largest request body taken: a batch of an import's changes (the agent sends at most
+/// a few MiB at a time; this bounds a misbehaving one).
+const MAX_BODY: usize = 64 * 1024 * 1024;
 /// A TLS handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -225,6 +226,7 @@ impl Bound {
                         }
                         if let Some((id, since)) = hello.lock().unwrap_or_else(|p| p.into_inner()).take() {
                             app.registry.disconnected(&id, since);
+                            app.jobs.agent_gone(&id);
                             tracing::info!(agent = %id, %peer, "agent disconnected");
                         }
                     });

@@ -22,11 +22,13 @@
 
 pub mod ca;
 pub mod client;
+pub mod jobs;
 pub mod listener;
 pub mod protocol;
 pub mod registry;
 pub mod tokens;
 pub mod verify;
+pub mod worker;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -85,6 +85,15 @@ pub struct Answer {
     pub hello: Option<(String, i64)>,
 }
 
+fn op_name(op: &super::jobs::Op) -> &'static str {
+    match op {
+        super::jobs::Op::Check => "check",
+        super::jobs::Op::Import { full: true, .. } => "full import",
+        super::jobs::Op::Import { .. } => "delta import",
+        super::jobs::Op::Export { .. } => "export",
+    }
+}
+
 fn refuse(status: u16, text: impl Into<String>) -> Answer {
     Answer {
         status,
@@ -111,6 +120,8 @@ pub struct Appliance {
     pub registry: Registry,
     /// The heartbeat interval agents are told.
     pub heartbeat_ms: u64,
+    /// The connector jobs waiting for or leased to agents.
+    pub jobs: super::jobs::Jobs,
 }
 
 impl Appliance {
@@ -137,7 +148,66 @@ impl Appliance {
                     refuse(409, "no hello on record for this agent: say hello first")
                 }
             }
-            _ => refuse(404, format!("the agent protocol has no {}", req.path)),
+            (_, None) if req.presented => refuse(
+                403,
+                "this agent's certificate was revoked or is not known to this appliance",
+            ),
+            (_, None) => refuse(401, "no client certificate: enrol first"),
+            ("/v1/work", Some(agent)) => match self.jobs.take(&agent.group, &agent.id) {
+                Some(job) => {
+                    self.registry.set_job(
+                        &agent.id,
+                        Some(format!("{} ({})", job.connector, op_name(&job.op))),
+                    );
+                    ok(serde_json::to_value(job).unwrap_or_default())
+                }
+                None => Answer {
+                    status: 204,
+                    body: serde_json::Value::Null,
+                    hello: None,
+                },
+            },
+            (path, Some(agent)) => self.job_message(path, &req.body, agent),
+        }
+    }
+
+    /// `/v1/job/ID/changes|ask|done` from the agent holding job ID's lease.
+    fn job_message(&self, path: &str, body: &[u8], agent: &AgentRecord) -> Answer {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (id, what) = match parts.as_slice() {
+            ["v1", "job", id, what] => match id.parse::<u64>() {
+                Ok(id) => (id, *what),
+                Err(_) => return refuse(404, format!("no job {id}")),
+            },
+            _ => return refuse(404, format!("the agent protocol has no {path}")),
+        };
+        let bad = |e: serde_json::Error| refuse(400, format!("job {id}: {what}: {e}"));
+        let result = match what {
+            "changes" => match serde_json::from_slice(body) {
+                Ok(changes) => self
+                    .jobs
+                    .changes(id, &agent.id, changes)
+                    .map(|()| serde_json::json!({})),
+                Err(e) => return bad(e),
+            },
+            "ask" => match serde_json::from_slice(body) {
+                Ok(ask) => self.jobs.ask(id, &agent.id, ask),
+                Err(e) => return bad(e),
+            },
+            "done" => match serde_json::from_slice(body) {
+                Ok(outcome) => {
+                    self.registry.set_job(&agent.id, None);
+                    self.jobs
+                        .done(id, &agent.id, outcome)
+                        .map(|()| serde_json::json!({}))
+                }
+                Err(e) => return bad(e),
+            },
+            _ => return refuse(404, format!("the agent protocol has no {path}")),
+        };
+        match result {
+            Ok(v) => ok(v),
+            Err(e) => refuse(409, e),
         }
     }
 
@@ -223,6 +293,7 @@ mod tests {
             ca: Arc::new(AgentCa::load_or_create(dir).unwrap()),
             registry: Registry::open(dir, Arc::new(FixedClock::at(5_000)), 1_000).unwrap(),
             heartbeat_ms: 1_000,
+            jobs: Default::default(),
         }
     }
 

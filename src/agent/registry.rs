@@ -194,6 +194,13 @@ impl Registry {
         }
     }
 
+    /// Records the job an agent holds (None: it holds none).
+    pub fn set_job(&self, id: &str, job: Option<String>) {
+        if let Some(l) = self.lock().live.get_mut(id) {
+            l.job = job;
+        }
+    }
+
     /// Records that a connection ended, unless a newer one replaced it.
     pub fn disconnected(&self, id: &str, connected_ms: i64) {
         let mut inner = self.lock();

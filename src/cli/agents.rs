@@ -8,12 +8,13 @@ use std::time::Duration;
 use super::{exit, load_config};
 use crate::agent::ca::AgentCa;
 use crate::agent::client::{self, Server};
+use crate::agent::jobs::{Jobs, RemoteConnector};
 use crate::agent::protocol::Appliance;
 use crate::agent::registry::Registry;
 use crate::agent::{appliance_dir, listener, tokens};
-use crate::config::Config;
+use crate::config::{Config, ConnectorKind};
 use crate::model::{Clock, SystemClock};
-use crate::runner::Shutdown;
+use crate::runner::{Runner, Shutdown};
 
 /// `bridgehead agent-token --group G`: prints a one-time enrolment token and how to use it.
 pub(super) fn token(config_path: &Path, group: &str, valid: Option<&str>) -> u8 {
@@ -130,11 +131,14 @@ pub(super) fn agent(args: AgentArgs) -> u8 {
     }
 }
 
-/// Starts the agent listener on `rt` when the config has `[agents]`; returns the register
-/// the status page shows. A failure is logged and the sync goes on without agents.
+/// Starts the agent listener on `rt` when the config has `[agents]`, and gives the runner
+/// a remote connector for each connector with `agent_group`; returns the register the
+/// status page shows. A failure is logged and the sync goes on without agents (their
+/// connectors then fail as unreachable, never contacted directly).
 pub(super) fn start_listener(
     rt: &tokio::runtime::Runtime,
     config: &Config,
+    runner: &mut Runner,
     clock: Arc<dyn Clock>,
     shutdown: &Shutdown,
 ) -> Option<Registry> {
@@ -153,17 +157,30 @@ pub(super) fn start_listener(
         }
     };
     let fingerprint = ca.fingerprint();
+    let jobs = Jobs::default();
     let appliance = Appliance {
         dir,
         ca: Arc::new(ca),
         registry: registry.clone(),
         heartbeat_ms,
+        jobs: jobs.clone(),
     };
     match rt.block_on(listener::bind(cfg, appliance)) {
         Ok(bound) => {
             tracing::info!(address = %bound.addr, ca_sha256 = %fingerprint, "agent listener ready");
             let stop = shutdown.clone();
             rt.spawn(bound.serve(move || stop.requested()));
+            for c in &config.connectors {
+                if let (Some(group), ConnectorKind::Ldap(l)) = (&c.agent_group, &c.kind) {
+                    runner.use_connector(Box::new(RemoteConnector::new(
+                        c.name.clone(),
+                        group.clone(),
+                        (**l).clone(),
+                        jobs.clone(),
+                    )));
+                    tracing::info!(connector = %c.name, %group, "connector runs through agents");
+                }
+            }
             Some(registry)
         }
         Err(e) => {

@@ -393,7 +393,7 @@ fn serve(config: Config, announce: bool) -> u8 {
     let (handle, inbox) = crate::runner::handle::channel(Arc::clone(&clock));
     runner.attach(handle.live());
     shutdown_on_signals(&rt, &shutdown);
-    let agents = agents::start_listener(&rt, &config, Arc::clone(&clock), &shutdown);
+    let agents = agents::start_listener(&rt, &config, &mut runner, Arc::clone(&clock), &shutdown);
     let web = config
         .web
         .enabled

@@ -135,6 +135,9 @@ pub struct ConnectorConfig {
     /// userPrincipalName, proxyAddresses): a second object wanting a taken value is
     /// quarantined instead of exported.
     pub unique_attributes: Vec<AttrName>,
+    /// The agent group whose agents run this connector (`agent_group`); None: the
+    /// appliance contacts the directory itself.
+    pub agent_group: Option<String>,
 }
 
 /// The accidental-deletion guard of one connector.
@@ -285,7 +288,7 @@ pub struct ScimConfig {
 }
 
 /// Which kind of LDAP directory a connector talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LdapFlavor {
     /// Active Directory (Windows or Samba): objectGUID anchors, DirSync deltas.
     Ad,
@@ -294,7 +297,7 @@ pub enum LdapFlavor {
 }
 
 /// How the server's TLS certificate is checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TlsVerify {
     /// Chain to a trusted CA and the name or IP in the URL (the default).
     Full,
@@ -305,7 +308,7 @@ pub enum TlsVerify {
 }
 
 /// How delta imports find changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DeltaMethod {
     /// AD: DirSync; LDAP: syncrepl where the server offers it, else modifyTimestamp.
     Auto,
@@ -322,7 +325,7 @@ pub enum DeltaMethod {
 }
 
 /// Settings of an `ad` or `ldap` connector.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LdapConfig {
     /// AD or plain LDAP.
     pub flavor: LdapFlavor,
@@ -334,7 +337,9 @@ pub struct LdapConfig {
     pub danger_plaintext: bool,
     /// The bind identity (a DN, or `user@domain` for AD).
     pub bind_dn: String,
-    /// The bind password.
+    /// The bind password (never serialised: a job for an agent carries it apart, over
+    /// the agent's mutual-TLS channel only).
+    #[serde(skip)]
     pub bind_password: Secret,
     /// How the certificate is checked.
     pub tls_verify: TlsVerify,

@@ -130,6 +130,23 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// Puts `connector` in place of the configured connector of the same name (the
+    /// composition root hands in connectors that need more than their config, such as
+    /// one run by agents); false when no connector has that name.
+    pub fn use_connector(&mut self, connector: Box<dyn Connector>) -> bool {
+        match self
+            .connectors
+            .iter_mut()
+            .find(|c| c.name() == connector.name())
+        {
+            Some(slot) => {
+                *slot = connector;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A runner over an open store.
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, shutdown: Shutdown) -> Runner {
         let connectors = config.connectors.iter().map(connector::build).collect();

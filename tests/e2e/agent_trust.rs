@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::web_client::{Daemon, https, start_run};
 use crate::support::{Background, Must, TestDir, demo_once, run, wait_for_log};
 
-const TOKEN: &str = "agent-trust-token-0123456789";
+pub(super) const TOKEN: &str = "agent-trust-token-0123456789";
 
 /// The listener's address, from the daemon's log.
 pub(super) fn listener_addr(log: &Path) -> String {

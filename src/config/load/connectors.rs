@@ -133,6 +133,37 @@ pub(super) fn check_connectors(
         };
         let unique_attributes =
             ctx.attr_list(c.unique_attributes.as_ref(), &key("unique_attributes"), &[]);
+        let agent_group = match (&c.agent_group, kind_name) {
+            (None, _) => Some(None),
+            (Some(v), Some(KindName::Ad | KindName::Ldap)) => {
+                let g = v.get_ref();
+                let fits = !g.is_empty()
+                    && g.len() <= 64
+                    && g.chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+                if fits {
+                    Some(Some(g.clone()))
+                } else {
+                    ctx.report(
+                        v.span().start,
+                        &key("agent_group"),
+                        format!(
+                            "expected an agent group name (1 to 64 letters, digits, '-', '_' \
+                             or '.'), found {g:?}"
+                        ),
+                    );
+                    None
+                }
+            }
+            (Some(v), _) => {
+                ctx.report(
+                    v.span().start,
+                    &key("agent_group"),
+                    "only ad and ldap connectors run through agents",
+                );
+                None
+            }
+        };
         let deletion_threshold = match (count, percent) {
             (Some(count), Some(percent)) => Some(DeletionThreshold { count, percent }),
             _ => None,
@@ -157,6 +188,7 @@ pub(super) fn check_connectors(
                 deletion_threshold: deletion_threshold?,
                 unique_attributes: unique_attributes?,
                 kind: kind?,
+                agent_group: agent_group?,
             })
         })());
     }

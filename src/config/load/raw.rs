@@ -77,6 +77,7 @@ pub(super) struct RawConnector {
     pub(super) full_import_every: Option<Spanned<String>>,
     pub(super) watch: Option<Spanned<bool>>,
     pub(super) watch_window: Option<Spanned<String>>,
+    pub(super) agent_group: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,474 @@
+//! Connector jobs for agents, on the appliance: the queue per agent group, the lease of a
+//! taken job to one agent, and [`RemoteConnector`], the `Connector` the runner uses for a
+//! connector with `agent_group`. The engine does not change: it calls the trait; the
+//! remote connector queues the job and, on the runner's thread, feeds what the agent sends
+//! back into the runner's sink.
+//!
+//! Flow control: the agent sends an import's changes in batches and waits for each batch's
+//! answer, which comes only after the runner's sink took every change of it; so at most one
+//! batch is in flight per job, on either side, however slow the appliance.
+//!
+//! Only an agent of the job's group can take it, and only the agent holding the lease can
+//! send its changes or its end: the group is the one named by the agent's certificate in
+//! the register, never anything the agent says.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::LdapConfig;
+use crate::connector::{
+    Connector, ConnectorError, ConnectorErrorKind, ImportEnd, ImportSink, SpaceView,
+};
+use crate::model::{Anchor, ConnectorName, Dn, ExportItem, ExportOutcome, ImportChange, Watermark};
+
+/// How long a queued job waits for an agent of its group before the run fails.
+const PICKUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a taken job may stay silent (a page of a slow directory) before it is lost.
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long an agent's long poll for work waits before it is answered "nothing".
+pub const POLL_WAIT: Duration = Duration::from_secs(20);
+
+/// What a job asks the agent to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Op {
+    /// Check that the directory can be reached and read.
+    Check,
+    /// Import since the watermark (everything when `full`).
+    Import {
+        /// The connector's watermark.
+        watermark: Option<Watermark>,
+        /// A full import.
+        full: bool,
+    },
+    /// Apply these exports.
+    Export {
+        /// The items, in order.
+        items: Vec<ExportItem>,
+    },
+}
+
+/// A job as the agent receives it: the connector's settings travel with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    /// The job's id.
+    pub id: u64,
+    /// The connector.
+    pub connector: ConnectorName,
+    /// Its settings (no secret in them).
+    pub settings: LdapConfig,
+    /// Its bind password, read on the appliance; it travels only inside the agent's mutual
+    /// TLS connection and is kept nowhere on the agent.
+    pub password: String,
+    /// What to do.
+    pub op: Op,
+}
+
+/// A question the connector asks its import sink, sent back to the appliance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Ask {
+    /// [`ImportSink::knows`].
+    Knows(Anchor),
+    /// [`ImportSink::dn_of`].
+    DnOf(Anchor),
+    /// [`ImportSink::holds_at_least`].
+    HoldsAtLeast(u64),
+    /// [`ImportSink::now_ms`].
+    NowMs,
+    /// [`ImportSink::string_referrers`].
+    StringReferrers(Anchor, Option<Dn>),
+}
+
+/// A connector failure as it travels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireError {
+    /// "unreachable", "bad_data" or "unsupported".
+    pub kind: String,
+    /// The connector's message.
+    pub message: String,
+}
+
+impl WireError {
+    /// From a connector's error.
+    pub fn from_error(e: &ConnectorError) -> WireError {
+        let kind = match e.kind {
+            ConnectorErrorKind::Unreachable => "unreachable",
+            ConnectorErrorKind::BadData => "bad_data",
+            ConnectorErrorKind::Unsupported => "unsupported",
+        };
+        WireError {
+            kind: kind.into(),
+            message: e.message.clone(),
+        }
+    }
+
+    fn into_error(self, connector: &ConnectorName, via: &str) -> ConnectorError {
+        ConnectorError {
+            connector: connector.clone(),
+            kind: match self.kind.as_str() {
+                "bad_data" => ConnectorErrorKind::BadData,
+                "unsupported" => ConnectorErrorKind::Unsupported,
+                _ => ConnectorErrorKind::Unreachable,
+            },
+            message: format!("{} (through agent {via})", self.message),
+        }
+    }
+}
+
+/// How a job ended, as the agent reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Outcome {
+    /// A check passed.
+    Checked,
+    /// An import ended.
+    Imported {
+        /// The new watermark.
+        watermark: Option<Watermark>,
+        /// A complete snapshot.
+        complete: bool,
+    },
+    /// An export's outcomes, one per item.
+    Exported(Vec<ExportOutcome>),
+    /// The connector failed as a whole.
+    Failed(WireError),
+}
+
+/// What reaches the runner's thread while a job runs.
+enum Msg {
+    Taken(String),
+    Changes(Vec<ImportChange>, SyncSender<Result<(), String>>),
+    Ask(Ask, SyncSender<Result<serde_json::Value, String>>),
+    Done(Outcome),
+    Lost(String),
+}
+
+struct Queued {
+    job: Job,
+    tx: SyncSender<Msg>,
+}
+
+struct Leased {
+    agent: String,
+    tx: SyncSender<Msg>,
+}
+
+#[derive(Default)]
+struct Inner {
+    queued: HashMap<String, VecDeque<Queued>>,
+    leased: HashMap<u64, Leased>,
+    next_id: u64,
+}
+
+/// The job queue; cheap to share.
+#[derive(Clone, Default)]
+pub struct Jobs {
+    inner: Arc<(Mutex<Inner>, Condvar)>,
+}
+
+impl Jobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn submit(&self, group: &str, mut job: Job) -> (u64, Receiver<Msg>) {
+        let (tx, rx) = sync_channel(1);
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        job.id = inner.next_id;
+        inner
+            .queued
+            .entry(group.to_string())
+            .or_default()
+            .push_back(Queued { job, tx });
+        let id = inner.next_id;
+        drop(inner);
+        self.inner.1.notify_all();
+        (id, rx)
+    }
+
+    fn withdraw(&self, group: &str, id: u64) {
+        let mut inner = self.lock();
+        if let Some(q) = inner.queued.get_mut(group) {
+            q.retain(|j| j.job.id != id);
+        }
+        inner.leased.remove(&id);
+    }
+
+    /// An agent of `group` asks for work: the oldest job of its group, leased to it, or
+    /// None after [`POLL_WAIT`].
+    pub fn take(&self, group: &str, agent: &str) -> Option<Job> {
+        let deadline = Instant::now() + POLL_WAIT;
+        let mut inner = self.lock();
+        loop {
+            if let Some(q) = inner.queued.get_mut(group).and_then(VecDeque::pop_front) {
+                // The runner may have given up on it meanwhile; then skip it.
+                if q.tx.send(Msg::Taken(agent.to_string())).is_err() {
+                    continue;
+                }
+                let id = q.job.id;
+                inner.leased.insert(
+                    id,
+                    Leased {
+                        agent: agent.to_string(),
+                        tx: q.tx,
+                    },
+                );
+                return Some(q.job);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            inner = self
+                .inner
+                .1
+                .wait_timeout(inner, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// The lease of job `id`, if `agent` holds it.
+    fn lease(&self, id: u64, agent: &str) -> Result<SyncSender<Msg>, String> {
+        match self.lock().leased.get(&id) {
+            Some(l) if l.agent == agent => Ok(l.tx.clone()),
+            Some(_) => Err(format!("job {id} is leased to another agent")),
+            None => Err(format!("there is no job {id} in progress")),
+        }
+    }
+
+    /// An agent sends a batch of an import's changes; returns once the runner took them.
+    pub fn changes(&self, id: u64, agent: &str, changes: Vec<ImportChange>) -> Result<(), String> {
+        let tx = self.lease(id, agent)?;
+        let (reply, answer) = sync_channel(1);
+        tx.send(Msg::Changes(changes, reply))
+            .map_err(|_| format!("job {id} was given up by the appliance"))?;
+        answer
+            .recv()
+            .map_err(|_| format!("job {id} was given up by the appliance"))?
+    }
+
+    /// An agent's connector asks its sink a question.
+    pub fn ask(&self, id: u64, agent: &str, ask: Ask) -> Result<serde_json::Value, String> {
+        let tx = self.lease(id, agent)?;
+        let (reply, answer) = sync_channel(1);
+        tx.send(Msg::Ask(ask, reply))
+            .map_err(|_| format!("job {id} was given up by the appliance"))?;
+        answer
+            .recv()
+            .map_err(|_| format!("job {id} was given up by the appliance"))?
+    }
+
+    /// An agent reports how a job ended; the lease ends.
+    pub fn done(&self, id: u64, agent: &str, outcome: Outcome) -> Result<(), String> {
+        let tx = self.lease(id, agent)?;
+        self.lock().leased.remove(&id);
+        tx.send(Msg::Done(outcome))
+            .map_err(|_| format!("job {id} was given up by the appliance"))
+    }
+
+    /// An agent's connection ended: the jobs it held fail now rather than at a timeout.
+    pub fn agent_gone(&self, agent: &str) {
+        let mut inner = self.lock();
+        let ids: Vec<u64> = inner
+            .leased
+            .iter()
+            .filter(|(_, l)| l.agent == agent)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(l) = inner.leased.remove(&id) {
+                let _ =
+                    l.tx.try_send(Msg::Lost(format!("the connection of agent {agent} ended")));
+            }
+        }
+    }
+}
+
+/// A connector run by agents of a group, as the runner sees it.
+pub struct RemoteConnector {
+    name: ConnectorName,
+    group: String,
+    settings: LdapConfig,
+    jobs: Jobs,
+}
+
+impl RemoteConnector {
+    /// For connector `name` with these settings (bind password included, read on the
+    /// appliance), run by agents of `group`.
+    pub fn new(name: ConnectorName, group: String, settings: LdapConfig, jobs: Jobs) -> Self {
+        RemoteConnector {
+            name,
+            group,
+            settings,
+            jobs,
+        }
+    }
+
+    fn unreachable(&self, message: String) -> ConnectorError {
+        ConnectorError {
+            connector: self.name.clone(),
+            kind: ConnectorErrorKind::Unreachable,
+            message,
+        }
+    }
+
+    /// Queues the job and serves its messages until it ends.
+    fn run(
+        &self,
+        op: Op,
+        mut sink: Option<&mut dyn ImportSink>,
+    ) -> Result<Outcome, ConnectorError> {
+        let job = Job {
+            id: 0,
+            connector: self.name.clone(),
+            settings: self.settings.clone(),
+            password: self.settings.bind_password.expose().to_string(),
+            op,
+        };
+        let (id, rx) = self.jobs.submit(&self.group, job);
+        let mut agent = None::<String>;
+        loop {
+            let wait = if agent.is_none() {
+                PICKUP_TIMEOUT
+            } else {
+                SILENCE_TIMEOUT
+            };
+            let msg = match rx.recv_timeout(wait) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.jobs.withdraw(&self.group, id);
+                    return Err(self.unreachable(match &agent {
+                        None => format!(
+                            "no agent of group {:?} took the job within {} s: is one \
+                             connected (status page, Agents)?",
+                            self.group,
+                            PICKUP_TIMEOUT.as_secs()
+                        ),
+                        Some(a) => format!(
+                            "agent {a} sent nothing for {} s; the job was given up",
+                            SILENCE_TIMEOUT.as_secs()
+                        ),
+                    }));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.unreachable("the job queue was closed".into()));
+                }
+            };
+            match msg {
+                Msg::Taken(a) => {
+                    tracing::info!(connector = %self.name, agent = %a, "job taken by an agent");
+                    agent = Some(a);
+                }
+                Msg::Changes(changes, reply) => {
+                    let result = match sink.as_deref_mut() {
+                        Some(s) => changes.into_iter().try_for_each(|c| s.push(c)),
+                        None => Err("changes sent for a job that is not an import".into()),
+                    };
+                    let failed = result.as_ref().err().cloned();
+                    let _ = reply.send(result);
+                    if let Some(e) = failed {
+                        return Err(ConnectorError {
+                            connector: self.name.clone(),
+                            kind: ConnectorErrorKind::BadData,
+                            message: format!("the import could not be stored: {e}"),
+                        });
+                    }
+                }
+                Msg::Ask(ask, reply) => {
+                    let answer = match sink.as_deref_mut() {
+                        Some(s) => answer_ask(s, ask),
+                        None => Err("a question for a job that is not an import".into()),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Msg::Done(outcome) => return Ok(outcome),
+                Msg::Lost(why) => {
+                    return Err(self.unreachable(format!("{why} in the middle of the job")));
+                }
+            }
+        }
+    }
+
+    fn via(&self) -> String {
+        format!("of group {}", self.group)
+    }
+}
+
+fn answer_ask(sink: &mut dyn ImportSink, ask: Ask) -> Result<serde_json::Value, String> {
+    let json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| e.to_string());
+    match ask {
+        Ask::Knows(a) => json(serde_json::to_value(sink.knows(&a)?)),
+        Ask::DnOf(a) => json(serde_json::to_value(sink.dn_of(&a)?)),
+        Ask::HoldsAtLeast(n) => json(serde_json::to_value(sink.holds_at_least(n))),
+        Ask::NowMs => json(serde_json::to_value(sink.now_ms())),
+        Ask::StringReferrers(a, now_at) => json(serde_json::to_value(
+            sink.string_referrers(&a, now_at.as_ref())?,
+        )),
+    }
+}
+
+impl Connector for RemoteConnector {
+    fn name(&self) -> &ConnectorName {
+        &self.name
+    }
+
+    fn check(&mut self) -> Result<(), ConnectorError> {
+        match self.run(Op::Check, None)? {
+            Outcome::Checked => Ok(()),
+            Outcome::Failed(e) => Err(e.into_error(&self.name, &self.via())),
+            other => Err(self.unreachable(format!("the agent answered a check with {other:?}"))),
+        }
+    }
+
+    fn import(
+        &mut self,
+        watermark: Option<&Watermark>,
+        full: bool,
+        sink: &mut dyn ImportSink,
+    ) -> Result<ImportEnd, ConnectorError> {
+        let op = Op::Import {
+            watermark: watermark.cloned(),
+            full,
+        };
+        match self.run(op, Some(sink))? {
+            Outcome::Imported {
+                watermark,
+                complete,
+            } => Ok(ImportEnd {
+                watermark,
+                complete,
+            }),
+            Outcome::Failed(e) => Err(e.into_error(&self.name, &self.via())),
+            _ => Err(self.unreachable("the agent answered an import with something else".into())),
+        }
+    }
+
+    fn export(&mut self, items: &[ExportItem]) -> Result<Vec<ExportOutcome>, ConnectorError> {
+        let op = Op::Export {
+            items: items.to_vec(),
+        };
+        match self.run(op, None)? {
+            Outcome::Exported(outcomes) if outcomes.len() == items.len() => Ok(outcomes),
+            Outcome::Exported(outcomes) => Err(self.unreachable(format!(
+                "the agent returned {} outcomes for {} exports",
+                outcomes.len(),
+                items.len()
+            ))),
+            Outcome::Failed(e) => Err(e.into_error(&self.name, &self.via())),
+            _ => Err(self.unreachable("the agent answered an export with something else".into())),
+        }
+    }
+
+    fn finish_export(
+        &mut self,
+        _space: &dyn SpaceView,
+    ) -> Result<Option<Watermark>, ConnectorError> {
+        // Only ad/ldap connectors run through agents, and an LDAP export never moves the
+        // watermark (the confirming import does): nothing to ask the agent.
+        Ok(None)
+    }
+}
