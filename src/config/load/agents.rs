@@ -145,6 +145,50 @@ mod tests {
         assert_eq!(a.heartbeat, Duration::from_secs(3));
     }
 
+    fn ldap(extra: &str, pw: &std::path::Path) -> String {
+        format!(
+            "[[connector]]\nname = \"fab\"\ntype = \"ad\"\nurl = \"ldaps://dc.fab.example\"\n\
+             bind_dn = \"sync@fab.example\"\nbind_password_file = {:?}\n\
+             base_dn = \"DC=fab,DC=example\"\n{extra}",
+            pw.display().to_string()
+        )
+    }
+
+    #[test]
+    fn agent_group_on_directory_connectors_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "secret\n").unwrap();
+        let c = parse(&ldap("agent_group = \"fab\"\n", &pw)).unwrap();
+        assert_eq!(c.connectors[0].agent_group.as_deref(), Some("fab"));
+        assert!(
+            parse(&ldap("", &pw)).unwrap().connectors[0]
+                .agent_group
+                .is_none()
+        );
+        let e = parse(&ldap("agent_group = \"a b\"\n", &pw))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("agent_group: expected an agent group name"),
+            "{e}"
+        );
+        let e = parse(&ldap("agent_group = \"fab\"\nwatch = true\n", &pw))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not run through agents yet"), "{e}");
+        let e = parse(
+            "[[connector]]\nname = \"f\"\ntype = \"ldif\"\nmode = \"source\"\npath = \"f.ldif\"\n\
+             anchor = \"uid\"\nagent_group = \"fab\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("only ad and ldap connectors run through agents"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn bad_values_are_reported_each_at_its_place() {
         let e = parse(
