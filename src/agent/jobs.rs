@@ -141,9 +141,21 @@ enum Msg {
     Taken(String),
     Changes(Vec<ImportChange>, SyncSender<Result<(), String>>),
     Ask(Ask, SyncSender<Result<serde_json::Value, String>>),
+    Outcomes(Vec<ExportOutcome>, SyncSender<Result<(), String>>),
     Done(Outcome),
     Lost(String),
 }
+
+/// How one attempt at a job ended short of an outcome.
+enum Attempt {
+    /// The agent holding the lease was lost: the job may go to another agent.
+    Lost(String),
+    /// The job failed for good.
+    Failed(ConnectorError),
+}
+
+/// How many times a job whose agent was lost is handed to another one.
+const ATTEMPTS: usize = 3;
 
 struct Queued {
     job: Job,
@@ -262,6 +274,23 @@ impl Jobs {
             .map_err(|_| format!("job {id} was given up by the appliance"))?
     }
 
+    /// An agent reports the outcomes of a chunk of an export; returns once the runner has
+    /// them (from then on they are not sent again, whatever happens to the agent).
+    pub fn outcomes(
+        &self,
+        id: u64,
+        agent: &str,
+        outcomes: Vec<ExportOutcome>,
+    ) -> Result<(), String> {
+        let tx = self.lease(id, agent)?;
+        let (reply, answer) = sync_channel(1);
+        tx.send(Msg::Outcomes(outcomes, reply))
+            .map_err(|_| format!("job {id} was given up by the appliance"))?;
+        answer
+            .recv()
+            .map_err(|_| format!("job {id} was given up by the appliance"))?
+    }
+
     /// An agent reports how a job ended; the lease ends.
     pub fn done(&self, id: u64, agent: &str, outcome: Outcome) -> Result<(), String> {
         let tx = self.lease(id, agent)?;
@@ -316,12 +345,37 @@ impl RemoteConnector {
         }
     }
 
-    /// Queues the job and serves its messages until it ends.
+    /// Runs a job, handing it to another agent of the group when the one holding it is lost
+    /// (an import starts again from the watermark it was given: replayed changes are
+    /// upserts by anchor and set operations, harmless twice).
     fn run(
         &self,
         op: Op,
         mut sink: Option<&mut dyn ImportSink>,
     ) -> Result<Outcome, ConnectorError> {
+        let mut last = String::new();
+        for attempt in 1..=ATTEMPTS {
+            match self.run_once(op.clone(), sink.as_deref_mut(), &mut Vec::new()) {
+                Ok(o) => return Ok(o),
+                Err(Attempt::Failed(e)) => return Err(e),
+                Err(Attempt::Lost(why)) => {
+                    tracing::warn!(connector = %self.name, attempt, "{why}; the job goes to another agent of group {}", self.group);
+                    last = why;
+                }
+            }
+        }
+        Err(self.unreachable(format!(
+            "{last}; given up after {ATTEMPTS} agents were lost"
+        )))
+    }
+
+    /// Queues the job once and serves its messages until it ends.
+    fn run_once<'s>(
+        &self,
+        op: Op,
+        mut sink: Option<&mut (dyn ImportSink + 's)>,
+        outcomes: &mut Vec<ExportOutcome>,
+    ) -> Result<Outcome, Attempt> {
         let job = Job {
             id: 0,
             connector: self.name.clone(),
@@ -341,7 +395,7 @@ impl RemoteConnector {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
                     self.jobs.withdraw(&self.group, id);
-                    return Err(self.unreachable(match &agent {
+                    return Err(Attempt::Failed(self.unreachable(match &agent {
                         None => format!(
                             "no agent of group {:?} took the job within {} s: is one \
                              connected (status page, Agents)?",
@@ -352,10 +406,12 @@ impl RemoteConnector {
                             "agent {a} sent nothing for {} s; the job was given up",
                             SILENCE_TIMEOUT.as_secs()
                         ),
-                    }));
+                    })));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(self.unreachable("the job queue was closed".into()));
+                    return Err(Attempt::Failed(
+                        self.unreachable("the job queue was closed".into()),
+                    ));
                 }
             };
             match msg {
@@ -371,11 +427,11 @@ impl RemoteConnector {
                     let failed = result.as_ref().err().cloned();
                     let _ = reply.send(result);
                     if let Some(e) = failed {
-                        return Err(ConnectorError {
+                        return Err(Attempt::Failed(ConnectorError {
                             connector: self.name.clone(),
                             kind: ConnectorErrorKind::BadData,
                             message: format!("the import could not be stored: {e}"),
-                        });
+                        }));
                     }
                 }
                 Msg::Ask(ask, reply) => {
@@ -385,9 +441,13 @@ impl RemoteConnector {
                     };
                     let _ = reply.send(answer);
                 }
+                Msg::Outcomes(mut chunk, reply) => {
+                    outcomes.append(&mut chunk);
+                    let _ = reply.send(Ok(()));
+                }
                 Msg::Done(outcome) => return Ok(outcome),
                 Msg::Lost(why) => {
-                    return Err(self.unreachable(format!("{why} in the middle of the job")));
+                    return Err(Attempt::Lost(format!("{why} in the middle of the job")));
                 }
             }
         }
@@ -396,6 +456,16 @@ impl RemoteConnector {
     fn via(&self) -> String {
         format!("of group {}", self.group)
     }
+}
+
+/// The outcomes so far, the rest of `total` items marked not tried (they stay pending).
+fn not_tried(mut done: Vec<ExportOutcome>, total: usize, why: &str) -> Vec<ExportOutcome> {
+    while done.len() < total {
+        done.push(ExportOutcome::NotTried {
+            reason: why.to_string(),
+        });
+    }
+    done
 }
 
 fn answer_ask(sink: &mut dyn ImportSink, ask: Ask) -> Result<serde_json::Value, String> {
@@ -448,18 +518,51 @@ impl Connector for RemoteConnector {
     }
 
     fn export(&mut self, items: &[ExportItem]) -> Result<Vec<ExportOutcome>, ConnectorError> {
-        let op = Op::Export {
-            items: items.to_vec(),
-        };
-        match self.run(op, None)? {
-            Outcome::Exported(outcomes) if outcomes.len() == items.len() => Ok(outcomes),
-            Outcome::Exported(outcomes) => Err(self.unreachable(format!(
-                "the agent returned {} outcomes for {} exports",
-                outcomes.len(),
-                items.len()
-            ))),
-            Outcome::Failed(e) => Err(e.into_error(&self.name, &self.via())),
-            _ => Err(self.unreachable("the agent answered an export with something else".into())),
+        // The agent reports outcomes chunk by chunk; when it is lost, only the items
+        // without an outcome go to the next agent.
+        let mut done: Vec<ExportOutcome> = Vec::with_capacity(items.len());
+        let mut last = String::new();
+        for attempt in 1..=ATTEMPTS {
+            let op = Op::Export {
+                items: items[done.len()..].to_vec(),
+            };
+            match self.run_once(op, None, &mut done) {
+                Ok(Outcome::Exported(_)) if done.len() == items.len() => return Ok(done),
+                Ok(Outcome::Exported(_)) => {
+                    return Err(self.unreachable(format!(
+                        "the agent returned {} outcomes for {} exports",
+                        done.len(),
+                        items.len()
+                    )));
+                }
+                Ok(Outcome::Failed(e)) if done.is_empty() => {
+                    return Err(e.into_error(&self.name, &self.via()));
+                }
+                Ok(Outcome::Failed(e)) => return Ok(not_tried(done, items.len(), &e.message)),
+                Ok(_) => {
+                    return Err(
+                        self.unreachable("the agent answered an export with something else".into())
+                    );
+                }
+                Err(Attempt::Failed(e)) if done.is_empty() => return Err(e),
+                Err(Attempt::Failed(e)) => return Ok(not_tried(done, items.len(), &e.message)),
+                Err(Attempt::Lost(why)) => {
+                    tracing::warn!(
+                        connector = %self.name,
+                        attempt,
+                        confirmed = done.len(),
+                        "{why}; the exports without an outcome go to another agent of group {}",
+                        self.group
+                    );
+                    last = why;
+                }
+            }
+        }
+        let why = format!("{last}; given up after {ATTEMPTS} agents were lost");
+        if done.is_empty() {
+            Err(self.unreachable(why))
+        } else {
+            Ok(not_tried(done, items.len(), &why))
         }
     }
 

@@ -194,6 +194,13 @@ impl Appliance {
                 Ok(ask) => self.jobs.ask(id, &agent.id, ask),
                 Err(e) => return bad(e),
             },
+            "outcomes" => match serde_json::from_slice(body) {
+                Ok(outcomes) => self
+                    .jobs
+                    .outcomes(id, &agent.id, outcomes)
+                    .map(|()| serde_json::json!({})),
+                Err(e) => return bad(e),
+            },
             "done" => match serde_json::from_slice(body) {
                 Ok(outcome) => {
                     self.registry.set_job(&agent.id, None);

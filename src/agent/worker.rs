@@ -15,6 +15,8 @@ use crate::model::{Anchor, Dn, ImportChange};
 
 /// Changes per batch sent to the appliance.
 const BATCH: usize = 200;
+/// Exports per chunk whose outcomes are reported before the next chunk starts.
+const EXPORT_CHUNK: usize = 50;
 
 /// How the worker talks to the appliance: one POST with a JSON body, blocking, answered
 /// with the JSON reply (a non-200 answer is an error with the appliance's words).
@@ -128,10 +130,26 @@ pub fn execute(job: Job, channel: &dyn Channel) -> Result<(), String> {
                 Err(e) => Outcome::Failed(WireError::from_error(&e)),
             }
         }
-        Op::Export { items } => match c.export(&items) {
-            Ok(outcomes) => Outcome::Exported(outcomes),
-            Err(e) => Outcome::Failed(WireError::from_error(&e)),
-        },
+        Op::Export { items } => {
+            // Chunk by chunk, in order (stages only ever grow along the list), each
+            // chunk's outcomes confirmed by the appliance before the next is applied.
+            let mut failed = None;
+            for chunk in items.chunks(EXPORT_CHUNK) {
+                match c.export(chunk) {
+                    Ok(outcomes) => {
+                        channel.post(&format!("/v1/job/{id}/outcomes"), to_value(&outcomes))?;
+                    }
+                    Err(e) => {
+                        failed = Some(WireError::from_error(&e));
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(e) => Outcome::Failed(e),
+                None => Outcome::Exported(Vec::new()),
+            }
+        }
     };
     tracing::info!(job = id, %connector, "job done");
     channel

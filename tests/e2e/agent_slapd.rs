@@ -170,7 +170,12 @@ fn agent_slapd_import_through_an_agent_equals_direct() {
 }
 
 /// Source OU → target OU of the same slapd; the target connector runs through agents.
-fn export_config(dir: &TestDir, src: &slapd::Slapd, from: &str, to: &str) -> std::path::PathBuf {
+pub(super) fn export_config(
+    dir: &TestDir,
+    src: &slapd::Slapd,
+    from: &str,
+    to: &str,
+) -> std::path::PathBuf {
     let ldap = |name: &str, ou: &str, extra: &str| {
         format!(
             r#"[[connector]]
@@ -245,7 +250,7 @@ flows = [
 }
 
 /// People under `ou` as (uid, cn, mail, description), sorted.
-fn people(src: &slapd::Slapd, ou: &str) -> Vec<(String, String, String, String)> {
+pub(super) fn people(src: &slapd::Slapd, ou: &str) -> Vec<(String, String, String, String)> {
     let mut p: Vec<_> = src
         .ldapsearch(
             ou,

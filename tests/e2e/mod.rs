@@ -2,6 +2,7 @@
 //! they run in parallel.
 
 mod agent_bench;
+mod agent_failover;
 mod agent_slapd;
 mod agent_trust;
 mod crash;
