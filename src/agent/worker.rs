@@ -1,9 +1,13 @@
 //! The agent's side of a job: it builds the connector from the settings the job carries
 //! (the ad/ldap code of this same binary, next to the directory), runs the operation on a
 //! blocking thread, and sends back what the connector produces. The import sink here
-//! forwards: changes go to the appliance in batches, each sent only after the previous
-//! one was taken (the appliance's sink answered), and the sink's questions are asked of the
-//! appliance, after the changes before them were delivered.
+//! forwards: changes go to the appliance in batches by a sender thread, one batch on the
+//! wire and one waiting at most while the connector reads the next (so the directory's
+//! paging slows down when the appliance does, and memory stays at three batches), and the
+//! sink's questions are asked of the appliance after the changes before them were taken.
+
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use serde::Serialize;
 
@@ -20,31 +24,92 @@ const EXPORT_CHUNK: usize = 50;
 
 /// How the worker talks to the appliance: one POST with a JSON body, blocking, answered
 /// with the JSON reply (a non-200 answer is an error with the appliance's words).
-pub trait Channel {
+pub trait Channel: Sync {
     /// Sends `body` to `path` and waits for the answer.
     fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value, String>;
+}
+
+/// What the sink hands its sender thread.
+enum ToSender {
+    Batch(Vec<ImportChange>),
+    /// Answered once every batch before it was taken.
+    Drain(SyncSender<()>),
 }
 
 struct ForwardingSink<'a> {
     id: u64,
     channel: &'a dyn Channel,
     batch: Vec<ImportChange>,
+    queue: SyncSender<ToSender>,
+    failed: &'a Mutex<Option<String>>,
+}
+
+/// Sends the batches in order until the queue closes; the first failure is kept and the
+/// batches after it are dropped (the import then fails).
+fn sender(
+    id: u64,
+    channel: &dyn Channel,
+    queue: Receiver<ToSender>,
+    failed: &Mutex<Option<String>>,
+) {
+    for msg in queue {
+        match msg {
+            ToSender::Batch(changes) => {
+                if failed.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                    continue;
+                }
+                let sent = serde_json::to_value(&changes)
+                    .map_err(|e| format!("changes: {e}"))
+                    .and_then(|body| channel.post(&format!("/v1/job/{id}/changes"), body));
+                if let Err(e) = sent {
+                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                }
+            }
+            ToSender::Drain(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 impl ForwardingSink<'_> {
+    fn check(&self) -> Result<(), String> {
+        match self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands the batch being built to the sender (waiting while one is already queued).
     fn flush(&mut self) -> Result<(), String> {
+        self.check()?;
         if self.batch.is_empty() {
             return Ok(());
         }
         let changes = std::mem::take(&mut self.batch);
-        let body = serde_json::to_value(&changes).map_err(|e| format!("changes: {e}"))?;
-        self.channel
-            .post(&format!("/v1/job/{}/changes", self.id), body)
-            .map(|_| ())
+        self.queue
+            .send(ToSender::Batch(changes))
+            .map_err(|_| "the sender stopped".to_string())
+    }
+
+    /// Waits until every change so far was taken by the appliance.
+    fn drain(&mut self) -> Result<(), String> {
+        self.flush()?;
+        let (tx, rx) = sync_channel(1);
+        self.queue
+            .send(ToSender::Drain(tx))
+            .map_err(|_| "the sender stopped".to_string())?;
+        rx.recv().map_err(|_| "the sender stopped".to_string())?;
+        self.check()
     }
 
     fn ask<T: serde::de::DeserializeOwned>(&mut self, ask: Ask) -> Result<T, String> {
-        self.flush()?;
+        self.drain()?;
         let body = serde_json::to_value(&ask).map_err(|e| format!("question: {e}"))?;
         let answer = self
             .channel
@@ -114,20 +179,31 @@ pub fn execute(job: Job, channel: &dyn Channel) -> Result<(), String> {
             Err(e) => Outcome::Failed(WireError::from_error(&e)),
         },
         Op::Import { watermark, full } => {
-            let mut sink = ForwardingSink {
-                id,
-                channel,
-                batch: Vec::new(),
-            };
-            match c.import(watermark.as_ref(), full, &mut sink) {
-                Ok(end) => match sink.flush() {
-                    Ok(()) => Outcome::Imported {
-                        watermark: end.watermark,
-                        complete: end.complete,
-                    },
-                    Err(e) => return Err(e),
+            let failed = Mutex::new(None);
+            let (queue, taken) = sync_channel(1);
+            let imported = std::thread::scope(|scope| {
+                let failed = &failed;
+                scope.spawn(move || sender(id, channel, taken, failed));
+                let mut sink = ForwardingSink {
+                    id,
+                    channel,
+                    batch: Vec::new(),
+                    queue,
+                    failed,
+                };
+                let result = c.import(watermark.as_ref(), full, &mut sink);
+                let drained = sink.drain();
+                // Dropping the sink closes the queue, which ends the sender.
+                drop(sink);
+                (result, drained)
+            });
+            match imported {
+                (Ok(end), Ok(())) => Outcome::Imported {
+                    watermark: end.watermark,
+                    complete: end.complete,
                 },
-                Err(e) => Outcome::Failed(WireError::from_error(&e)),
+                (Ok(_), Err(e)) => return Err(e),
+                (Err(e), _) => Outcome::Failed(WireError::from_error(&e)),
             }
         }
         Op::Export { items } => {
