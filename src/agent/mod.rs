@@ -17,6 +17,15 @@
 //! alive by HTTP/2 PINGs, reopened with backoff ([`client`]). The appliance's side is
 //! [`listener`]; what each request means is decided without IO in [`protocol`].
 //!
+//! Work: a connector with `agent_group` is, in `bridgehead run`, a [`jobs::RemoteConnector`]:
+//! the runner calls the usual `Connector` trait, the remote connector queues a job for the
+//! group and feeds what comes back into the runner's sink on the runner's thread. The agent
+//! long-polls for work over its connection and runs the job with the ad/ldap code of this
+//! binary ([`worker`]): changes travel back in batches, one on the wire and one queued at
+//! most; export outcomes chunk by chunk. A job whose agent is lost goes to another agent of
+//! the group (an import from its starting watermark, an export with only the items
+//! without an outcome).
+//!
 //! This module owns the agent's files and the appliance's agent files; it never opens the
 //! store and knows nothing of rules or the metaverse.
 
