@@ -217,3 +217,63 @@ fn agent_failover_mid_import_and_mid_export() {
         moved.as_millis()
     );
 }
+
+#[test]
+fn agent_revoked_mid_import_loses_its_job_to_the_other_agent() {
+    const N: usize = 20_000;
+    let src = slapd::start(SlapdOptions {
+        syncprov: true,
+        refint: false,
+    });
+    let ou = format!("ou=people,{}", src.base_dn);
+    src.bulk_load(&people(&ou, N));
+    let dir = TestDir::new("agent-revoke-mid-job");
+    let config = super::ldap_slapd::config_to_ldif(&dir, &src, &ou, "syncrepl");
+    let text = std::fs::read_to_string(&config).must("reading the config");
+    let text = text
+        .replacen(
+            "name = \"src\"\n",
+            "name = \"src\"\nagent_group = \"fab\"\n",
+            1,
+        )
+        .replacen("page_size = 7\n", "page_size = 50\n", 1);
+    let text = format!(
+        "{text}\n[schedule]\ninterval = \"1h\"\n\n[agents]\nlisten = \"127.0.0.1:0\"\nheartbeat = \"1s\"\n"
+    );
+    std::fs::write(&config, text).must("writing the config");
+    let d = start_run(&dir, Some(TOKEN));
+    let pair = two_agents(&dir, &d, &config);
+    let id = holder(&d, "import");
+    let auth = format!("Bearer {TOKEN}");
+    let r = https(
+        &d,
+        "POST",
+        "/api/actions/revoke-agent",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        &format!("{{\"agent\":\"{id}\"}}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let record = wait_for_runs(&d, 1);
+    assert!(record["failure"].is_null(), "{record}");
+    let log = std::fs::read_to_string(dir.join("run.stderr")).must("the log");
+    assert!(
+        log.contains("the job goes to another agent"),
+        "the revocation did not land mid-import"
+    );
+    let out = read_ldif(&dir.join("out.ldif"));
+    assert_eq!(out.len(), N);
+    // The revoked agent keeps knocking and is refused at the handshake.
+    let revoked = if pair[0].0 == id {
+        "agent-a"
+    } else {
+        "agent-b"
+    };
+    assert!(crate::support::wait_for_log(
+        &dir.join(&format!("{revoked}.stderr")),
+        "refused at the TLS handshake",
+        Duration::from_secs(30)
+    ));
+}
