@@ -4,6 +4,7 @@
 mod agent_bench;
 mod agent_failover;
 mod agent_import_bench;
+mod agent_island;
 mod agent_slapd;
 mod agent_trust;
 mod crash;
