@@ -4,14 +4,17 @@
 //! cannot reach that forest; the same config run inside the namespace (a direct import)
 //! gives the reference target; then `bridgehead run` outside, with the connector set to
 //! `agent_group`, and an agent enrolled and running inside the namespace, which reaches the
-//! appliance over the veth pair, give the same target.
+//! appliance over the veth pair, give the same LDIF target, and the same people in a slapd
+//! target the appliance writes itself.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::agent_trust::{TOKEN, agents, ca_fingerprint, listener_addr, token, wait_until};
 use super::web_client::https;
-use crate::support::lab::{ServerProcess, log_tail, require_program, root, tls, try_run};
+use crate::support::lab::{
+    LdapServer, Scope, ServerProcess, log_tail, require_program, root, slapd, tls, try_run,
+};
 use crate::support::{Must, TestDir, read_ldif, run};
 
 const REALM: &str = "ISLAND.EXAMPLE.TEST";
@@ -196,6 +199,44 @@ flows = [
     )
 }
 
+/// A slapd target connector and its outbound rule for people.
+fn slapd_target(t: &slapd::Slapd, ou: &str) -> String {
+    format!(
+        r#"
+[[connector]]
+name = "dir"
+type = "ldap"
+url = "{url}"
+starttls = true
+ca_file = "{ca}"
+bind_dn = "{bind}"
+bind_password_file = "{pw}"
+base_dn = "{base}"
+include_ous = ["{ou}"]
+object_classes = ["inetOrgPerson"]
+
+[[outbound]]
+name = "to-slapd"
+connector = "dir"
+object_type = "person"
+object_class = "inetOrgPerson"
+dn = "uid={{uid}},{ou}"
+deprovision = "delete"
+flows = [
+  {{ target = "uid", source = "uid" }},
+  {{ target = "cn", source = "cn" }},
+  {{ target = "sn", source = "sn" }},
+  {{ target = "mail", source = "mail" }},
+]
+"#,
+        url = t.ldap_url,
+        ca = t.ca_file.display(),
+        bind = t.bind_dn,
+        pw = t.password_file.display(),
+        base = t.base_dn,
+    )
+}
+
 /// The target's entries as sorted (dn, sorted attribute lines) for comparison.
 fn content(path: &std::path::Path) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<_> = read_ldif(path)
@@ -359,7 +400,11 @@ fn agent_island_forest_reached_only_through_an_agent() {
 
     // Through an agent in the namespace, the appliance outside.
     let dir = TestDir::new("agent-island");
+    // Beside the LDIF target, a slapd target the appliance reaches itself.
+    let target = slapd::shared();
+    let target_ou = target.create_ou("island-target");
     let text = config(&pw, &cafile, &ou, "agent_group = \"island\"")
+        + &slapd_target(target, &target_ou)
         + &format!(
             "\n[agents]\nlisten = \"{}:0\"\nnames = [\"{}\"]\nheartbeat = \"1s\"\n",
             island.host_ip, island.host_ip
@@ -441,6 +486,37 @@ fn agent_island_forest_reached_only_through_an_agent() {
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(content(&dir.join("out.ldif")), want);
+    let mut in_slapd: Vec<(String, String, String)> = target
+        .ldapsearch(
+            &target_ou,
+            Scope::Sub,
+            "(objectClass=inetOrgPerson)",
+            &["uid", "cn", "mail"],
+        )
+        .iter()
+        .map(|e| {
+            (
+                e.first("uid").unwrap_or_default(),
+                e.first("cn").unwrap_or_default(),
+                e.first("mail").unwrap_or_default(),
+            )
+        })
+        .collect();
+    in_slapd.sort();
+    let mut in_ldif: Vec<(String, String, String)> = read_ldif(&direct.join("out.ldif"))
+        .iter()
+        .filter(|e| !e.values("uid").is_empty())
+        .map(|e| {
+            (
+                e.first("uid").unwrap_or_default(),
+                e.first("cn").unwrap_or_default(),
+                e.first("mail").unwrap_or_default(),
+            )
+        })
+        .collect();
+    in_ldif.sort();
+    assert_eq!(in_slapd.len(), 25, "{in_slapd:?}");
+    assert_eq!(in_slapd, in_ldif);
     let agent_text = std::fs::read_to_string(&agent_log).must("the agent's log");
     assert!(agent_text.contains("job received"), "{agent_text}");
     dc.stop(Duration::from_secs(10));
