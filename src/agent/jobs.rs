@@ -61,8 +61,9 @@ pub struct Job {
     /// Its settings (no secret in them).
     pub settings: LdapConfig,
     /// Its bind password, read on the appliance; it travels only inside the agent's mutual
-    /// TLS connection and is kept nowhere on the agent.
-    pub password: String,
+    /// TLS connection and is kept nowhere on the agent. None when the agent reads it from
+    /// its own file (`agent_bind_password_file`).
+    pub password: Option<String>,
     /// What to do.
     pub op: Op,
 }
@@ -380,7 +381,11 @@ impl RemoteConnector {
             id: 0,
             connector: self.name.clone(),
             settings: self.settings.clone(),
-            password: self.settings.bind_password.expose().to_string(),
+            password: self
+                .settings
+                .agent_password_file
+                .is_none()
+                .then(|| self.settings.bind_password.expose().to_string()),
             op,
         };
         let (id, rx) = self.jobs.submit(&self.group, job);

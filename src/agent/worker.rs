@@ -171,7 +171,29 @@ pub fn execute(job: Job, channel: &dyn Channel) -> Result<(), String> {
         password,
         op,
     } = job;
-    settings.bind_password = Secret::new(password);
+    let secret = match (password, &settings.agent_password_file) {
+        (Some(p), _) => Ok(Secret::new(p)),
+        (None, Some(file)) => Secret::from_file(file).map_err(|e| {
+            format!(
+                "cannot read agent_bind_password_file {}: {e}",
+                file.display()
+            )
+        }),
+        (None, None) => Err("the job carries no bind password".to_string()),
+    };
+    let secret = match secret {
+        Ok(s) => s,
+        Err(message) => {
+            let outcome = Outcome::Failed(WireError {
+                kind: "unreachable".into(),
+                message,
+            });
+            return channel
+                .post(&format!("/v1/job/{id}/done"), to_value(&outcome))
+                .map(|_| ());
+        }
+    };
+    settings.bind_password = secret;
     let mut c = LdapConnector::new(connector.clone(), settings);
     let outcome = match op {
         Op::Check => match c.check() {

@@ -341,6 +341,9 @@ pub struct LdapConfig {
     /// the agent's mutual-TLS channel only).
     #[serde(skip)]
     pub bind_password: Secret,
+    /// With `agent_group`: the file on the agents' hosts the agent reads the bind password
+    /// from (`agent_bind_password_file`); the appliance then holds and sends none.
+    pub agent_password_file: Option<PathBuf>,
     /// How the certificate is checked.
     pub tls_verify: TlsVerify,
     /// A PEM file of CA certificates to trust instead of the system's.

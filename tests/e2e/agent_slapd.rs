@@ -169,14 +169,15 @@ fn agent_slapd_import_through_an_agent_equals_direct() {
     }
 }
 
-/// Source OU → target OU of the same slapd; the target connector runs through agents.
+/// Source OU → target OU of the same slapd; the target connector runs through agents, which
+/// read its bind password from a file of their own host.
 pub(super) fn export_config(
     dir: &TestDir,
     src: &slapd::Slapd,
     from: &str,
     to: &str,
 ) -> std::path::PathBuf {
-    let ldap = |name: &str, ou: &str, extra: &str| {
+    let ldap = |name: &str, ou: &str, password: &str, extra: &str| {
         format!(
             r#"[[connector]]
 name = "{name}"
@@ -185,7 +186,7 @@ url = "{url}"
 starttls = true
 ca_file = "{ca}"
 bind_dn = "{bind}"
-bind_password_file = "{pw}"
+{password} = "{pw}"
 base_dn = "{base}"
 include_ous = ["{ou}"]
 object_classes = ["inetOrgPerson"]
@@ -241,8 +242,15 @@ flows = [
   {{ target = "description", source = "description" }},
 ]
 "#,
-        src_c = ldap("src", from, ""),
-        dst_c = ldap("dst", to, "agent_group = \"fab\""),
+        src_c = ldap("src", from, "bind_password_file", ""),
+        // The target's password is read by the agent from its own file: the appliance has
+        // none for it.
+        dst_c = ldap(
+            "dst",
+            to,
+            "agent_bind_password_file",
+            "agent_group = \"fab\""
+        ),
     );
     let path = dir.config();
     std::fs::write(&path, text).must("writing the config");

@@ -112,6 +112,7 @@ pub(super) fn check_agents(ctx: &mut Ctx<'_>, table: &Spanned<RawAgents>) -> Opt
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::config::ConnectorKind;
 
     fn parse(extra: &str) -> Result<Config, ConfigError> {
         let text = format!("state_file = \"s.redb\"\n{extra}");
@@ -187,6 +188,47 @@ mod tests {
             e.contains("only ad and ldap connectors run through agents"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_password_file_on_the_agents_host() {
+        let agent_only = "[[connector]]\nname = \"fab\"\ntype = \"ad\"\nurl = \"ldaps://dc.fab.example\"\n\
+             bind_dn = \"sync@fab.example\"\nbase_dn = \"DC=fab,DC=example\"\n";
+        // The appliance reads no password: the file is on the agents' hosts only.
+        let c = parse(&format!(
+            "{agent_only}agent_group = \"fab\"\nagent_bind_password_file = \"/etc/bh-agent/fab.pw\"\n"
+        ))
+        .unwrap();
+        let ConnectorKind::Ldap(l) = &c.connectors[0].kind else {
+            panic!("an ldap connector");
+        };
+        assert_eq!(
+            l.agent_password_file.as_deref(),
+            Some(Path::new("/etc/bh-agent/fab.pw"))
+        );
+        assert_eq!(l.bind_password.expose(), "");
+        let e = parse(&format!(
+            "{agent_only}agent_bind_password_file = \"/etc/bh-agent/fab.pw\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("only for a connector with agent_group"), "{e}");
+        let e = parse(&format!(
+            "{agent_only}agent_group = \"fab\"\nagent_bind_password_file = \"fab.pw\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("absolute path"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "x").unwrap();
+        let e = parse(&ldap(
+            "agent_group = \"fab\"\nagent_bind_password_file = \"/x\"\n",
+            &pw,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not both"), "{e}");
     }
 
     #[test]

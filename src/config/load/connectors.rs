@@ -287,6 +287,10 @@ fn ldap_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
         "bind_password_env",
         c.bind_password_env.as_ref().map(|v| v.span().start),
     );
+    add(
+        "agent_bind_password_file",
+        c.agent_bind_password_file.as_ref().map(|v| v.span().start),
+    );
     add("tls_verify", c.tls_verify.as_ref().map(|v| v.span().start));
     add("ca_file", c.ca_file.as_ref().map(|v| v.span().start));
     add("base_dn", c.base_dn.as_ref().map(|v| v.span().start));

@@ -78,6 +78,7 @@ pub(super) struct RawConnector {
     pub(super) watch: Option<Spanned<bool>>,
     pub(super) watch_window: Option<Spanned<String>>,
     pub(super) agent_group: Option<Spanned<String>>,
+    pub(super) agent_bind_password_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
