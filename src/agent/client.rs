@@ -413,6 +413,7 @@ struct Blocking {
     conn: Conn,
     server: Server,
     rt: tokio::runtime::Handle,
+    alive: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl super::worker::Channel for Blocking {
@@ -429,11 +430,25 @@ impl super::worker::Channel for Blocking {
             (status, v) => Err(format!("{path}: {}", error_text(status, &v))),
         }
     }
+
+    fn alive(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        Arc::clone(&self.alive)
+    }
+}
+
+/// Lowers the session's alive flag when dropped (the session ended, however).
+struct SessionAlive(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SessionAlive {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Asks for work and runs each job, until the connection fails (the reason).
 async fn work_loop(conn: &Conn, server: &Server) -> String {
     let limit = super::jobs::POLL_WAIT + Duration::from_secs(10);
+    let alive = SessionAlive(Arc::new(std::sync::atomic::AtomicBool::new(true)));
     loop {
         let job = match post_within(conn, server, "/v1/work", &serde_json::json!({}), limit).await {
             Ok((204, _)) => continue,
@@ -449,7 +464,18 @@ async fn work_loop(conn: &Conn, server: &Server) -> String {
             conn: conn.clone(),
             server: server.clone(),
             rt: tokio::runtime::Handle::current(),
+            alive: Arc::clone(&alive.0),
         };
+        if matches!(job.op, super::jobs::Op::Watch) {
+            // A watch runs until the session ends or the appliance gives it up: beside the
+            // other jobs, not in their way.
+            tokio::task::spawn_blocking(move || {
+                if let Err(why) = super::worker::execute(job, &channel) {
+                    tracing::warn!("watch: {why}");
+                }
+            });
+            continue;
+        }
         // The connector blocks (and owns a runtime of its own): off the reactor.
         let ran = tokio::task::spawn_blocking(move || super::worker::execute(job, &channel)).await;
         match ran {

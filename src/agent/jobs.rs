@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::LdapConfig;
 use crate::connector::{
-    Connector, ConnectorError, ConnectorErrorKind, ImportEnd, ImportSink, SpaceView,
+    Connector, ConnectorError, ConnectorErrorKind, ImportEnd, ImportSink, SpaceView, WatchEvent,
+    WatchSink, Watcher,
 };
 use crate::model::{Anchor, ConnectorName, Dn, ExportItem, ExportOutcome, ImportChange, Watermark};
 
@@ -49,6 +50,60 @@ pub enum Op {
         /// The items, in order.
         items: Vec<ExportItem>,
     },
+    /// Watch the directory (near-real-time mode) until the appliance gives the job up.
+    Watch,
+}
+
+/// A watcher's report as it travels (see [`WatchEvent`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WireEvent {
+    /// [`WatchEvent::Changed`].
+    Changed,
+    /// [`WatchEvent::Watching`].
+    Watching {
+        /// The mechanism.
+        how: String,
+        /// After a lost connection.
+        resumed: bool,
+    },
+    /// [`WatchEvent::Lost`].
+    Lost {
+        /// The directory's words.
+        reason: String,
+        /// Milliseconds to the next attempt.
+        retry_ms: u64,
+    },
+}
+
+impl WireEvent {
+    /// From a watcher's event.
+    pub fn from_event(e: &WatchEvent) -> WireEvent {
+        match e {
+            WatchEvent::Changed => WireEvent::Changed,
+            WatchEvent::Watching { how, resumed } => WireEvent::Watching {
+                how: how.clone(),
+                resumed: *resumed,
+            },
+            WatchEvent::Lost { reason, retry } => WireEvent::Lost {
+                reason: reason.clone(),
+                retry_ms: retry.as_millis() as u64,
+            },
+        }
+    }
+
+    fn into_event(self, via: &str) -> WatchEvent {
+        match self {
+            WireEvent::Changed => WatchEvent::Changed,
+            WireEvent::Watching { how, resumed } => WatchEvent::Watching {
+                how: format!("{how}, through agent {via}"),
+                resumed,
+            },
+            WireEvent::Lost { reason, retry_ms } => WatchEvent::Lost {
+                reason,
+                retry: Duration::from_millis(retry_ms),
+            },
+        }
+    }
 }
 
 /// A job as the agent receives it: the connector's settings travel with it.
@@ -143,6 +198,7 @@ enum Msg {
     Changes(Vec<ImportChange>, SyncSender<Result<(), String>>),
     Ask(Ask, SyncSender<Result<serde_json::Value, String>>),
     Outcomes(Vec<ExportOutcome>, SyncSender<Result<(), String>>),
+    Event(WireEvent),
     Done(Outcome),
     Lost(String),
 }
@@ -173,6 +229,8 @@ struct Inner {
     queued: HashMap<String, VecDeque<Queued>>,
     leased: HashMap<u64, Leased>,
     next_id: u64,
+    /// Agents whose connection ended, until they say hello again.
+    gone: std::collections::HashSet<String>,
 }
 
 /// The job queue; cheap to share.
@@ -216,6 +274,9 @@ impl Jobs {
         let deadline = Instant::now() + POLL_WAIT;
         let mut inner = self.lock();
         loop {
+            if inner.gone.contains(agent) {
+                return None;
+            }
             if let Some(q) = inner.queued.get_mut(group).and_then(VecDeque::pop_front) {
                 // The runner may have given up on it meanwhile; then skip it.
                 if q.tx.send(Msg::Taken(agent.to_string())).is_err() {
@@ -292,6 +353,13 @@ impl Jobs {
             .map_err(|_| format!("job {id} was given up by the appliance"))?
     }
 
+    /// An agent's watcher reports an event (not waiting for the runner to act on it).
+    pub fn event(&self, id: u64, agent: &str, event: WireEvent) -> Result<(), String> {
+        let tx = self.lease(id, agent)?;
+        tx.send(Msg::Event(event))
+            .map_err(|_| format!("job {id} was given up by the appliance"))
+    }
+
     /// An agent reports how a job ended; the lease ends.
     pub fn done(&self, id: u64, agent: &str, outcome: Outcome) -> Result<(), String> {
         let tx = self.lease(id, agent)?;
@@ -300,9 +368,16 @@ impl Jobs {
             .map_err(|_| format!("job {id} was given up by the appliance"))
     }
 
+    /// An agent said hello on a new connection: it may take jobs again.
+    pub fn agent_back(&self, agent: &str) {
+        self.lock().gone.remove(agent);
+    }
+
     /// An agent's connection ended: the jobs it held fail now rather than at a timeout.
     pub fn agent_gone(&self, agent: &str) {
         let mut inner = self.lock();
+        // Its long poll may still be waiting here: it must not take a job for a dead peer.
+        inner.gone.insert(agent.to_string());
         let ids: Vec<u64> = inner
             .leased
             .iter()
@@ -311,8 +386,12 @@ impl Jobs {
             .collect();
         for id in ids {
             if let Some(l) = inner.leased.remove(&id) {
-                let _ =
-                    l.tx.try_send(Msg::Lost(format!("the connection of agent {agent} ended")));
+                // Sent from a thread of its own: the job's channel may be full (a watch
+                // event not yet taken), and this runs on the listener's task.
+                let why = format!("the connection of agent {agent} ended");
+                std::thread::spawn(move || {
+                    let _ = l.tx.send(Msg::Lost(why));
+                });
             }
         }
     }
@@ -446,6 +525,7 @@ impl RemoteConnector {
                     };
                     let _ = reply.send(answer);
                 }
+                Msg::Event(_) => {}
                 Msg::Outcomes(mut chunk, reply) => {
                     outcomes.append(&mut chunk);
                     let _ = reply.send(Ok(()));
@@ -578,5 +658,90 @@ impl Connector for RemoteConnector {
         // Only ad/ldap connectors run through agents, and an LDAP export never moves the
         // watermark (the confirming import does): nothing to ask the agent.
         Ok(None)
+    }
+
+    fn watcher(&self) -> Option<Box<dyn Watcher>> {
+        self.settings.watch.then(|| {
+            Box::new(RemoteWatcher {
+                name: self.name.clone(),
+                group: self.group.clone(),
+                settings: self.settings.clone(),
+                jobs: self.jobs.clone(),
+            }) as Box<dyn Watcher>
+        })
+    }
+}
+
+/// The near-real-time watch of a connector run by agents: a long-running job on one agent
+/// of the group, whose events reach the runner's watch sink; when that agent is lost the
+/// watch is queued again for another, and reported as resumed (a delta import is due).
+struct RemoteWatcher {
+    name: ConnectorName,
+    group: String,
+    settings: LdapConfig,
+    jobs: Jobs,
+}
+
+impl Watcher for RemoteWatcher {
+    fn batch_window(&self) -> Duration {
+        self.settings.watch_window
+    }
+
+    fn run(self: Box<Self>, sink: Box<dyn WatchSink>) {
+        let mut lost_before = false;
+        while !sink.stopping() {
+            let job = Job {
+                id: 0,
+                connector: self.name.clone(),
+                settings: self.settings.clone(),
+                password: self
+                    .settings
+                    .agent_password_file
+                    .is_none()
+                    .then(|| self.settings.bind_password.expose().to_string()),
+                op: Op::Watch,
+            };
+            let (id, rx) = self.jobs.submit(&self.group, job);
+            let mut agent = String::new();
+            loop {
+                if sink.stopping() {
+                    self.jobs.withdraw(&self.group, id);
+                    return;
+                }
+                match rx.recv_timeout(Duration::from_millis(250)) {
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Ok(Msg::Taken(a)) => {
+                        tracing::info!(connector = %self.name, agent = %a, "watch taken by an agent");
+                        agent = a;
+                    }
+                    Ok(Msg::Event(e)) => {
+                        let mut e = e.into_event(&agent);
+                        if let (true, WatchEvent::Watching { resumed, .. }) = (lost_before, &mut e)
+                        {
+                            *resumed = true;
+                            lost_before = false;
+                        }
+                        sink.report(e);
+                    }
+                    Ok(Msg::Lost(why)) => {
+                        sink.report(WatchEvent::Lost {
+                            reason: format!("{why}; the watch goes to another agent"),
+                            retry: Duration::ZERO,
+                        });
+                        lost_before = true;
+                        break;
+                    }
+                    Ok(Msg::Done(_)) => break,
+                    Ok(Msg::Changes(_, reply) | Msg::Outcomes(_, reply)) => {
+                        let _ = reply.send(Err("not an import or export job".into()));
+                    }
+                    Ok(Msg::Ask(_, reply)) => {
+                        let _ = reply.send(Err("not an import job".into()));
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }

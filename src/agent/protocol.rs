@@ -91,6 +91,7 @@ fn op_name(op: &super::jobs::Op) -> &'static str {
         super::jobs::Op::Import { full: true, .. } => "full import",
         super::jobs::Op::Import { .. } => "delta import",
         super::jobs::Op::Export { .. } => "export",
+        super::jobs::Op::Watch => "watch",
     }
 }
 
@@ -155,9 +156,10 @@ impl Appliance {
             (_, None) => refuse(401, "no client certificate: enrol first"),
             ("/v1/work", Some(agent)) => match self.jobs.take(&agent.group, &agent.id) {
                 Some(job) => {
-                    self.registry.set_job(
+                    self.registry.job_started(
                         &agent.id,
-                        Some(format!("{} ({})", job.connector, op_name(&job.op))),
+                        job.id,
+                        format!("{} ({})", job.connector, op_name(&job.op)),
                     );
                     ok(serde_json::to_value(job).unwrap_or_default())
                 }
@@ -194,6 +196,13 @@ impl Appliance {
                 Ok(ask) => self.jobs.ask(id, &agent.id, ask),
                 Err(e) => return bad(e),
             },
+            "event" => match serde_json::from_slice(body) {
+                Ok(event) => self
+                    .jobs
+                    .event(id, &agent.id, event)
+                    .map(|()| serde_json::json!({})),
+                Err(e) => return bad(e),
+            },
             "outcomes" => match serde_json::from_slice(body) {
                 Ok(outcomes) => self
                     .jobs
@@ -203,7 +212,7 @@ impl Appliance {
             },
             "done" => match serde_json::from_slice(body) {
                 Ok(outcome) => {
-                    self.registry.set_job(&agent.id, None);
+                    self.registry.job_ended(&agent.id, id);
                     self.jobs
                         .done(id, &agent.id, outcome)
                         .map(|()| serde_json::json!({}))
@@ -273,6 +282,7 @@ impl Appliance {
         }
         let version = req.version.clone().unwrap_or_default();
         self.registry.connected(&agent.id, &version, &req.peer);
+        self.jobs.agent_back(&agent.id);
         let since = self.registry.live(&agent.id).map_or(0, |l| l.connected_ms);
         tracing::info!(agent = %agent.id, group = %agent.group, %version, peer = %req.peer, "agent connected");
         let body = HelloAnswer {

@@ -40,8 +40,8 @@ pub struct Live {
     pub connected_ms: i64,
     /// Its last heartbeat (Unix ms).
     pub heartbeat_ms: i64,
-    /// The job it holds, if any.
-    pub job: Option<String>,
+    /// The jobs it holds, by job id.
+    pub jobs: BTreeMap<u64, String>,
 }
 
 /// One agent as the status page shows it.
@@ -63,7 +63,7 @@ pub struct AgentView {
     pub connected_ms: Option<i64>,
     /// Last heartbeat (Unix ms).
     pub heartbeat_ms: Option<i64>,
-    /// Its current job.
+    /// Its current jobs (a watch beside an import, say), comma-separated.
     pub job: Option<String>,
     /// When it enrolled.
     pub enrolled_ms: i64,
@@ -176,7 +176,7 @@ impl Registry {
                 address: address.to_string(),
                 connected_ms: now,
                 heartbeat_ms: now,
-                job: None,
+                jobs: BTreeMap::new(),
             },
         );
     }
@@ -194,10 +194,17 @@ impl Registry {
         }
     }
 
-    /// Records the job an agent holds (None: it holds none).
-    pub fn set_job(&self, id: &str, job: Option<String>) {
+    /// Records that an agent took job `job`, described as `what`.
+    pub fn job_started(&self, id: &str, job: u64, what: String) {
         if let Some(l) = self.lock().live.get_mut(id) {
-            l.job = job;
+            l.jobs.insert(job, what);
+        }
+    }
+
+    /// Records that an agent finished job `job`.
+    pub fn job_ended(&self, id: &str, job: u64) {
+        if let Some(l) = self.lock().live.get_mut(id) {
+            l.jobs.remove(&job);
         }
     }
 
@@ -242,7 +249,9 @@ impl Registry {
                     address: live.map(|l| l.address.clone()),
                     connected_ms: live.map(|l| l.connected_ms),
                     heartbeat_ms: live.map(|l| l.heartbeat_ms),
-                    job: live.and_then(|l| l.job.clone()),
+                    job: live
+                        .filter(|l| !l.jobs.is_empty())
+                        .map(|l| l.jobs.values().cloned().collect::<Vec<_>>().join(", ")),
                     enrolled_ms: a.enrolled_ms,
                     revoked_ms: a.revoked.as_ref().map(|r| r.0),
                 }

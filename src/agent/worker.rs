@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::jobs::{Ask, Job, Op, Outcome, WireError};
 use crate::config::Secret;
 use crate::connector::ldap::LdapConnector;
-use crate::connector::{Connector, ImportSink};
+use crate::connector::{Connector, ImportSink, WatchEvent, WatchSink};
 use crate::model::{Anchor, Dn, ImportChange};
 
 /// Changes per batch sent to the appliance.
@@ -27,6 +27,31 @@ const EXPORT_CHUNK: usize = 50;
 pub trait Channel: Sync {
     /// Sends `body` to `path` and waits for the answer.
     fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value, String>;
+
+    /// A flag that turns false when the session this channel belongs to ends.
+    fn alive(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool>;
+}
+
+/// The watch sink on the agent: events are queued for the reporting thread.
+struct AgentWatchSink {
+    tx: SyncSender<WatchEvent>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    session: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl WatchSink for AgentWatchSink {
+    fn report(&self, event: WatchEvent) {
+        if self.tx.try_send(event).is_err() {
+            // Sixty-four reports not yet sent: the appliance is gone or stuck; a change
+            // report dropped here is covered by the resumed watch's delta import.
+            tracing::warn!("watch reports are not getting through; dropping one");
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Relaxed)
+            || !self.session.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// What the sink hands its sender thread.
@@ -227,6 +252,43 @@ pub fn execute(job: Job, channel: &dyn Channel) -> Result<(), String> {
                 (Ok(_), Err(e)) => return Err(e),
                 (Err(e), _) => Outcome::Failed(WireError::from_error(&e)),
             }
+        }
+        Op::Watch => {
+            let Some(w) = c.watcher() else {
+                let outcome = Outcome::Failed(WireError {
+                    kind: "unsupported".into(),
+                    message: "the connector's settings have no watch".into(),
+                });
+                return channel
+                    .post(&format!("/v1/job/{id}/done"), to_value(&outcome))
+                    .map(|_| ());
+            };
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            std::thread::scope(|scope| {
+                let (tx, rx) = sync_channel::<WatchEvent>(64);
+                let stop2 = std::sync::Arc::clone(&stop);
+                // Reports go out on this thread, so that the watcher never waits on the
+                // appliance; a report the appliance refuses (the job was given up) stops it.
+                scope.spawn(move || {
+                    for e in rx {
+                        let sent = channel.post(
+                            &format!("/v1/job/{id}/event"),
+                            to_value(super::jobs::WireEvent::from_event(&e)),
+                        );
+                        if sent.is_err() {
+                            stop2.store(true, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                });
+                w.run(Box::new(AgentWatchSink {
+                    tx,
+                    stop: std::sync::Arc::clone(&stop),
+                    session: channel.alive(),
+                }));
+            });
+            tracing::info!(job = id, %connector, "watch ended");
+            return Ok(());
         }
         Op::Export { items } => {
             // Chunk by chunk, in order (stages only ever grow along the list), each

@@ -277,3 +277,74 @@ fn agent_revoked_mid_import_loses_its_job_to_the_other_agent() {
         Duration::from_secs(30)
     ));
 }
+
+#[test]
+fn agent_watch_moves_when_its_agent_is_killed() {
+    let src = slapd::shared();
+    let ou = src.create_ou("agent-watch");
+    super::ldap_slapd::load_fixture(src, &ou);
+    let dir = TestDir::new("agent-watch");
+    let config = super::ldap_slapd::config_to_ldif(&dir, src, &ou, "syncrepl");
+    let text = std::fs::read_to_string(&config).must("reading the config");
+    let text = text.replacen(
+        "name = \"src\"\n",
+        "name = \"src\"\nagent_group = \"fab\"\nwatch = true\nwatch_window = \"200ms\"\n",
+        1,
+    );
+    let text = format!(
+        "{text}\n[schedule]\ninterval = \"1h\"\n\n[agents]\nlisten = \"127.0.0.1:0\"\nheartbeat = \"1s\"\n"
+    );
+    std::fs::write(&config, text).must("writing the config");
+    let d = start_run(&dir, Some(TOKEN));
+    let mut pair = two_agents(&dir, &d, &config);
+    wait_for_runs(&d, 1);
+    let out = dir.join("out.ldif");
+    let shows = |text: &str| {
+        read_ldif(&out)
+            .iter()
+            .any(|e| e.first("description").is_some_and(|v| v == text))
+    };
+    let change = |uid: &str, text: &str| {
+        src.ldapmodify(&format!(
+            "dn: uid={uid},{ou}\nchangetype: modify\nreplace: description\ndescription: {text}\n\n"
+        ));
+    };
+    // The watch is held by one agent; a change arrives without a scheduled cycle.
+    let watcher = holder(&d, "watch");
+    let started = Instant::now();
+    change("u03", "seen by the watch");
+    wait_until("the watched change", Duration::from_secs(30), || {
+        shows("seen by the watch")
+    });
+    let first = started.elapsed();
+    // Kill the agent holding the watch: the other takes it, and a later change arrives.
+    let (_, p) = pair
+        .iter_mut()
+        .find(|(a, _)| *a == watcher)
+        .must("the watcher's process");
+    p.signal("KILL");
+    let other = pair
+        .iter()
+        .find(|(a, _)| *a != watcher)
+        .map(|(a, _)| a.clone())
+        .must("the other agent");
+    wait_until("the watch moved", Duration::from_secs(30), || {
+        agents(&d).iter().any(|a| {
+            a["id"] == other.as_str() && a["job"].as_str().is_some_and(|j| j.contains("watch"))
+        })
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    change("u04", "seen after the failover");
+    wait_until(
+        "the change after the failover",
+        Duration::from_secs(30),
+        || shows("seen after the failover"),
+    );
+    let after = started.elapsed();
+    println!(
+        "watch through an agent: change to target {} ms; after the watching agent was killed {} ms",
+        first.as_millis(),
+        after.as_millis()
+    );
+}

@@ -174,10 +174,8 @@ mod tests {
             e.contains("agent_group: expected an agent group name"),
             "{e}"
         );
-        let e = parse(&ldap("agent_group = \"fab\"\nwatch = true\n", &pw))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("does not run through agents yet"), "{e}");
+        let c = parse(&ldap("agent_group = \"fab\"\nwatch = true\n", &pw)).unwrap();
+        assert_eq!(c.connectors[0].agent_group.as_deref(), Some("fab"));
         let e = parse(
             "[[connector]]\nname = \"f\"\ntype = \"ldif\"\nmode = \"source\"\npath = \"f.ldif\"\n\
              anchor = \"uid\"\nagent_group = \"fab\"\n",

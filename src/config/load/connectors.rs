@@ -141,15 +141,7 @@ pub(super) fn check_connectors(
                     && g.len() <= 64
                     && g.chars()
                         .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
-                if c.watch.as_ref().is_some_and(|w| *w.get_ref()) {
-                    ctx.report(
-                        v.span().start,
-                        &key("agent_group"),
-                        "near-real-time mode (watch = true) does not run through agents yet; \
-                         leave watch out for a connector with agent_group",
-                    );
-                    None
-                } else if fits {
+                if fits {
                     Some(Some(g.clone()))
                 } else {
                     ctx.report(
