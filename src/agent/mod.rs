@@ -17,7 +17,7 @@
 //! alive by HTTP/2 PINGs, reopened with backoff ([`client`]). The appliance's side is
 //! [`listener`]; what each request means is decided without IO in [`protocol`].
 //!
-//! Work: a connector with `agent_group` is, in `bridgehead run`, a [`jobs::RemoteConnector`]:
+//! Work: a connector with `agent_group` is, in `bridgehead run`, a [`remote::RemoteConnector`]:
 //! the runner calls the usual `Connector` trait, the remote connector queues a job for the
 //! group and feeds what comes back into the runner's sink on the runner's thread. The agent
 //! long-polls for work over its connection and runs the job with the ad/ldap code of this
@@ -35,6 +35,7 @@ pub mod jobs;
 pub mod listener;
 pub mod protocol;
 pub mod registry;
+pub mod remote;
 pub mod tokens;
 pub mod verify;
 pub mod worker;
