@@ -9,7 +9,7 @@
 //!
 //! Failover: a job whose agent is lost is queued again for another agent of the group (an
 //! import from the watermark it was given, an export with only the items without an
-//! outcome, a watch as resumed), at most [`ATTEMPTS`] times.
+//! outcome, a watch as resumed), at most three times.
 
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
