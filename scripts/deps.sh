@@ -36,7 +36,7 @@ readonly SYSTEM_PACKAGES=(
     "ldapsearch:ldap-utils"     # the lab's independent checks: ldapadd/modify/delete/search
     # The whole lab.
     "openssl:openssl"           # the lab CA and server certificates (tests/support/lab/tls.rs)
-    "ss:iproute2"               # `ip addr add 127.0.0.2` for the second forest; ss
+    "ss:iproute2"               # `ip addr add 127.0.0.2` for the second forest; ss; `ip netns` and veth (agent_island_*)
     # The SCIM test server (tests/support/lab/scim.rs; every scim_*, rules_scim_*, nrt_scim_*).
     "python3:python3"                                   # runs scim2-server
     "/usr/lib/python3.*/ensurepip/__init__.py:python3-venv" # its venv (Debian splits ensurepip out)

@@ -12,8 +12,10 @@
 //! - [`sync`]: inbound and outbound sync over one store transaction.
 //! - [`runner`]: run profiles, the cycle and the scheduler; where connectors meet the store.
 //! - [`web`]: the HTTPS status page, JSON API and metrics; reads snapshots, asks the runner.
+//! - [`agent`]: lightweight agents: enrolment, trust and the channel to the appliance.
 //! - [`cli`]: the command line, the composition root.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod connector;

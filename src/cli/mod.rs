@@ -12,6 +12,7 @@ macro_rules! out {
     }};
 }
 
+mod agents;
 mod demo;
 pub mod demo_data;
 mod output;
@@ -199,6 +200,33 @@ enum Command {
         #[arg(long)]
         generate: bool,
     },
+    /// Print a one-time token with which an agent of GROUP enrols (see `agent --enroll`).
+    AgentToken {
+        /// The config file (with an [agents] table).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The agent group, as connectors name it in `agent_group`.
+        #[arg(long)]
+        group: String,
+        /// How long the token stays usable (default [agents] token_lifetime, 15m).
+        #[arg(long)]
+        valid: Option<String>,
+    },
+    /// Agent mode: run next to a directory and serve the appliance (enrol first).
+    Agent {
+        /// The agent's folder: its key, certificate and the appliance's CA.
+        #[arg(long, default_value = "/var/lib/bridgehead-agent")]
+        dir: PathBuf,
+        /// Enrol with this one-time token from `bridgehead agent-token`, then exit.
+        #[arg(long, requires_all = ["server", "ca_fingerprint"])]
+        enroll: Option<String>,
+        /// The appliance's agent listener, https://HOST:PORT.
+        #[arg(long)]
+        server: Option<String>,
+        /// SHA-256 fingerprint of the appliance's agent CA (printed by `agent-token`).
+        #[arg(long)]
+        ca_fingerprint: Option<String>,
+    },
 }
 
 /// How `pending` prints.
@@ -265,6 +293,22 @@ pub fn main() -> ExitCode {
         Command::Restore { config, src } => state_file::restore(&config, &src),
         Command::Demo { dir, once, listen } => demo::run(&dir, once, listen),
         Command::Passwd { config, generate } => status_page::passwd(&config, generate),
+        Command::AgentToken {
+            config,
+            group,
+            valid,
+        } => agents::token(&config, &group, valid.as_deref()),
+        Command::Agent {
+            dir,
+            enroll,
+            server,
+            ca_fingerprint,
+        } => agents::agent(agents::AgentArgs {
+            dir,
+            enroll,
+            server,
+            ca_fingerprint,
+        }),
     };
     ExitCode::from(code)
 }
@@ -427,12 +471,13 @@ fn serve(config: Config, announce: bool, reload_from: Option<&Path>) -> u8 {
     runner.attach(handle.live());
     shutdown_on_signals(&rt, &shutdown);
     let notifier = systemd::Notifier::from_env().map(Arc::new);
+    let agents = agents::start_listener(&rt, &config, &mut runner, Arc::clone(&clock), &shutdown);
     let web = config
         .web
         .enabled
         .then(|| {
             let h = handle.clone();
-            status_page::start(&rt, &config, &runner, h, clock, &shutdown, announce)
+            status_page::start(&rt, &config, &runner, h, clock, &shutdown, announce, agents)
         })
         .flatten();
     systemd::started(&rt, notifier.clone(), reload_from, handle);

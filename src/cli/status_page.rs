@@ -68,6 +68,7 @@ fn ensure_password(runner: &Runner, state: &Path) -> Option<std::path::PathBuf> 
 }
 
 /// Starts the status page on `rt`; a failure is logged and the sync goes on without it.
+#[allow(clippy::too_many_arguments)] // the daemon's parts, each handed over once here
 pub(super) fn start(
     rt: &tokio::runtime::Runtime,
     config: &Config,
@@ -76,9 +77,16 @@ pub(super) fn start(
     clock: Arc<dyn Clock>,
     shutdown: &Shutdown,
     announce: bool,
+    agents: Option<crate::agent::registry::Registry>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let password_file = ensure_password(runner, &config.state_file);
-    match rt.block_on(web::bind(config, handle, clock, shutdown.clone())) {
+    match rt.block_on(web::bind_with_agents(
+        config,
+        handle,
+        clock,
+        shutdown.clone(),
+        agents,
+    )) {
         Ok((bound, serve)) => {
             tracing::info!(
                 url = %bound.url,

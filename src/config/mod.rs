@@ -15,6 +15,11 @@ use crate::model::{AttrName, ConnectorName, Dn};
 use crate::rules::RuleSet;
 
 pub use load::ConfigError;
+
+/// A duration as the config file spells it ("90s", "15m", "1h30m"), for command-line flags.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    load::parse_interval(s)
+}
 pub use secret::Secret;
 
 /// The whole configuration.
@@ -36,6 +41,34 @@ pub struct Config {
     pub rules: RuleSet,
     /// The HTTPS status page.
     pub web: WebConfig,
+    /// The listener for lightweight agents (`[agents]`); None: no agent may connect.
+    pub agents: Option<AgentsConfig>,
+}
+
+/// Where agents connect (`[agents]`): one TLS port with mutual TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentsConfig {
+    /// Address and port (default 0.0.0.0:8444; port 0 picks a free one).
+    pub listen: std::net::SocketAddr,
+    /// Extra DNS names or addresses agents use to reach the appliance, put in the
+    /// certificate the listener presents (localhost, the loopback and listen addresses and
+    /// the host name are always in it).
+    pub names: Vec<String>,
+    /// How long a token from `bridgehead agent-token` stays usable (default 15 minutes).
+    pub token_lifetime: Duration,
+    /// How often an agent reports (default 10 s); one missed for three times this is lost.
+    pub heartbeat: Duration,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], 8444)),
+            names: Vec::new(),
+            token_lifetime: Duration::from_secs(15 * 60),
+            heartbeat: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The HTTPS status page (`[web]`).
@@ -102,6 +135,9 @@ pub struct ConnectorConfig {
     /// userPrincipalName, proxyAddresses): a second object wanting a taken value is
     /// quarantined instead of exported.
     pub unique_attributes: Vec<AttrName>,
+    /// The agent group whose agents run this connector (`agent_group`); None: the
+    /// appliance contacts the directory itself.
+    pub agent_group: Option<String>,
 }
 
 /// The accidental-deletion guard of one connector.
@@ -299,7 +335,7 @@ pub struct GraphConfig {
 }
 
 /// Which kind of LDAP directory a connector talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LdapFlavor {
     /// Active Directory (Windows or Samba): objectGUID anchors, DirSync deltas.
     Ad,
@@ -308,7 +344,7 @@ pub enum LdapFlavor {
 }
 
 /// How the server's TLS certificate is checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TlsVerify {
     /// Chain to a trusted CA and the name or IP in the URL (the default).
     Full,
@@ -319,7 +355,7 @@ pub enum TlsVerify {
 }
 
 /// How delta imports find changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DeltaMethod {
     /// AD: DirSync; LDAP: syncrepl where the server offers it, else modifyTimestamp.
     Auto,
@@ -336,7 +372,7 @@ pub enum DeltaMethod {
 }
 
 /// Settings of an `ad` or `ldap` connector.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LdapConfig {
     /// AD or plain LDAP.
     pub flavor: LdapFlavor,
@@ -348,8 +384,13 @@ pub struct LdapConfig {
     pub danger_plaintext: bool,
     /// The bind identity (a DN, or `user@domain` for AD).
     pub bind_dn: String,
-    /// The bind password.
+    /// The bind password (never serialised: a job for an agent carries it apart, over
+    /// the agent's mutual-TLS channel only).
+    #[serde(skip)]
     pub bind_password: Secret,
+    /// With `agent_group`: the file on the agents' hosts the agent reads the bind password
+    /// from (`agent_bind_password_file`); the appliance then holds and sends none.
+    pub agent_password_file: Option<PathBuf>,
     /// How the certificate is checked.
     pub tls_verify: TlsVerify,
     /// A PEM file of CA certificates to trust instead of the system's.

@@ -4,10 +4,15 @@ use std::fmt;
 use std::path::Path;
 
 /// A secret value read from a file or environment variable; Debug/Display print "[redacted]".
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret received whole (a bind password sent to an agent with its job).
+    pub fn new(text: String) -> Secret {
+        Secret(text)
+    }
+
     /// The secret text, for handing to a protocol library; never log it.
     pub fn expose(&self) -> &str {
         &self.0

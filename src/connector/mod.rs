@@ -2,6 +2,7 @@
 //! and apply pending exports on export; they know nothing of rules and never open the
 //! store (the runner hands them what they need).
 
+pub mod agent_served;
 pub mod graph;
 pub mod http;
 pub mod ldap;
@@ -193,8 +194,15 @@ pub trait Connector: Send {
     }
 }
 
-/// Builds the connector for a config entry.
+/// Builds the connector for a config entry (one that agents serve is never contacted from
+/// here: see [`agent_served`]).
 pub fn build(cfg: &ConnectorConfig) -> Box<dyn Connector> {
+    if let Some(group) = &cfg.agent_group {
+        return Box::new(agent_served::AgentServed::new(
+            cfg.name.clone(),
+            group.clone(),
+        ));
+    }
     match &cfg.kind {
         ConnectorKind::Ldif(l) => Box::new(ldif::LdifConnector::new(cfg.name.clone(), l.clone())),
         ConnectorKind::Ldap(l) => {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{Anchor, AttrName, Attributes, CsId, Dn, ValueSet};
 
 /// An object as a connector read it from its directory.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImportedObject {
     /// The directory's immutable id.
     pub anchor: Anchor,
@@ -20,7 +20,7 @@ pub struct ImportedObject {
 
 /// Changed attributes of an object the connector space already holds (a DirSync delta
 /// names only what changed, and linked attributes only the values added or removed).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartialObject {
     /// The directory's immutable id.
     pub anchor: Anchor,
@@ -31,7 +31,7 @@ pub struct PartialObject {
 }
 
 /// One change from an import.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ImportChange {
     /// The object exists with this state (an add, an update or a move: the anchor decides).
     Upsert(ImportedObject),
@@ -106,7 +106,7 @@ pub enum ExportKind {
 }
 
 /// A pending export as handed to a connector.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExportItem {
     /// The CS object it belongs to.
     pub cs_id: CsId,
@@ -129,7 +129,7 @@ pub struct ExportItem {
 }
 
 /// What a connector did with one export.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ExportOutcome {
     /// The directory took it; an add reports the anchor the directory assigned.
     Applied {

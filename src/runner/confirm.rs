@@ -13,6 +13,11 @@ pub struct Confirm<'a> {
     /// Attributes the directory never hands back (apply-once flows: passwords and the
     /// like); their absence is not a refusal.
     pub write_only: &'a [AttrName],
+    /// The empty-import guard applies: the connector feeds the metaverse, so objects it no
+    /// longer finds would be deleted everywhere. A connector that is only a target is not
+    /// guarded: what its import misses (an export a crash cut short, say) is provisioned
+    /// again, and nothing is deleted.
+    pub guarded: bool,
 }
 
 /// [`Confirm`] with its running count.
@@ -130,6 +135,7 @@ mod tests {
             rules: Confirm {
                 now_ms: 0,
                 write_only,
+                guarded: true,
             },
             not_kept: 0,
         }

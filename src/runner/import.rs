@@ -249,7 +249,12 @@ pub fn run(
         }
         let live = tx.anchored_count(&conn)?.saturating_sub(deleted_before);
         let found = live.saturating_sub(gone.len() as u64);
-        if let guard::Verdict::Stop(e) = guard::judge(&tx, &conn, live, found)? {
+        let verdict = if sink.confirm.rules.guarded {
+            guard::judge(&tx, &conn, live, found)?
+        } else {
+            guard::Verdict::Proceed
+        };
+        if let guard::Verdict::Stop(e) = verdict {
             // What the import did find stands; the watermark stays where it was, so the
             // next import reads the snapshot again.
             tx.commit()?;
@@ -662,6 +667,7 @@ mod tests {
             rules: crate::runner::confirm::Confirm {
                 now_ms: 0,
                 write_only: &[],
+                guarded: true,
             },
             not_kept: 0,
         };

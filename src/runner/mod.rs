@@ -154,9 +154,64 @@ pub struct Runner {
     write_only: HashMap<ConnectorName, Vec<AttrName>>,
     /// Where the status page reads the running cycle's progress, when it runs.
     live: Option<Arc<handle::Live>>,
+    /// Builds the connectors that need more than their config (those run by agents), at
+    /// start and again after a reload; None for the others.
+    special: Option<SpecialConnectors>,
 }
 
+/// Whether `connector` has inbound rules (what its imports miss would be deleted from the
+/// metaverse, and so from every target).
+fn feeds_metaverse(config: &Config, connector: &ConnectorName) -> bool {
+    config
+        .rules
+        .inbound
+        .iter()
+        .any(|r| &r.connector == connector)
+}
+
+/// What the composition root hands the runner to build a connector its config alone cannot
+/// (one run by agents): the connector, or None for a connector built as usual.
+pub type SpecialConnectors =
+    Arc<dyn Fn(&crate::config::ConnectorConfig) -> Option<Box<dyn Connector>> + Send + Sync>;
+
 impl Runner {
+    /// Builds the connectors `special` gives in place of the configured ones, now and after
+    /// every reload; returns the names of those it replaced.
+    pub fn use_special_connectors(&mut self, special: SpecialConnectors) -> Vec<ConnectorName> {
+        let built: Vec<_> = self
+            .config
+            .connectors
+            .iter()
+            .filter_map(|c| special(c))
+            .collect();
+        let mut replaced = Vec::new();
+        for connector in built {
+            let name = connector.name().clone();
+            if self.use_connector(connector) {
+                replaced.push(name);
+            }
+        }
+        self.special = Some(special);
+        replaced
+    }
+
+    /// Puts `connector` in place of the configured connector of the same name (the
+    /// composition root hands in connectors that need more than their config, such as
+    /// one run by agents); false when no connector has that name.
+    pub fn use_connector(&mut self, connector: Box<dyn Connector>) -> bool {
+        match self
+            .connectors
+            .iter_mut()
+            .find(|c| c.name() == connector.name())
+        {
+            Some(slot) => {
+                *slot = connector;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A runner over an open store.
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>, shutdown: Shutdown) -> Runner {
         let Derived {
@@ -175,6 +230,7 @@ impl Runner {
             unique,
             write_only,
             live: None,
+            special: None,
         };
         runner.apply_staging_override();
         runner
@@ -203,6 +259,7 @@ impl Runner {
             let confirm = import::Confirm {
                 now_ms: self.clock.now_ms(),
                 write_only: write_only_of(&self.write_only, c.name()),
+                guarded: feeds_metaverse(&self.config, c.name()),
             };
             let stats = import::run(&self.store, c.as_mut(), full, &self.shutdown, None, confirm)?;
             out.push(stats.counts);
@@ -408,6 +465,7 @@ impl Runner {
             let confirm = import::Confirm {
                 now_ms: self.clock.now_ms(),
                 write_only: write_only_of(&self.write_only, c.name()),
+                guarded: feeds_metaverse(&self.config, c.name()),
             };
             let stats = import::run(
                 &self.store,
@@ -485,6 +543,7 @@ impl Runner {
             let confirm = import::Confirm {
                 now_ms: self.clock.now_ms(),
                 write_only: write_only_of(&self.write_only, c.name()),
+                guarded: feeds_metaverse(&self.config, c.name()),
             };
             let stats = import::run(&self.store, c, false, &self.shutdown, None, confirm)?;
             let counts = stats.counts;

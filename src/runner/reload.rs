@@ -104,6 +104,9 @@ impl Runner {
         self.unique = unique;
         self.write_only = write_only;
         self.config = new.clone();
+        if let Some(special) = self.special.clone() {
+            self.use_special_connectors(special);
+        }
         // A staging mode left at run time stays left; the live status shows the new value.
         self.apply_staging_override();
         if let Some(live) = &self.live {

@@ -213,6 +213,7 @@ impl Runner {
         let confirm = import::Confirm {
             now_ms: self.clock.now_ms(),
             write_only: write_only_of(&self.write_only, &conn),
+            guarded: super::feeds_metaverse(&self.config, &conn),
         };
         let (counts, found) = import::run_one(
             &self.store,

@@ -151,6 +151,11 @@ impl App {
                 ),
             ),
             (false, ["api", "host"]) => Resp::json(200, &self.host.view(&self.config().state_file)),
+            (false, ["api", "agents"]) => Resp::json(200, &self.agents_list()),
+            (true, ["api", "actions", "revoke-agent"]) => {
+                let agent = body.get("agent").cloned().unwrap_or_default();
+                acted(self.revoke_agent(&agent, who))
+            }
             (true, ["api", "actions", "cycle"]) => {
                 let full = body.get("mode").is_some_and(|m| m == "full");
                 match self.handle.submit(Request::Cycle {

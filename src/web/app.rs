@@ -16,6 +16,7 @@ use super::pictures;
 use super::quiet_log::{Event, QuietLog};
 use super::system::{Host, config_view};
 use super::views::{self, ObjectStats};
+use crate::agent::registry::Registry;
 use crate::config::Config;
 use crate::model::{Clock, CsId, MvId};
 use crate::runner::handle::{Answer, Request, RunnerHandle};
@@ -60,6 +61,7 @@ pub struct App {
     quiet: Mutex<QuietLog>,
     started_ms: i64,
     certificate: String,
+    agents: Option<Registry>,
 }
 
 /// An error page or JSON error.
@@ -95,6 +97,7 @@ impl App {
             stats: Mutex::new(None),
             quiet: Mutex::new(QuietLog::default()),
             certificate,
+            agents: None,
         }
     }
 
@@ -105,6 +108,12 @@ impl App {
             .live()
             .config()
             .unwrap_or_else(|| Arc::clone(&self.start_config))
+    }
+
+    /// The register of agents the Agents page lists and revokes (None: no listener).
+    pub fn with_agents(mut self, agents: Option<Registry>) -> App {
+        self.agents = agents;
+        self
     }
 
     /// Logs every session out (after the password changed elsewhere).
@@ -536,6 +545,22 @@ impl App {
                     200,
                 )
             }
+            (false, ["agents"]) => {
+                let (nav, fmt) = nav("Agents", "/agents");
+                Self::render(
+                    AgentsPage {
+                        nav,
+                        fmt,
+                        enabled: self.agents.is_some(),
+                        list: self.agents_list(),
+                    },
+                    200,
+                )
+            }
+            (true, ["actions", "revoke-agent"]) => {
+                let agent = form.get("agent").cloned().unwrap_or_default();
+                message("Revoke agent", self.revoke_agent(&agent, who), "/agents")
+            }
             (true, ["logout"]) => {
                 self.auth.logout(session);
                 Resp::see_other("/login").with("set-cookie", cookie(SESSION_COOKIE, "", 0))
@@ -608,6 +633,9 @@ mod api;
 #[path = "login.rs"]
 mod login;
 
+#[path = "agents.rs"]
+mod agents;
+
 #[cfg(test)]
 #[path = "app_tests.rs"]
 mod tests;
@@ -623,3 +651,7 @@ mod banner_tests;
 #[cfg(test)]
 #[path = "console_tests.rs"]
 mod console_tests;
+
+#[cfg(test)]
+#[path = "app_agents_tests.rs"]
+mod agents_tests;

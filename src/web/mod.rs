@@ -36,6 +36,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::agent::registry::Registry;
 use crate::config::Config;
 use crate::model::Clock;
 use crate::runner::Shutdown;
@@ -67,6 +68,17 @@ pub async fn bind(
     clock: Arc<dyn Clock>,
     shutdown: Shutdown,
 ) -> Result<(Bound, impl Future<Output = ()> + use<>), WebError> {
+    bind_with_agents(config, handle, clock, shutdown, None).await
+}
+
+/// [`bind`], with the register of agents the Agents page lists and revokes.
+pub async fn bind_with_agents(
+    config: &Config,
+    handle: RunnerHandle,
+    clock: Arc<dyn Clock>,
+    shutdown: Shutdown,
+    agents: Option<Registry>,
+) -> Result<(Bound, impl Future<Output = ()> + use<>), WebError> {
     let web = &config.web;
     let tls = tls::load(web.tls.as_ref(), &config.state_file, web.listen).map_err(WebError)?;
     let store = Store::open_read_only(&config.state_file)
@@ -95,13 +107,10 @@ pub async fn bind(
             tls.fingerprint
         )
     };
-    let app = Arc::new(app::App::new(
-        config.clone(),
-        store,
-        handle.clone(),
-        clock,
-        certificate,
-    ));
+    let app = Arc::new(
+        app::App::new(config.clone(), store, handle.clone(), clock, certificate)
+            .with_agents(agents),
+    );
     let bound = Bound {
         url: format!("https://{addr}/"),
         fingerprint: tls.fingerprint.clone(),

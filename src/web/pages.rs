@@ -36,7 +36,7 @@ impl Nav {
     }
 
     /// The navigation links.
-    pub fn links(&self) -> [(&'static str, &'static str); 7] {
+    pub fn links(&self) -> [(&'static str, &'static str); 8] {
         [
             ("/", "Overview"),
             ("/connectors", "Connectors"),
@@ -44,6 +44,7 @@ impl Nav {
             ("/objects", "Objects"),
             ("/config", "Config"),
             ("/host", "Host"),
+            ("/agents", "Agents"),
             ("/account", "Password"),
         ]
     }
@@ -256,6 +257,20 @@ pub struct HostPage {
     pub fmt: Fmt,
     /// Data.
     pub h: HostView,
+}
+
+/// The enrolled agents.
+#[derive(Template)]
+#[template(path = "agents.html", config = "web/askama.toml")]
+pub struct AgentsPage {
+    /// Frame.
+    pub nav: Nav,
+    /// Helpers.
+    pub fmt: Fmt,
+    /// Whether the config has an `[agents]` table.
+    pub enabled: bool,
+    /// The agents.
+    pub list: Vec<crate::agent::registry::AgentView>,
 }
 
 /// The password form.

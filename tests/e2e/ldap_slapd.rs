@@ -9,7 +9,7 @@ use crate::support::lab::{LdapServer, Scope};
 use crate::support::{Must, TestDir, connector_counts, cycle_json, read_ldif};
 
 /// People as (uid, cn, mail, description) and groups as (cn, member uids), sorted.
-type Content = (
+pub(super) type Content = (
     Vec<(String, String, String, String)>,
     Vec<(String, Vec<String>)>,
 );
@@ -118,7 +118,7 @@ fn person(ou: &str, uid: &str, cn: &str, extra: &str) -> String {
 
 /// What the target should hold, computed from the source with ldapsearch: uid → (cn, mail,
 /// description), and group cn → member uids.
-fn expectation(src: &Slapd, ou: &str) -> Content {
+pub(super) fn expectation(src: &Slapd, ou: &str) -> Content {
     let people = src.ldapsearch(
         ou,
         Scope::Sub,
@@ -165,7 +165,7 @@ fn expectation(src: &Slapd, ou: &str) -> Content {
     (p, g)
 }
 
-fn actual(path: &Path) -> Content {
+pub(super) fn actual(path: &Path) -> Content {
     let entries = read_ldif(path);
     let mut p: Vec<_> = entries
         .iter()
@@ -211,7 +211,7 @@ fn cycle(
     connector_counts(&run.json())
 }
 
-fn load_fixture(src: &Slapd, ou: &str) {
+pub(super) fn load_fixture(src: &Slapd, ou: &str) {
     let mut ldif = String::new();
     for i in 0..30 {
         let extra = match i {

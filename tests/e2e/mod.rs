@@ -1,6 +1,12 @@
 //! End-to-end tests against the real `bridgehead` binary, each in its own temp folder so
 //! they run in parallel.
 
+mod agent_bench;
+mod agent_failover;
+mod agent_import_bench;
+mod agent_island;
+mod agent_slapd;
+mod agent_trust;
 mod check_readonly;
 mod console_pending;
 mod console_sync_object;

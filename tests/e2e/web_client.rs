@@ -37,6 +37,11 @@ impl Daemon {
     pub fn wait_for_exit(&mut self, limit: Duration) -> Option<i32> {
         self._process.wait_for_exit(limit)
     }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self._process.id()
+    }
 }
 
 /// Waits for the "status page listening" line and reads the URL and fingerprint from it.

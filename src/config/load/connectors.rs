@@ -174,6 +174,37 @@ pub(super) fn check_connectors(
         };
         let unique_attributes =
             ctx.attr_list(c.unique_attributes.as_ref(), &key("unique_attributes"), &[]);
+        let agent_group = match (&c.agent_group, kind_name) {
+            (None, _) => Some(None),
+            (Some(v), Some(KindName::Ad | KindName::Ldap)) => {
+                let g = v.get_ref();
+                let fits = !g.is_empty()
+                    && g.len() <= 64
+                    && g.chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+                if fits {
+                    Some(Some(g.clone()))
+                } else {
+                    ctx.report(
+                        v.span().start,
+                        &key("agent_group"),
+                        format!(
+                            "expected an agent group name (1 to 64 letters, digits, '-', '_' \
+                             or '.'), found {g:?}"
+                        ),
+                    );
+                    None
+                }
+            }
+            (Some(v), _) => {
+                ctx.report(
+                    v.span().start,
+                    &key("agent_group"),
+                    "only ad and ldap connectors run through agents",
+                );
+                None
+            }
+        };
         let deletion_threshold = match (count, percent, holds) {
             (Some(count), Some(percent), Some(holds)) => Some(DeletionThreshold {
                 count,
@@ -202,6 +233,7 @@ pub(super) fn check_connectors(
                 deletion_threshold: deletion_threshold?,
                 unique_attributes: unique_attributes?,
                 kind: kind?,
+                agent_group: agent_group?,
             })
         })());
     }
@@ -312,6 +344,10 @@ fn ldap_keys(c: &RawConnector) -> Vec<(&'static str, usize)> {
     add(
         "bind_password_env",
         c.bind_password_env.as_ref().map(|v| v.span().start),
+    );
+    add(
+        "agent_bind_password_file",
+        c.agent_bind_password_file.as_ref().map(|v| v.span().start),
     );
     add("tls_verify", c.tls_verify.as_ref().map(|v| v.span().start));
     add("ca_file", c.ca_file.as_ref().map(|v| v.span().start));

@@ -190,6 +190,39 @@ pub(super) fn check_ldap(
             "the bind identity, like \"CN=sync,OU=Service,DC=corp,DC=example,DC=test\"",
         )
         .and_then(|v| ctx.non_empty(v, &key("bind_dn"), "a DN or user@domain"));
+    // A password the agent reads on its own host: the appliance holds none.
+    let agent_password_file = match (&c.agent_bind_password_file, &c.agent_group) {
+        (None, _) => Some(None),
+        (Some(v), None) => {
+            ctx.report(
+                v.span().start,
+                &key("agent_bind_password_file"),
+                "only for a connector with agent_group (a file on the agents' hosts)",
+            );
+            None
+        }
+        (Some(v), Some(_)) if c.bind_password_file.is_some() || c.bind_password_env.is_some() => {
+            ctx.report(
+                v.span().start,
+                &key("agent_bind_password_file"),
+                "give either agent_bind_password_file (read by the agent) or \
+                 bind_password_file/bind_password_env (read here and sent to the agent), not both",
+            );
+            None
+        }
+        (Some(v), Some(_)) if !v.get_ref().starts_with('/') => {
+            ctx.report(
+                v.span().start,
+                &key("agent_bind_password_file"),
+                format!(
+                    "expected an absolute path on the agents' hosts, found {:?}",
+                    v.get_ref()
+                ),
+            );
+            None
+        }
+        (Some(v), Some(_)) => Some(Some(PathBuf::from(v.get_ref()))),
+    };
     let bind_password = match resolve_secret(
         c.bind_password_file.as_ref(),
         c.bind_password_env.as_ref(),
@@ -197,6 +230,7 @@ pub(super) fn check_ldap(
         ctx,
     ) {
         Ok(Some(s)) => Some(s),
+        Ok(None) if c.agent_bind_password_file.is_some() => Some(Secret::default()),
         Ok(None) => {
             ctx.report(
                 span.start,
@@ -395,6 +429,7 @@ pub(super) fn check_ldap(
         danger_plaintext,
         bind_dn: bind_dn?,
         bind_password: bind_password?,
+        agent_password_file: agent_password_file?,
         tls_verify: tls_verify?,
         ca_file: ca_file?,
         base_dn: base_dn?,

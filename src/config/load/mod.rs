@@ -82,6 +82,7 @@ impl Config {
 // Raw shapes. Every key is optional here so that a missing key is reported together with all
 // other problems instead of stopping serde at the first one.
 
+mod agents;
 mod connectors;
 mod graph;
 mod ldap;
@@ -92,6 +93,7 @@ mod scim;
 mod toml_errors;
 mod web;
 
+use agents::*;
 use connectors::*;
 use raw::*;
 use rules::*;
@@ -329,6 +331,7 @@ fn check_config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Option<Config> {
     };
     let (connectors, known) = check_connectors(ctx, &raw.connector);
     let web = check_web(ctx, raw.web.as_ref());
+    let agents = raw.agents.as_ref().map(|a| check_agents(ctx, a));
     let inbound: Vec<Option<InboundRule>> = {
         let mut names = HashMap::new();
         raw.inbound
@@ -358,6 +361,7 @@ fn check_config(ctx: &mut Ctx<'_>, raw: &RawConfig) -> Option<Config> {
         schedule: schedule?,
         staging: raw.staging.as_ref().is_some_and(|v| *v.get_ref()),
         web: web?,
+        agents: agents.map_or(Some(None), |a| a.map(Some))?,
         connectors,
         rules,
     })
@@ -393,7 +397,7 @@ fn check_schedule(ctx: &mut Ctx<'_>, raw: &RawSchedule) -> Option<Schedule> {
 }
 
 /// `<n>h`, `<n>m`, `<n>s` or combinations in that order (`1h30m`, `2m30s`).
-fn parse_interval(s: &str) -> Option<Duration> {
+pub(super) fn parse_interval(s: &str) -> Option<Duration> {
     if s.is_empty() {
         return None;
     }

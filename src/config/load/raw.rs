@@ -11,6 +11,7 @@ pub(super) struct RawConfig {
     pub(super) schedule: Option<Spanned<RawSchedule>>,
     pub(super) staging: Option<Spanned<bool>>,
     pub(super) web: Option<Spanned<RawWeb>>,
+    pub(super) agents: Option<Spanned<RawAgents>>,
     #[serde(default)]
     pub(super) connector: Vec<Spanned<RawConnector>>,
     #[serde(default)]
@@ -85,6 +86,8 @@ pub(super) struct RawConnector {
     pub(super) graph_url: Option<Spanned<String>>,
     pub(super) write_budget: Option<Spanned<i64>>,
     pub(super) watch_window: Option<Spanned<String>>,
+    pub(super) agent_group: Option<Spanned<String>>,
+    pub(super) agent_bind_password_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

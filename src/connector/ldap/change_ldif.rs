@@ -113,7 +113,7 @@ pub fn change_records(items: &[ExportItem], flavor: LdapFlavor) -> Result<String
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::model::{CsId, Dn, ValueSet};
+    use crate::model::{CsId, Dn, Value, ValueSet};
 
     fn change(attr: &str, op: fn(ValueSet) -> ChangeOp, v: &str) -> AttrChange {
         AttrChange {

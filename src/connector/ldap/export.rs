@@ -226,7 +226,18 @@ async fn add(
     }
     let dn = item.dn.as_str();
     let anchor_attr = mapper.anchor_attr();
-    let read = session.add_reading(dn, list, &[anchor_attr]).await?;
+    let read = match session.add_reading(dn, list, &[anchor_attr]).await {
+        Ok(read) => read,
+        // entryAlreadyExists: a replay. A run killed with adds in flight leaves the directory
+        // to finish them, possibly after the next run's import has read the target; the
+        // entry at this DN is this object (the import would adopt it by DN just the same),
+        // so it is read back and taken, and what follows the add is applied to it.
+        Err(Failure::Refused { rc: 68, .. }) => {
+            tracing::info!(%dn, "the entry exists already (a replayed add); adopting it");
+            None
+        }
+        Err(f) => return Err(f),
+    };
     for c in after {
         let m = mods(std::slice::from_ref(&c), flavor).map_err(Failure::BadData)?;
         if let Err(f) = session.modify(dn, m).await {
