@@ -68,9 +68,15 @@ impl Sink<'_> {
             return Ok(());
         }
         let tx = self.store.write()?;
+        self.apply_buffered(&tx)?;
+        tx.commit()
+    }
+
+    /// Applies the buffered changes in `tx` (the caller commits).
+    fn apply_buffered(&mut self, tx: &WriteTx) -> Result<(), StoreError> {
         for change in self.buf.drain(..) {
             apply(
-                &tx,
+                tx,
                 self.conn,
                 change,
                 &mut self.counts,
@@ -78,7 +84,7 @@ impl Sink<'_> {
                 &mut self.confirm,
             )?;
         }
-        tx.commit()
+        Ok(())
     }
 }
 
@@ -223,16 +229,7 @@ pub fn run(
     let end = end?;
     shutdown.check()?;
     let tx = store.write()?;
-    for change in sink.buf.drain(..) {
-        apply(
-            &tx,
-            &conn,
-            change,
-            &mut sink.counts,
-            &mut sink.seen,
-            &mut sink.confirm,
-        )?;
-    }
+    sink.apply_buffered(&tx)?;
     if end.complete {
         // A snapshot: whatever it did not deliver is gone from the directory. Objects not
         // yet exported (no anchor) are not in the anchor index and are left alone.
@@ -315,16 +312,7 @@ pub(super) fn run_one(
     }
     let found = found?;
     let tx = store.write()?;
-    for change in sink.buf.drain(..) {
-        apply(
-            &tx,
-            &conn,
-            change,
-            &mut sink.counts,
-            &mut sink.seen,
-            &mut sink.confirm,
-        )?;
-    }
+    sink.apply_buffered(&tx)?;
     if !found {
         let anchor = match tx.cs_by_dn(&conn, &which.dn)? {
             Some(id) => tx.cs(id)?.and_then(|r| r.anchor).map(Anchor::new),
