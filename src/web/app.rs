@@ -413,8 +413,9 @@ impl App {
                 let (mut nav, fmt) = nav("Overview", "/");
                 nav.refresh = v.running.is_some() || v.queued > 0;
                 let watches = self.handle.status().watches;
+                let agents = self.agents_list();
                 let (topology, history) =
-                    pictures::overview(&tx, &self.config(), v.counts.mv, &watches, now)?;
+                    pictures::overview(&tx, &self.config(), v.counts.mv, &watches, &agents, now)?;
                 let page = OverviewPage {
                     nav,
                     fmt,

@@ -72,6 +72,8 @@ pub struct Node {
     pub errors: u64,
     /// Deletes held back.
     pub blocked_deletes: u64,
+    /// Run through agents: the group and how many of its agents are connected.
+    pub agents: Option<(String, usize)>,
 }
 
 /// The topology's numbers, cheap enough for every overview (no scan of the objects):
@@ -81,6 +83,7 @@ pub fn nodes(
     tx: &ReadTx,
     config: &Config,
     runs: &[(u64, RunRecord)],
+    agents: &[crate::agent::registry::AgentView],
 ) -> Result<Vec<Node>, StoreError> {
     let last = runs
         .iter()
@@ -102,6 +105,13 @@ pub fn nodes(
                 .and_then(|r| r.connectors.iter().find(|s| s.connector == name))
                 .map_or(0, |s| s.errors),
             blocked_deletes: tx.blocked_deletes(&c.name)?.len() as u64,
+            agents: c.agent_group.as_ref().map(|g| {
+                let up = agents
+                    .iter()
+                    .filter(|a| &a.group == g && a.state == "connected")
+                    .count();
+                (g.clone(), up)
+            }),
         });
     }
     Ok(out)
@@ -113,10 +123,11 @@ pub fn overview(
     config: &Config,
     mv_objects: u64,
     watches: &[(String, String)],
+    agents: &[crate::agent::registry::AgentView],
     now_ms: i64,
 ) -> Result<(String, String), StoreError> {
     let runs = tx.runs(super::views::HISTORY_RUNS)?;
-    let nodes = nodes(tx, config, &runs)?;
+    let nodes = nodes(tx, config, &runs, agents)?;
     Ok((
         topology(config, &nodes, mv_objects, watches),
         history(&runs, now_ms),
@@ -136,12 +147,13 @@ pub fn per_connector(
         .collect())
 }
 
-/// The health class of a connector: errors are bad, held deletes, pending exports or a lost
-/// watch are a warning.
+/// The health class of a connector: errors are bad, held deletes, pending exports, a lost
+/// watch or no connected agent (for a connector run through agents) are a warning.
 fn health(c: &Node, watch_lost: bool) -> &'static str {
+    let no_agent = c.agents.as_ref().is_some_and(|(_, up)| *up == 0);
     if c.errors > 0 {
         "bad"
-    } else if c.blocked_deletes > 0 || watch_lost || c.pending > 0 {
+    } else if c.blocked_deletes > 0 || watch_lost || c.pending > 0 || no_agent {
         "warn"
     } else {
         "ok"
@@ -214,9 +226,15 @@ pub fn topology(
             let y = top(i, group.len());
             let class = health(c, lost(&c.name));
             let name = esc(&c.name);
+            // A connector run through agents says which group and how many are connected.
+            let via = match &c.agents {
+                Some((g, up)) => format!(" · agents {} ({up} up)", short(g, 12)),
+                None => String::new(),
+            };
             let _ = write!(
                 s,
-                r#"<g class="node {side} health-{class}"><title>{name} ({kind}): {objects} objects, {pending} pending exports, {errors} object errors in the last cycle, {held} deletes held</title><rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8"/><text x="{tx}" y="{ty}" class="name">{short}</text><text x="{tx}" y="{sy}" class="sub">{kind}{lost}</text></g>"#,
+                r#"<g class="node {side} health-{class}"><title>{name} ({kind}): {objects} objects, {pending} pending exports, {errors} object errors in the last cycle, {held} deletes held</title><rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8"/><text x="{tx}" y="{ty}" class="name">{short}</text><text x="{tx}" y="{sy}" class="sub">{kind}{via}{lost}</text></g>"#,
+                via = esc(&via),
                 kind = esc(&c.kind),
                 objects = c.objects,
                 pending = c.pending,

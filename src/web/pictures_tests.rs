@@ -12,6 +12,7 @@ fn view(name: &str, errors: u64, pending: u64) -> Node {
         pending,
         errors,
         blocked_deletes: 0,
+        agents: None,
     }
 }
 
@@ -48,10 +49,12 @@ flows = [ { target = "cn", source = "cn" } ]
 "#;
     let dir = tempfile::tempdir().unwrap();
     let config = Config::parse(text, &dir.path().join("b.toml")).unwrap();
-    let src = view("src", 0, 0);
+    let mut src = view("src", 0, 0);
+    src.agents = Some(("fab".into(), 1));
     let mut dst = view("dst", 2, 5);
     dst.kind = "<script>alert(1)</script>".into();
     let svg = topology(&config, &[src, dst], 10, &[]);
+    assert!(svg.contains("ldif · agents fab (1 up)"), "{svg}");
     assert!(!svg.contains("<script>"), "{svg}");
     assert!(svg.contains("&lt;script&gt;"), "{svg}");
     assert!(svg.contains("node source health-ok"), "{svg}");
@@ -134,4 +137,18 @@ fn history_stacks_phases_and_marks_errors_and_held_deletes() {
     assert!(objects.contains("now: 109"), "{objects}");
     assert!(objects.contains(">100<"), "the lowest value: {objects}");
     assert!(objects_over_time("other", &runs, now).contains("no cycle recorded yet"));
+}
+
+#[test]
+fn a_connector_run_through_agents_shows_its_group_and_warns_without_one_connected() {
+    let mut n = view("fab", 0, 0);
+    assert_eq!(health(&n, false), "ok");
+    n.agents = Some(("fab-dc".into(), 0));
+    assert_eq!(
+        health(&n, false),
+        "warn",
+        "no agent of the group is connected"
+    );
+    n.agents = Some(("fab-dc".into(), 2));
+    assert_eq!(health(&n, false), "ok");
 }

@@ -493,6 +493,11 @@ fn web_browser_walkthrough() {
         .to_string();
     b.go(&format!("{}objects/cs/{cs_id}", d.url));
     b.click("#sync-object");
+    // The answer is the POST's own page: wait for it before reading (the old page's
+    // elements go stale under a reader that is too quick).
+    b.wait_url("the sync-object report", |u| {
+        u.contains("/actions/sync-object")
+    });
     let body = b.text(&b.find("main"));
     assert!(
         body.contains("read from the directory") && body.contains("Export to directory"),
