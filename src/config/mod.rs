@@ -568,3 +568,45 @@ impl Config {
         self.connectors.iter().find(|c| &c.name == name)
     }
 }
+
+/// Host, port (389 or 636 by default) and whether TLS starts at once (`ldaps://`) of an
+/// `ldap://` or `ldaps://` URL, or why it is not one: the loader checks a connector's URL with
+/// it, and the LDAP connector connects with it.
+pub fn ldap_endpoint(url: &str) -> Result<(String, u16, bool), String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("ldaps://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("ldap://") {
+        (false, r)
+    } else {
+        return Err(
+            "expected a URL like \"ldaps://dc1.corp.example.test\" or \"ldap://host:389\"".into(),
+        );
+    };
+    let hostport = rest.split('/').next().unwrap_or("");
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(h) => match h.split_once(']') {
+            Some((h, after)) => (h, after.strip_prefix(':')),
+            None => (h, None),
+        },
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    let port = match port {
+        None => {
+            if tls {
+                636
+            } else {
+                389
+            }
+        }
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("the port {p:?} is not a number from 1 to 65535"))?,
+    };
+    Ok((host.to_string(), port, tls))
+}

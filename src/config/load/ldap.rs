@@ -93,35 +93,10 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The host of an `ldap://` or `ldaps://` URL, or why it is not one.
+/// Whether an `ldap://` or `ldaps://` URL starts TLS at once, and its host; or why it is not
+/// such a URL.
 fn url_host(url: &str) -> Result<(bool, String), String> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("ldaps://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("ldap://") {
-        (false, r)
-    } else {
-        return Err(
-            "expected a URL like \"ldaps://dc1.corp.example.test\" or \"ldap://host:389\"".into(),
-        );
-    };
-    let hostport = rest.split('/').next().unwrap_or("");
-    let host = if let Some(h) = hostport.strip_prefix('[') {
-        h.split(']').next().unwrap_or("").to_string()
-    } else {
-        hostport
-            .rsplit_once(':')
-            .map_or(hostport, |(h, _)| h)
-            .to_string()
-    };
-    if host.is_empty() {
-        return Err("the URL has no host".into());
-    }
-    if let Some((_, port)) = hostport.rsplit_once(':') {
-        if !hostport.ends_with(']') && port.parse::<u16>().is_err() {
-            return Err(format!("the port {port:?} is not a number from 1 to 65535"));
-        }
-    }
-    Ok((tls, host))
+    crate::config::ldap_endpoint(url).map(|(host, _, tls)| (tls, host))
 }
 
 pub(super) fn check_ldap(

@@ -54,35 +54,9 @@ impl Guard {
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Host, port and whether TLS starts at once (`ldaps://`).
+/// Host, port and whether TLS starts at once (`ldaps://`), as the config checked them.
 fn endpoint(url: &str) -> Result<(String, u16, bool), Failure> {
-    let bad = || Failure::BadData(format!("not an ldap:// or ldaps:// URL: {url}"));
-    let (tls, rest) = if let Some(r) = url.strip_prefix("ldaps://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("ldap://") {
-        (false, r)
-    } else {
-        return Err(bad());
-    };
-    let hostport = rest.split('/').next().unwrap_or("");
-    let default = if tls { 636 } else { 389 };
-    let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
-        let (h, after) = h.split_once(']').ok_or_else(bad)?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| bad())?,
-            None => default,
-        };
-        (h.to_string(), port)
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad())?),
-            None => (hostport.to_string(), default),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok((host, port, tls))
+    crate::config::ldap_endpoint(url).map_err(|m| Failure::BadData(format!("{url}: {m}")))
 }
 
 /// Connects to the server as the config says and returns the local end for ldap3, with the
